@@ -1,0 +1,76 @@
+"""
+agentsteps: accountable LLM agent steps.
+
+Decorate agent functions with `step` and `persona`; every call then knows which persona
+ran it, which model it used, what it spent against its `Budget`, and how it ended, and
+shows up as an OpenTelemetry span.
+
+    >>> from agentsteps import Budget, persona, record_usage, step
+    >>> @step(model="claude-haiku-4-5", budget=Budget(max_tokens=2_000, max_usd=0.05))
+    ... def summarize(pr):
+    ...     record_usage(input_tokens=812, output_tokens=95, cost_usd=0.0012)
+    ...     return f"summary of {pr}"
+    >>> @persona(name="reviewer")
+    ... def review(pr):
+    ...     return summarize(pr)
+    >>> review("#42")
+    'summary of #42'
+"""
+
+from ._budget import Budget as Budget
+from ._budget import ErrorBoundary as ErrorBoundary
+from ._config import configure as configure
+from ._config import reset_defaults as reset_defaults
+from ._context import ActivePersona as ActivePersona
+from ._context import ActiveStep as ActiveStep
+from ._context import current_model as current_model
+from ._context import current_persona as current_persona
+from ._context import current_step as current_step
+from ._persona import persona as persona
+from ._persona import persona_scope as persona_scope
+from ._recording import record_usage as record_usage
+from ._records import CompletedPersona as CompletedPersona
+from ._records import CompletedStep as CompletedStep
+from ._records import Run as Run
+from ._records import StepStatus as StepStatus
+from ._records import run as run
+from ._step import step as step
+from ._step import step_scope as step_scope
+from ._threads import ContextThreadPoolExecutor as ContextThreadPoolExecutor
+from ._threads import run_in_context as run_in_context
+from ._usage import Usage as Usage
+from ._version import __version__ as __version__
+from .exceptions import AgentStepsError as AgentStepsError
+from .exceptions import StepBudgetExhausted as StepBudgetExhausted
+from .exceptions import StepDenied as StepDenied
+from .exceptions import StepEscalated as StepEscalated
+
+__all__ = [
+    "ActivePersona",
+    "ActiveStep",
+    "AgentStepsError",
+    "Budget",
+    "CompletedPersona",
+    "CompletedStep",
+    "ContextThreadPoolExecutor",
+    "ErrorBoundary",
+    "Run",
+    "StepBudgetExhausted",
+    "StepDenied",
+    "StepEscalated",
+    "StepStatus",
+    "Usage",
+    "__version__",
+    "configure",
+    "current_model",
+    "current_persona",
+    "current_step",
+    "persona",
+    "persona_scope",
+    "record_usage",
+    "reset_defaults",
+    "run",
+    "run_in_context",
+    "step",
+    "step_scope",
+]

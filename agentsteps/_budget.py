@@ -1,0 +1,171 @@
+"""Budgets: the limits a step may spend, validated before anything runs."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+
+import attrs
+
+__all__ = ["Budget", "ErrorBoundary", "coerce_boundary", "coerce_budget"]
+
+NANOS_PER_USD = 1_000_000_000
+"""Costs are kept as integer nano-dollars so that sums over any tree are exact."""
+
+
+def usd_to_nanos(usd: float) -> int:
+    """Round a dollar amount to the nearest nano-dollar."""
+    return round(usd * NANOS_PER_USD)
+
+
+def _check_limit(prefix: str, name: str, value: object, *, integer: bool) -> None:
+    if value is None:
+        return
+    # bool is an int subclass; True as a token limit is a mistake, not "1".
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = "an int" if integer else "a number"
+        got = f"{value!r} of type {type(value).__name__}"
+        msg = f"{prefix}{name!r} must be {kind} or None (got {got})"
+        raise TypeError(msg)
+    if integer and not isinstance(value, int) and not (math.isfinite(value) and value.is_integer()):
+        msg = f"{prefix}{name!r} must be a whole number of {_UNITS[name]} (got {value!r})"
+        raise TypeError(msg)
+    if not math.isfinite(value):
+        msg = f"{prefix}{name!r} must be finite (got {value!r})"
+        raise ValueError(msg)
+    if value < 0:
+        msg = f"{prefix}{name!r} must be >= 0 (got {value!r})"
+        raise ValueError(msg)
+
+
+_UNITS = {"max_tokens": "tokens", "max_llm_calls": "calls"}
+
+
+@attrs.frozen
+class Budget:
+    """
+    What a step (and everything it calls) may spend.
+
+    Each limit is optional; ``None`` means unlimited. Limits are strict: reaching a limit
+    exactly is allowed, exceeding it raises `StepBudgetExhausted`. ``max_usd=0`` is a
+    valid limit meaning nothing may be spent.
+
+    A parent step's budget covers its whole subtree: usage recorded in a nested step is
+    charged to the nested step *and* to every step around it.
+
+    Example:
+        >>> from agentsteps import Budget
+        >>> Budget(max_tokens=2_000, max_usd=0.05)
+        Budget(max_tokens=2000, max_usd=0.05, max_llm_calls=None)
+        >>> Budget(max_tokens=-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: Budget: 'max_tokens' must be >= 0 (got -1)
+
+    .. versionadded:: 0.1.0
+    """
+
+    max_tokens: int | None = None
+    """Most tokens (input, cached input included, plus output) the step may use."""
+    max_usd: float | None = None
+    """Most US dollars the step may spend."""
+    max_llm_calls: int | None = None
+    """Most model calls the step may make."""
+
+    def __attrs_post_init__(self) -> None:
+        _validate(self, "Budget")
+
+    @property
+    def is_unlimited(self) -> bool:
+        """True when no limit is set."""
+        return self.max_tokens is None and self.max_usd is None and self.max_llm_calls is None
+
+    def to_dict(self) -> dict[str, int | float | None]:
+        """The limits as a plain dict, the same keys the dict form of ``budget=`` accepts."""
+        return {
+            "max_tokens": self.max_tokens,
+            "max_usd": self.max_usd,
+            "max_llm_calls": self.max_llm_calls,
+        }
+
+
+Budget.__module__ = "agentsteps"
+
+
+def _validate(budget: Budget, owner: str) -> None:
+    prefix = f"{owner}: "
+    _check_limit(prefix, "max_tokens", budget.max_tokens, integer=True)
+    _check_limit(prefix, "max_usd", budget.max_usd, integer=False)
+    _check_limit(prefix, "max_llm_calls", budget.max_llm_calls, integer=True)
+
+
+_BUDGET_KEYS = ("max_tokens", "max_usd", "max_llm_calls")
+
+
+def coerce_budget(value: object, owner: str) -> Budget | None:
+    """
+    Turn the ``budget=`` argument of a step into a `Budget`, or explain what is wrong.
+
+    ``owner`` names the step in messages, e.g. ``"step 'summarize'"``.
+    """
+    if value is None or isinstance(value, Budget):
+        return value
+    if isinstance(value, Mapping):
+        unknown = sorted(str(k) for k in value if k not in _BUDGET_KEYS)
+        if unknown:
+            msg = (
+                f"{owner}: unknown budget key(s) {', '.join(map(repr, unknown))}; "
+                f"valid keys are {', '.join(map(repr, _BUDGET_KEYS))}"
+            )
+            raise ValueError(msg)
+        for key in _BUDGET_KEYS:
+            _check_limit(f"{owner}: budget ", key, value.get(key), integer=key != "max_usd")
+        return Budget(
+            **{k: (int(v) if k != "max_usd" and v is not None else v) for k, v in value.items()}
+        )
+    msg = (
+        f"{owner}: 'budget' must be a Budget, a dict with keys "
+        f"{', '.join(map(repr, _BUDGET_KEYS))}, or None (got {value!r} of type "
+        f"{type(value).__name__})"
+    )
+    raise TypeError(msg)
+
+
+class ErrorBoundary(str, enum.Enum):
+    """
+    What a step's caller sees when the step runs out of budget.
+
+    - ``FAIL``: `StepBudgetExhausted` propagates (status ``failed``).
+    - ``CONTINUE``: the step returns its ``default`` (``None`` unless given), status
+      ``skipped``; the caller carries on.
+    - ``ESCALATE``: `StepEscalated` is raised, status ``escalated``.
+
+    Plain strings (``"fail"``, ``"continue"``, ``"escalate"``) are accepted everywhere.
+
+    .. versionadded:: 0.1.0
+    """
+
+    FAIL = "fail"
+    CONTINUE = "continue"
+    ESCALATE = "escalate"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ErrorBoundary.__module__ = "agentsteps"
+
+
+def coerce_boundary(value: object, owner: str) -> ErrorBoundary:
+    """Turn the ``error_boundary=`` argument into an `ErrorBoundary`, or explain."""
+    if isinstance(value, ErrorBoundary):
+        return value
+    if isinstance(value, str):
+        try:
+            return ErrorBoundary(value.lower())
+        except ValueError:
+            pass
+    valid = ", ".join(repr(b.value) for b in ErrorBoundary)
+    msg = f"{owner}: 'error_boundary' must be one of {valid} (got {value!r})"
+    raise ValueError(msg)

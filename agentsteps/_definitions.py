@@ -1,0 +1,138 @@
+"""What a decorator knows about its step or persona, validated once at decoration time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from . import _attributes as A
+from ._budget import Budget, ErrorBoundary, coerce_boundary, coerce_budget
+
+__all__ = ["NOT_SET", "PersonaDefinition", "StepDefinition"]
+
+
+class _NotSet:
+    """Marks an argument that was not given, where ``None`` is a meaningful value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_SET"
+
+
+NOT_SET: Any = _NotSet()
+
+
+def check_name(value: object, what: str, argument: str = "name") -> str:
+    if not isinstance(value, str):
+        got = f"{value!r} of type {type(value).__name__}"
+        msg = f"{what}: {argument!r} must be a non-empty str (got {got})"
+        raise TypeError(msg)
+    if not value.strip():
+        msg = f"{what}: {argument!r} must be a non-empty str (got {value!r})"
+        raise ValueError(msg)
+    return value
+
+
+def check_model(value: object, owner: str) -> str | None:
+    if value is None:
+        return None
+    return check_name(value, owner, "model")
+
+
+class StepDefinition:
+    """A step's name, model, budget and boundary, plus its precomputed span attributes."""
+
+    __slots__ = (
+        "boundary",
+        "budget",
+        "default",
+        "function",
+        "is_step",
+        "model",
+        "name",
+        "span_attributes",
+        "span_name",
+    )
+
+    is_step: bool
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        function: str,
+        model: object = None,
+        budget: Budget | Mapping[str, Any] | None = None,
+        error_boundary: object = ErrorBoundary.FAIL,
+        default: object = NOT_SET,
+    ) -> None:
+        owner = f"step {name!r}"
+        self.is_step = True
+        self.name = name
+        self.function = function
+        self.model = check_model(model, owner)
+        self.budget = coerce_budget(budget, owner)
+        self.boundary = coerce_boundary(error_boundary, owner)
+        if default is not NOT_SET and self.boundary is not ErrorBoundary.CONTINUE:
+            msg = (
+                f"{owner}: 'default' is the value returned when the budget runs out under "
+                f"error_boundary='continue', but the boundary is {self.boundary.value!r}"
+            )
+            raise ValueError(msg)
+        self.default = None if default is NOT_SET else default
+        self.span_name = f"{A.OPERATION_INVOKE_WORKFLOW} {name}"
+        # Built once here: every call passes this dict to start_span (samplers see it).
+        attributes: dict[str, AttributeValue] = {
+            A.GEN_AI_OPERATION_NAME: A.OPERATION_INVOKE_WORKFLOW,
+            A.GEN_AI_PROVIDER_NAME: A.PROVIDER_AGENTSTEPS,
+            A.KIND: "step",
+            A.STEP_NAME: name,
+            A.STEP_FUNCTION: function,
+            A.STEP_ERROR_BOUNDARY: self.boundary.value,
+        }
+        if self.model is not None:
+            attributes[A.GEN_AI_REQUEST_MODEL] = self.model
+        if self.budget is not None:
+            if self.budget.max_tokens is not None:
+                attributes[A.BUDGET_MAX_TOKENS] = self.budget.max_tokens
+            if self.budget.max_usd is not None:
+                attributes[A.BUDGET_MAX_USD] = float(self.budget.max_usd)
+            if self.budget.max_llm_calls is not None:
+                attributes[A.BUDGET_MAX_LLM_CALLS] = self.budget.max_llm_calls
+        self.span_attributes = attributes
+
+    def __repr__(self) -> str:
+        return f"<StepDefinition {self.name!r}>"
+
+
+class PersonaDefinition:
+    """A persona's name and optional default model, plus its span attributes."""
+
+    __slots__ = ("budget", "function", "is_step", "model", "name", "span_attributes", "span_name")
+
+    is_step: bool
+
+    def __init__(self, *, name: str, function: str, model: object = None) -> None:
+        self.is_step = False
+        self.name = name
+        self.function = function
+        self.model = check_model(model, f"persona {name!r}")
+        self.budget = None
+        self.span_name = f"{A.OPERATION_INVOKE_AGENT} {name}"
+        attributes: dict[str, AttributeValue] = {
+            A.GEN_AI_OPERATION_NAME: A.OPERATION_INVOKE_AGENT,
+            A.GEN_AI_PROVIDER_NAME: A.PROVIDER_AGENTSTEPS,
+            A.GEN_AI_AGENT_NAME: name,
+            A.KIND: "persona",
+            A.PERSONA_NAME: name,
+            A.PERSONA_FUNCTION: function,
+        }
+        if self.model is not None:
+            attributes[A.GEN_AI_REQUEST_MODEL] = self.model
+        self.span_attributes = attributes
+
+    def __repr__(self) -> str:
+        return f"<PersonaDefinition {self.name!r}>"

@@ -1,0 +1,315 @@
+"""
+The hot path: how a step or persona starts, pauses, resumes and ends.
+
+Every decorated call and every scope goes through these few functions, so they are
+written for speed: no allocation that a disabled feature would not use, one lock-free
+`ContextVar` set per push, and OpenTelemetry touched only when a tracer exists.
+The decorator wrappers (`_wrappers.py`) and the scopes call them in this order::
+
+    frame = enter(defn)          # span started, frame pushed
+    pop(frame) / push(frame)     # generators only: around each yield to the caller
+    complete(frame, value)       # or: fail(frame, exc) inside the except block
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode, format_span_id
+
+from . import _attributes as A
+from . import _hooks
+from ._budget import ErrorBoundary
+from ._config import get_tracer
+from ._context import CURRENT, ActivePersona, ActiveStep
+from ._records import CompletedPersona, CompletedStep, StepStatus
+from ._usage import LEDGER_LOCK, Ledger
+from .exceptions import StepBudgetExhausted, StepEscalated
+
+__all__ = ["complete", "enter", "fail", "pop", "push"]
+
+_set_span_in_context = trace.set_span_in_context
+_attach = otel_context.attach
+_INTERNAL = trace.SpanKind.INTERNAL
+_CANCELLING = (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit)
+
+
+def enter(defn: Any) -> ActiveStep | ActivePersona:
+    """Create the frame for one activation, start its span and make it current."""
+    parent = CURRENT.get()
+    frame: ActiveStep | ActivePersona = (
+        ActiveStep(defn, parent) if defn.is_step else ActivePersona(defn, parent)
+    )
+    tracer = get_tracer()
+    if tracer is not None:
+        attributes = defn.span_attributes
+        persona = frame._persona
+        if defn.is_step and (persona is not None or (defn.model is None and frame._model)):
+            attributes = dict(attributes)
+            if persona is not None:
+                attributes[A.GEN_AI_AGENT_NAME] = persona._defn.name
+            if defn.model is None and frame._model:
+                attributes[A.GEN_AI_REQUEST_MODEL] = frame._model
+        span = tracer.start_span(defn.span_name, kind=_INTERNAL, attributes=attributes)
+        frame._span = span
+        frame._otel_token = _attach(_set_span_in_context(span))
+    frame._ctx_token = CURRENT.set(frame)
+    if _hooks.ACTIVE.persona_events and not defn.is_step:
+        _hooks.persona_started(frame)
+    return frame
+
+
+def push(frame: ActiveStep | ActivePersona) -> None:
+    """Make a paused frame current again (a generator step resumes)."""
+    span = frame._span
+    if span is not None:
+        frame._otel_token = _attach(_set_span_in_context(span))
+    frame._ctx_token = CURRENT.set(frame)
+
+
+def pop(frame: ActiveStep | ActivePersona) -> None:
+    """Stop a frame being current, restoring what was current before `push`/`enter`."""
+    try:
+        CURRENT.reset(frame._ctx_token)
+    except ValueError:
+        # The token belongs to another context (an async generator finalised by the event
+        # loop): put the parent back by hand rather than leave this frame current.
+        CURRENT.set(frame._parent)
+    token = frame._otel_token
+    if token is not None:
+        frame._otel_token = None
+        otel_context.detach(token)
+
+
+def complete(frame: ActiveStep | ActivePersona, value: Any) -> Any:
+    """End a frame whose body returned ``value``; returns what the caller should get."""
+    if frame._defn.is_step:
+        ledger = frame._ledger
+        if ledger.exhausted is not None and not ledger.delivered:
+            # Usage observed from outside (another library's span) took the step over its
+            # budget while it ran: its exit is the checkpoint where that is raised.
+            exc = exhaustion_error(frame, ledger, ledger.exhausted)  # type: ignore[arg-type]
+            try:
+                raise exc
+            except StepBudgetExhausted as raised:
+                if fail(frame, raised):
+                    return frame._defn.default
+                raise
+    pop(frame)
+    _end(frame, StepStatus.COMPLETED, None)
+    return value
+
+
+def fail(frame: ActiveStep | ActivePersona, exc: BaseException) -> bool:
+    """
+    End a frame that an exception is leaving; call it inside the ``except`` block.
+
+    Returns True when the caller should swallow ``exc`` and return the step's default
+    (a ``"continue"`` boundary). Raises `StepEscalated` for an ``"escalate"`` boundary.
+    Otherwise returns False and the caller re-raises ``exc`` unchanged.
+    """
+    pop(frame)
+    defn = frame._defn
+    if (
+        defn.is_step
+        and isinstance(exc, StepBudgetExhausted)
+        and exc._origin is frame._ledger
+        and not isinstance(exc, StepEscalated)
+    ):
+        boundary = defn.boundary
+        if boundary is ErrorBoundary.CONTINUE:
+            _end(frame, StepStatus.SKIPPED, exc)
+            return True
+        if boundary is ErrorBoundary.ESCALATE:
+            escalated = StepEscalated(**exc._fields())
+            escalated._origin = frame._ledger
+            escalated.__cause__ = exc
+            _end(frame, StepStatus.ESCALATED, escalated)
+            if _hooks.ACTIVE.escalated:
+                _hooks.escalated(frame, escalated)
+            raise escalated
+        _end(frame, StepStatus.FAILED, exc)
+        return False
+    if isinstance(exc, _CANCELLING) or not isinstance(exc, Exception):
+        _end(frame, StepStatus.CANCELLED, exc)
+    else:
+        _end(frame, StepStatus.FAILED, exc)
+    return False
+
+
+def end_detached(
+    frame: ActiveStep | ActivePersona, status: StepStatus, exc: BaseException | None
+) -> None:
+    """End a frame that is not current (a generator closed between two resumes)."""
+    _end(frame, status, exc)
+
+
+def exhaustion_error(frame: ActiveStep, ledger: Ledger, limit: str) -> StepBudgetExhausted:
+    """The typed error for ``frame`` going over ``limit``; marks it delivered."""
+    with LEDGER_LOCK:
+        ledger.delivered = True
+        tokens = ledger.input + ledger.output
+        nanos = ledger.nanos
+        calls = ledger.calls
+    budget = frame._defn.budget
+    trace_id, span_id = frame.trace_id, frame.span_id
+    exc = StepBudgetExhausted(
+        step=frame._defn.name,
+        function=frame._defn.function,
+        persona=frame.persona,
+        limit=limit,
+        limit_value=getattr(budget, limit),
+        consumed_tokens=tokens,
+        consumed_usd=nanos / 1_000_000_000,
+        llm_calls=calls,
+        error_boundary=frame._defn.boundary.value,
+        trace_id=trace_id,
+        span_id=span_id,
+    )
+    exc._origin = ledger
+    return exc
+
+
+def _end(frame: ActiveStep | ActivePersona, status: StepStatus, exc: BaseException | None) -> None:
+    span = frame._span
+    run = frame._run
+    is_step = frame._defn.is_step
+    if span is not None and span.is_recording():
+        _finish_span(frame, span, status, exc)
+    elif span is not None:
+        span.end()
+    if run is not None:
+        _deliver(frame, run, status, exc, is_step)
+    if _hooks.ACTIVE.persona_events and not is_step:
+        _hooks.persona_ended(frame, status, exc)
+
+
+def _finish_span(
+    frame: ActiveStep | ActivePersona, span: Any, status: StepStatus, exc: BaseException | None
+) -> None:
+    ledger = frame._ledger
+    is_step = frame._defn.is_step
+    attributes: dict[str, Any] = {A.STEP_STATUS if is_step else A.PERSONA_STATUS: status.value}
+    with LEDGER_LOCK:
+        has_usage = ledger.calls or ledger.input or ledger.output or ledger.nanos
+        if has_usage:
+            _usage_attributes(attributes, ledger)
+        last_model = ledger.last_model
+    if has_usage:
+        attributes[A.GEN_AI_USAGE_INPUT_TOKENS] = attributes[A.SUBTREE_USAGE["input_tokens"]]
+        attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] = attributes[A.SUBTREE_USAGE["output_tokens"]]
+        if last_model is not None:
+            attributes[A.GEN_AI_RESPONSE_MODEL] = last_model
+    if exc is not None and status is not StepStatus.COMPLETED:
+        if status is StepStatus.SKIPPED:
+            span.add_event(A.EVENT_BUDGET_EXHAUSTED, _exhaustion_event(exc))
+        elif status is StepStatus.FAILED or status is StepStatus.ESCALATED:
+            attributes[A.ERROR_TYPE] = type(exc).__qualname__
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        else:
+            attributes[A.ERROR_TYPE] = type(exc).__qualname__
+        if isinstance(exc, StepBudgetExhausted) and exc._origin is ledger:
+            attributes[A.BUDGET_EXHAUSTED_LIMIT] = exc.limit
+    span.set_attributes(attributes)
+    span.end()
+
+
+def _usage_attributes(attributes: dict[str, Any], ledger: Ledger) -> None:
+    sub = A.SUBTREE_USAGE
+    own = A.SELF_USAGE
+    attributes[sub["input_tokens"]] = ledger.input
+    attributes[sub["output_tokens"]] = ledger.output
+    attributes[sub["cache_read_tokens"]] = ledger.cache_read
+    attributes[sub["cache_write_tokens"]] = ledger.cache_write
+    attributes[sub["reasoning_tokens"]] = ledger.reasoning
+    attributes[sub["cost_usd"]] = ledger.nanos / 1_000_000_000
+    attributes[sub["llm_calls"]] = ledger.calls
+    attributes[sub["unpriced_calls"]] = ledger.unpriced
+    attributes[own["input_tokens"]] = ledger.self_input
+    attributes[own["output_tokens"]] = ledger.self_output
+    attributes[own["cache_read_tokens"]] = ledger.self_cache_read
+    attributes[own["cache_write_tokens"]] = ledger.self_cache_write
+    attributes[own["reasoning_tokens"]] = ledger.self_reasoning
+    attributes[own["cost_usd"]] = ledger.self_nanos / 1_000_000_000
+    attributes[own["llm_calls"]] = ledger.self_calls
+    attributes[own["unpriced_calls"]] = ledger.self_unpriced
+
+
+def _exhaustion_event(exc: BaseException) -> dict[str, Any]:
+    if not isinstance(exc, StepBudgetExhausted):
+        return {"exception.type": type(exc).__qualname__, "exception.message": str(exc)}
+    return {
+        "exception.type": type(exc).__qualname__,
+        "exception.message": str(exc),
+        "agentsteps.budget.limit": exc.limit,
+        "agentsteps.budget.limit_value": exc.limit_value,
+        "agentsteps.budget.consumed_tokens": exc.consumed_tokens,
+        "agentsteps.budget.consumed_usd": exc.consumed_usd,
+        "agentsteps.budget.llm_calls": exc.llm_calls,
+    }
+
+
+def _deliver(
+    frame: ActiveStep | ActivePersona,
+    run: Any,
+    status: StepStatus,
+    exc: BaseException | None,
+    is_step: bool,
+) -> None:
+    ledger = frame._ledger
+    with LEDGER_LOCK:
+        subtree = ledger.usage()
+        own = ledger.self_usage()
+        last_model = ledger.last_model
+    end = time.time_ns()
+    trace_id, span_id = frame.trace_id, frame.span_id
+    parent = frame._parent
+    error = None if exc is None else f"{type(exc).__name__}: {exc}"
+    if is_step:
+        assert isinstance(frame, ActiveStep)
+        parent_step = frame._parent_step
+        parent_ctx = getattr(frame._span, "parent", None)
+        parent_span_id = None if parent_ctx is None else format_span_id(parent_ctx.span_id)
+        run._add_step(
+            CompletedStep(
+                name=frame._defn.name,
+                function=frame._defn.function,
+                persona=frame.persona,
+                model=last_model or frame._model,
+                status=status,
+                error=error,
+                start_time=frame._start_ns / 1e9,
+                end_time=end / 1e9,
+                usage=own,
+                subtree_usage=subtree,
+                budget=frame._defn.budget,
+                error_boundary=frame._defn.boundary.value,
+                step_id=frame._id,
+                parent_id=None if parent is None else parent._id,
+                parent=None if parent_step is None else parent_step._defn.name,
+                trace_id=trace_id,
+                span_id=span_id,
+                parent_span_id=parent_span_id,
+            )
+        )
+    else:
+        run._add_persona(
+            CompletedPersona(
+                name=frame._defn.name,
+                function=frame._defn.function,
+                status=status,
+                error=error,
+                start_time=frame._start_ns / 1e9,
+                end_time=end / 1e9,
+                subtree_usage=subtree,
+                persona_id=frame._id,
+                parent_id=None if parent is None else parent._id,
+                trace_id=trace_id,
+                span_id=span_id,
+            )
+        )

@@ -1,0 +1,321 @@
+"""
+Wrapping a function so each call runs as a step or persona: sync, async, generators.
+
+Generator steps are active only while the generator body runs: the frame is pushed
+around each ``next``/``send``/``throw`` and popped before the value goes back to the
+consumer, so code between two iterations never runs "inside" the step. That is why the
+generator wrappers are classes implementing the iterator protocols by hand rather than
+generator functions: a class can also tell an explicit ``close()`` (status
+``cancelled``) from the garbage collector dropping an unfinished generator
+(``abandoned``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import Any
+
+from ._lifecycle import complete, end_detached, enter, fail, pop, push
+from ._records import StepStatus
+
+__all__ = ["decorate", "wrap"]
+
+
+def decorate(kind: str, target: object, make: Callable[[str], Any]) -> Any:
+    """
+    Check what ``@kind`` was applied to, build its definition with ``make(qualname)``
+    and return the wrapper. Method descriptors are unwrapped and rebuilt.
+    """
+    if isinstance(target, (classmethod, staticmethod)):
+        return type(target)(decorate(kind, target.__func__, make))
+    if isinstance(target, type):
+        msg = (
+            f"@{kind} decorates functions and methods, not classes (got class "
+            f"{target.__qualname__!r}). Decorate the methods that do the work instead."
+        )
+        raise TypeError(msg)
+    if isinstance(target, str):
+        msg = (
+            f"@{kind}({target!r}): the name is a keyword argument. Instead, you want "
+            f"@{kind}(name={target!r})"
+        )
+        raise TypeError(msg)
+    if not callable(target):
+        msg = f"@{kind} must decorate a function (got {target!r} of type {type(target).__name__})"
+        raise TypeError(msg)
+    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    return wrap(target, make(qualname or repr(target)))
+
+
+def wrap(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
+    """Return the wrapper of ``fn`` that runs each call under ``defn``."""
+    if inspect.isasyncgenfunction(fn):
+        return _wrap_async_gen(fn, defn)
+    if inspect.isgeneratorfunction(fn):
+        return _wrap_gen(fn, defn)
+    if inspect.iscoroutinefunction(fn):
+        return _wrap_async(fn, defn)
+    return _wrap_sync(fn, defn)
+
+
+def _wrap_sync(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def step_wrapper(*args: Any, **kwargs: Any) -> Any:
+        frame = enter(defn)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            if fail(frame, exc):
+                return defn.default
+            raise
+        return complete(frame, result)
+
+    return step_wrapper
+
+
+def _wrap_async(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def step_wrapper(*args: Any, **kwargs: Any) -> Any:
+        frame = enter(defn)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            if fail(frame, exc):
+                return defn.default
+            raise
+        return complete(frame, result)
+
+    return step_wrapper
+
+
+def _wrap_gen(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def step_wrapper(*args: Any, **kwargs: Any) -> StepGenerator:
+        return StepGenerator(fn, args, kwargs, defn)
+
+    return step_wrapper
+
+
+def _wrap_async_gen(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def step_wrapper(*args: Any, **kwargs: Any) -> StepAsyncGenerator:
+        return StepAsyncGenerator(fn, args, kwargs, defn)
+
+    return step_wrapper
+
+
+class StepGenerator(Generator[Any, Any, Any]):
+    """A generator whose body runs as a step, one activation from first ``next`` to its end."""
+
+    __slots__ = ("_args", "_defn", "_done", "_fn", "_frame", "_gen", "_kwargs")
+
+    def __init__(self, fn: Callable[..., Any], args: Any, kwargs: Any, defn: Any) -> None:
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+        self._defn = defn
+        self._gen: Generator[Any, Any, Any] | None = None
+        self._frame: Any = None
+        self._done = False
+
+    def __iter__(self) -> StepGenerator:
+        return self
+
+    def __next__(self) -> Any:
+        return self._resume(None, None)
+
+    def send(self, value: Any) -> Any:
+        """Resume the body with ``value``, inside the step."""
+        return self._resume(value, None)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        """Raise an exception at the paused ``yield``, inside the step."""
+        if val is None and tb is None and isinstance(typ, BaseException):
+            exc = typ
+        elif val is None:
+            exc = typ()
+        else:
+            exc = val if isinstance(val, BaseException) else typ(val)
+        return self._resume(None, exc)
+
+    def _resume(self, value: Any, exc: BaseException | None) -> Any:
+        if self._done:
+            if exc is not None:
+                raise exc
+            raise StopIteration
+        frame = self._frame
+        if frame is None:
+            # First resume: this is when the step starts (and its body is created).
+            self._frame = frame = enter(self._defn)
+            try:
+                self._gen = self._fn(*self._args, **self._kwargs)
+            except BaseException as error:
+                self._done = True
+                if fail(frame, error):
+                    raise StopIteration(self._defn.default) from None
+                raise
+        else:
+            push(frame)
+        gen = self._gen
+        assert gen is not None
+        try:
+            item = gen.send(value) if exc is None else gen.throw(exc)
+        except StopIteration as stop:
+            self._done = True
+            result = complete(frame, stop.value)
+            raise StopIteration(result) from None
+        except BaseException as error:
+            self._done = True
+            if fail(frame, error):
+                raise StopIteration(self._defn.default) from None
+            raise
+        pop(frame)
+        return item
+
+    def close(self) -> None:
+        """Close the generator early: the step ends with status ``cancelled``."""
+        self._finish(StepStatus.CANCELLED)
+
+    def _finish(self, status: StepStatus) -> None:
+        if self._done:
+            return
+        self._done = True
+        frame = self._frame
+        if frame is None:
+            return  # never started: there was no step
+        gen = self._gen
+        assert gen is not None
+        push(frame)
+        try:
+            gen.close()
+        except BaseException as error:
+            fail(frame, error)
+            raise
+        pop(frame)
+        end_detached(frame, status, None)
+
+    def __del__(self) -> None:
+        if not self._done and self._frame is not None:
+            self._finish(StepStatus.ABANDONED)
+
+
+class StepAsyncGenerator(AsyncGenerator[Any, Any]):
+    """An async generator whose body runs as a step, from first ``anext`` to its end."""
+
+    __slots__ = (
+        "__weakref__",
+        "_abandoned",
+        "_agen",
+        "_args",
+        "_defn",
+        "_done",
+        "_finalizer",
+        "_fn",
+        "_frame",
+        "_kwargs",
+    )
+
+    def __init__(self, fn: Callable[..., Any], args: Any, kwargs: Any, defn: Any) -> None:
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+        self._defn = defn
+        self._agen: AsyncGenerator[Any, Any] | None = None
+        self._frame: Any = None
+        self._done = False
+        self._abandoned = False
+        self._finalizer: Callable[[Any], Any] | None = None
+
+    def __aiter__(self) -> StepAsyncGenerator:
+        return self
+
+    def __anext__(self) -> Any:
+        return self._resume(None, None)
+
+    def asend(self, value: Any) -> Any:
+        """Resume the body with ``value``, inside the step."""
+        return self._resume(value, None)
+
+    def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        """Raise an exception at the paused ``yield``, inside the step."""
+        if val is None and tb is None and isinstance(typ, BaseException):
+            exc = typ
+        elif val is None:
+            exc = typ()
+        else:
+            exc = val if isinstance(val, BaseException) else typ(val)
+        return self._resume(None, exc)
+
+    async def _resume(self, value: Any, exc: BaseException | None) -> Any:
+        if self._done:
+            if exc is not None:
+                raise exc
+            raise StopAsyncIteration
+        frame = self._frame
+        if frame is None:
+            # Tell the event loop about us like a native async generator does, so that
+            # loop shutdown closes us (and the garbage collector can hand us back to it).
+            firstiter, self._finalizer = sys.get_asyncgen_hooks()
+            if firstiter is not None:
+                firstiter(self)
+            self._frame = frame = enter(self._defn)
+            try:
+                self._agen = self._fn(*self._args, **self._kwargs)
+            except BaseException as error:
+                self._done = True
+                if fail(frame, error):
+                    raise StopAsyncIteration from None
+                raise
+        else:
+            push(frame)
+        agen = self._agen
+        assert agen is not None
+        try:
+            item = await (agen.asend(value) if exc is None else agen.athrow(exc))
+        except StopAsyncIteration:
+            self._done = True
+            complete(frame, None)
+            raise
+        except BaseException as error:
+            self._done = True
+            if fail(frame, error):
+                raise StopAsyncIteration from None
+            raise
+        pop(frame)
+        return item
+
+    async def aclose(self) -> None:
+        """Close early: the step ends ``cancelled`` (``abandoned`` when garbage collected)."""
+        if self._done:
+            return
+        self._done = True
+        frame = self._frame
+        if frame is None:
+            return
+        agen = self._agen
+        assert agen is not None
+        push(frame)
+        try:
+            await agen.aclose()
+        except BaseException as error:
+            fail(frame, error)
+            raise
+        pop(frame)
+        status = StepStatus.ABANDONED if self._abandoned else StepStatus.CANCELLED
+        end_detached(frame, status, None)
+
+    def __del__(self) -> None:
+        if self._done or self._frame is None:
+            return
+        self._abandoned = True
+        finalizer = self._finalizer
+        if finalizer is not None:
+            # The loop schedules aclose() for us, as it does for native async generators.
+            finalizer(self)
+            return
+        # No event loop hooks: end the step now; the body cannot be resumed to clean up.
+        self._done = True
+        end_detached(self._frame, StepStatus.ABANDONED, None)

@@ -1,0 +1,51 @@
+"""Shared fixtures: a fresh library configuration and an in-memory span exporter per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import agentsteps
+from agentsteps._context import CURRENT
+
+
+class Spans:
+    """The spans a test produced, with lookups by name."""
+
+    def __init__(self, exporter: InMemorySpanExporter, provider: TracerProvider) -> None:
+        self.exporter = exporter
+        self.provider = provider
+
+    @property
+    def all(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def named(self, name: str) -> ReadableSpan:
+        found = [s for s in self.all if s.name == name]
+        assert len(found) == 1, f"expected one span {name!r}, got {[s.name for s in self.all]}"
+        return found[0]
+
+    def step(self, step_name: str) -> ReadableSpan:
+        return self.named(f"invoke_workflow {step_name}")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_library() -> Iterator[None]:
+    agentsteps.reset_defaults()
+    yield
+    agentsteps.reset_defaults()
+    assert CURRENT.get() is None, "a test left a frame on the active stack"
+
+
+@pytest.fixture
+def spans() -> Iterator[Spans]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    agentsteps.configure(tracer_provider=provider)
+    yield Spans(exporter, provider)
+    provider.shutdown()
