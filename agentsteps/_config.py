@@ -108,3 +108,7 @@ def get_tracer() -> Tracer | None:
     else:
         SETTINGS.global_tracer = provider.get_tracer(_TRACER_NAME, __version__)
     return SETTINGS.global_tracer
+
+
+configure.__module__ = "agentsteps"
+reset_defaults.__module__ = "agentsteps"

@@ -213,3 +213,6 @@ def charge(
         _hooks.after_charge(frame, tripped)
     if tripped is not None and raise_now:
         raise exhaustion_error(tripped, tripped._ledger, tripped_limit)
+
+
+record_usage.__module__ = "agentsteps"

@@ -34,7 +34,7 @@ def decorate(kind: str, target: object, make: Callable[[str], Any]) -> Any:
     if isinstance(target, type):
         msg = (
             f"@{kind} decorates functions and methods, not classes (got class "
-            f"{target.__qualname__!r}). Decorate the methods that do the work instead."
+            f"{target.__name__!r}). Decorate the methods that do the work instead."
         )
         raise TypeError(msg)
     if isinstance(target, str):

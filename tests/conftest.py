@@ -12,6 +12,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import agentsteps
 from agentsteps._context import CURRENT
 
+# Checked by mypy (test_typing.py), not imported: it holds deliberate type errors.
+collect_ignore = ["typing"]
+
 
 class Spans:
     """The spans a test produced, with lookups by name."""

@@ -1,0 +1,33 @@
+"""Named development sessions: tests, lint, typecheck (and more as the project grows)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = ["3.11"]
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite (doctests in the package included)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff")
+    session.run("ruff", "check", "agentsteps", "tests", "examples", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "agentsteps", "tests", "examples", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package, and on the typed-usage checks."""
+    session.install("-e", ".[test]", "mypy")
+    session.run("mypy", "--strict", "agentsteps")
+    session.run("mypy", "--strict", "tests/typing")

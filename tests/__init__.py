@@ -1,0 +1,1 @@
+"""agentsteps test suite."""

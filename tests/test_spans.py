@@ -1,0 +1,232 @@
+"""Every persona and step is an OpenTelemetry span with the documented attributes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
+
+import agentsteps
+from agentsteps import Budget, StepBudgetExhausted, StepEscalated, persona, record_usage, step
+from tests.conftest import Spans
+
+
+class TestNamesAndParentage:
+    def test_persona_and_step_spans(self, spans: Spans) -> None:
+        """Persona -> invoke_agent {name}; step -> invoke_workflow {name}; children nest."""
+
+        @step(
+            name="summarize",
+            model="claude-haiku-4-5",
+            budget=Budget(max_tokens=2000, max_usd=0.05, max_llm_calls=3),
+        )
+        def summarize() -> None:
+            record_usage(input_tokens=812, output_tokens=95, cost_usd=0.0012)
+            helper()
+
+        @step(name="helper")
+        def helper() -> None:
+            record_usage(
+                model="claude-sonnet-4-5", input_tokens=100, output_tokens=10, cost_usd=0.001
+            )
+
+        @persona(name="reviewer")
+        def review() -> None:
+            summarize()
+
+        review()
+        p = spans.named("invoke_agent reviewer")
+        s = spans.step("summarize")
+        h = spans.step("helper")
+        assert p.kind is SpanKind.INTERNAL and s.kind is SpanKind.INTERNAL
+        assert p.parent is None
+        assert s.parent is not None and s.parent.span_id == p.context.span_id
+        assert h.parent is not None and h.parent.span_id == s.context.span_id
+        assert len({x.context.trace_id for x in spans.all}) == 1
+
+        assert p.attributes is not None and s.attributes is not None and h.attributes is not None
+        assert p.attributes["gen_ai.operation.name"] == "invoke_agent"
+        assert p.attributes["gen_ai.agent.name"] == "reviewer"
+        assert p.attributes["agentsteps.persona.status"] == "completed"
+
+        a = dict(s.attributes)
+        assert a["gen_ai.operation.name"] == "invoke_workflow"
+        assert a["gen_ai.agent.name"] == "reviewer"
+        assert a["gen_ai.request.model"] == "claude-haiku-4-5"
+        assert a["gen_ai.response.model"] == "claude-haiku-4-5"
+        assert a["agentsteps.step.name"] == "summarize"
+        assert a["agentsteps.step.function"].endswith("<locals>.summarize")
+        assert a["agentsteps.step.status"] == "completed"
+        assert a["agentsteps.step.error_boundary"] == "fail"
+        assert a["agentsteps.budget.max_tokens"] == 2000
+        assert a["agentsteps.budget.max_usd"] == 0.05
+        assert a["agentsteps.budget.max_llm_calls"] == 3
+        assert a["agentsteps.usage.self.input_tokens"] == 812
+        assert a["agentsteps.usage.self.output_tokens"] == 95
+        assert a["agentsteps.usage.self.llm_calls"] == 1
+        assert a["agentsteps.usage.self.cost_usd"] == pytest.approx(0.0012)
+        assert a["agentsteps.usage.subtree.input_tokens"] == 912
+        assert a["agentsteps.usage.subtree.llm_calls"] == 2
+        assert a["agentsteps.usage.subtree.cost_usd"] == pytest.approx(0.0022)
+        assert s.status.status_code is StatusCode.UNSET
+
+        ha = dict(h.attributes)
+        assert ha["gen_ai.request.model"] == "claude-haiku-4-5"  # inherited
+        assert ha["gen_ai.response.model"] == "claude-sonnet-4-5"  # actually used
+
+    def test_self_usage_sums_without_double_counting(self, spans: Spans) -> None:
+        """Summing the self figures over all spans gives the true total."""
+
+        @step(name="a")
+        def a() -> None:
+            record_usage(model="m", input_tokens=1, output_tokens=1, cost_usd=0.5)
+            b()
+
+        @step(name="b")
+        def b() -> None:
+            record_usage(model="m", input_tokens=2, output_tokens=2, cost_usd=0.25)
+
+        a()
+        total = sum(
+            s.attributes.get("agentsteps.usage.self.input_tokens", 0)  # type: ignore[union-attr,misc]
+            for s in spans.all
+        )
+        assert total == 3
+
+    def test_user_span_in_between_is_respected(self, spans: Spans) -> None:
+        """A span the user opens inside a step parents the nested step."""
+        tracer = spans.provider.get_tracer("user")
+
+        @step(name="outer")
+        def outer() -> None:
+            with tracer.start_as_current_span("user-work"):
+                inner()
+
+        @step(name="inner")
+        def inner() -> None: ...
+
+        outer()
+        assert spans.step("inner").parent.span_id == spans.named("user-work").context.span_id  # type: ignore[union-attr]
+
+    def test_async_concurrent_parentage(self, spans: Spans) -> None:
+        """Concurrent async steps each parent to the step that spawned them."""
+
+        @step(name="leaf")
+        async def leaf() -> None:
+            await asyncio.sleep(0)
+
+        @step(name="root")
+        async def root() -> None:
+            await asyncio.gather(*(leaf() for _ in range(10)))
+
+        asyncio.run(root())
+        root_id = spans.step("root").context.span_id
+        leaves = [s for s in spans.all if s.name == "invoke_workflow leaf"]
+        assert len(leaves) == 10
+        assert all(s.parent is not None and s.parent.span_id == root_id for s in leaves)
+
+
+class TestStatuses:
+    def test_failed_step(self, spans: Spans) -> None:
+        """failed: status ERROR, error.type and the exception recorded."""
+
+        @step(name="s")
+        def s() -> None:
+            raise ValueError("bad diff")
+
+        with pytest.raises(ValueError, match="bad diff"):
+            s()
+        span = spans.step("s")
+        assert span.status.status_code is StatusCode.ERROR
+        assert span.status.description == "ValueError: bad diff"
+        assert span.attributes["error.type"] == "ValueError"  # type: ignore[index]
+        assert span.attributes["agentsteps.step.status"] == "failed"  # type: ignore[index]
+        assert [e.name for e in span.events] == ["exception"]
+
+    def test_skipped_step_records_event_and_stays_ok(self, spans: Spans) -> None:
+        """skipped: an exhaustion event, status not ERROR."""
+
+        @step(name="s", budget=Budget(max_tokens=10), error_boundary="continue")
+        def s() -> None:
+            record_usage(model="m", input_tokens=20, output_tokens=0, cost_usd=0)
+
+        s()
+        span = spans.step("s")
+        assert span.status.status_code is not StatusCode.ERROR
+        assert span.attributes["agentsteps.step.status"] == "skipped"  # type: ignore[index]
+        assert span.attributes["agentsteps.budget.exhausted_limit"] == "max_tokens"  # type: ignore[index]
+        (event,) = span.events
+        assert event.name == "agentsteps.budget_exhausted"
+        assert event.attributes["agentsteps.budget.limit"] == "max_tokens"  # type: ignore[index]
+        assert event.attributes["agentsteps.budget.consumed_tokens"] == 20  # type: ignore[index]
+
+    def test_escalated_step(self, spans: Spans) -> None:
+        """escalated: status ERROR with error.type StepEscalated."""
+
+        @step(name="s", budget=Budget(max_tokens=10), error_boundary="escalate")
+        def s() -> None:
+            record_usage(model="m", input_tokens=20, output_tokens=0, cost_usd=0)
+
+        with pytest.raises(StepEscalated) as info:
+            s()
+        span = spans.step("s")
+        assert span.status.status_code is StatusCode.ERROR
+        assert span.attributes["error.type"] == "StepEscalated"  # type: ignore[index]
+        assert span.attributes["agentsteps.step.status"] == "escalated"  # type: ignore[index]
+        ctx = span.get_span_context()
+        assert info.value.span_id == trace.format_span_id(ctx.span_id)
+        assert info.value.trace_id == trace.format_trace_id(ctx.trace_id)
+
+    def test_exhaustion_carries_span_ids(self, spans: Spans) -> None:
+        """StepBudgetExhausted names the trace and span of its step."""
+
+        @step(name="s", budget=Budget(max_llm_calls=0))
+        def s() -> None:
+            record_usage(model="m", cost_usd=0)
+
+        with pytest.raises(StepBudgetExhausted) as info:
+            s()
+        ctx = spans.step("s").get_span_context()
+        assert info.value.span_id == trace.format_span_id(ctx.span_id)
+
+    def test_records_carry_span_ids(self, spans: Spans) -> None:
+        """CompletedStep records name their span, parent span and trace."""
+
+        @persona(name="p")
+        def p() -> None:
+            s()
+
+        @step(name="s")
+        def s() -> None: ...
+
+        with agentsteps.run() as r:
+            p()
+        rec = r.steps[0]
+        span = spans.step("s")
+        assert rec.span_id == trace.format_span_id(span.context.span_id)
+        assert rec.parent_span_id == trace.format_span_id(span.parent.span_id)  # type: ignore[union-attr]
+        assert rec.trace_id == r.personas[0].trace_id
+
+
+class TestTracingOff:
+    def test_no_provider_means_no_ids(self) -> None:
+        """With no SDK anywhere, steps run and records have no span ids."""
+
+        @step(name="s")
+        def s() -> int:
+            return 1
+
+        with agentsteps.run() as r:
+            assert s() == 1
+        assert r.steps[0].trace_id is None and r.steps[0].span_id is None
+
+    def test_configure_rejects_non_provider(self) -> None:
+        """configure(tracer_provider=...) checks its argument."""
+        with pytest.raises(
+            TypeError,
+            match=re.escape("'tracer_provider' must be an opentelemetry.trace.TracerProvider"),
+        ):
+            agentsteps.configure(tracer_provider="jaeger")  # type: ignore[arg-type]
