@@ -7,6 +7,9 @@ with `reset_defaults`. Everything else is context-local.
 
 from __future__ import annotations
 
+import os
+import re
+
 from opentelemetry import trace
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Tracer, TracerProvider
 
@@ -20,7 +23,15 @@ _UNSET: object = object()
 
 class _Settings:
     # A plain class, not attrs: read on every step call, so attribute access must be cheap.
-    __slots__ = ("global_provider", "global_tracer", "provider", "strict_hooks", "tracer")
+    __slots__ = (
+        "early_attributes",
+        "env_provider",
+        "global_provider",
+        "global_tracer",
+        "provider",
+        "strict_hooks",
+        "tracer",
+    )
 
     def __init__(self) -> None:
         self.provider: TracerProvider | None = None
@@ -29,6 +40,11 @@ class _Settings:
         self.global_provider: object = None
         self.global_tracer: Tracer | None = None
         self.strict_hooks = False
+        # Whether the provider's sampler may read span attributes, so they must be passed
+        # to start_span. See _sampler_reads_attributes.
+        self.early_attributes = True
+        # OTEL_PYTHON_TRACER_PROVIDER names a provider the API loads on first use.
+        self.env_provider = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 
 
 SETTINGS = _Settings()
@@ -71,6 +87,7 @@ def configure(
             if tracer_provider is None
             else tracer_provider.get_tracer(_TRACER_NAME, __version__)
         )
+        SETTINGS.early_attributes = _sampler_reads_attributes(tracer_provider)
         SETTINGS.global_provider = None
         SETTINGS.global_tracer = None
     if strict_hooks is not _UNSET:
@@ -99,6 +116,11 @@ def get_tracer() -> Tracer | None:
     tracer = SETTINGS.tracer
     if tracer is not None:
         return tracer
+    # Fast path for "no SDK anywhere": the API keeps the global provider in a module
+    # attribute that stays None until one is set. Reading it skips the environment lookup
+    # get_tracer_provider() makes on every call. Private, so fall back when it is absent.
+    if getattr(trace, "_TRACER_PROVIDER", _UNSET) is None and not SETTINGS.env_provider:
+        return None
     provider = trace.get_tracer_provider()
     if provider is SETTINGS.global_provider:
         return SETTINGS.global_tracer
@@ -107,7 +129,39 @@ def get_tracer() -> Tracer | None:
         SETTINGS.global_tracer = None
     else:
         SETTINGS.global_tracer = provider.get_tracer(_TRACER_NAME, __version__)
+        SETTINGS.early_attributes = _sampler_reads_attributes(provider)
     return SETTINGS.global_tracer
+
+
+# Samplers of the SDK that decide without looking at attributes, as their (public)
+# descriptions spell them, e.g. the default
+# "ParentBased{root:AlwaysOnSampler,remoteParentSampled:AlwaysOnSampler,...}".
+_ATTRIBUTE_BLIND_SAMPLER = re.compile(
+    r"(?:ParentBased\{|root:|remoteParentSampled:|remoteParentNotSampled:|localParentSampled:"
+    r"|localParentNotSampled:|AlwaysOnSampler|AlwaysOffSampler"
+    r"|TraceIdRatioBased\{[0-9.eE+-]+\}|,|\})+"
+)
+
+
+def _sampler_reads_attributes(provider: object) -> bool:
+    """
+    Whether spans must get their attributes at start for ``provider``'s sampler.
+
+    Attributes passed to ``start_span`` cost about twice what the same attributes cost
+    when set later (the SDK validates them for the sampler and again for the span), and
+    they only matter to a sampler that reads them. When the sampler is known to ignore
+    them (the SDK default included), agentsteps sets every attribute once, at the end.
+    Unknown samplers get them at start.
+    """
+    sampler = getattr(provider, "sampler", None)
+    describe = getattr(sampler, "get_description", None)
+    if describe is None:
+        return True
+    try:
+        description = describe()
+    except Exception:
+        return True
+    return not (isinstance(description, str) and _ATTRIBUTE_BLIND_SAMPLER.fullmatch(description))
 
 
 configure.__module__ = "agentsteps"

@@ -53,30 +53,26 @@ class _Frame:
         "_model",
         "_otel_token",
         "_parent",
-        "_persona",
         "_run",
         "_span",
         "_start_ns",
-        "_step",
     )
 
     _defn: Any
+    _id: int
+    _span: Span | None
+    _ctx_token: Any
+    _otel_token: Any
+    _start_ns: int
+    _run: Run | None
     _ledger: Ledger
     _model: str | None
     _parent: ActiveStep | ActivePersona | None
+    # Each frame knows the innermost persona and step around it, self included. A frame
+    # never stores a reference to itself (that cycle would leave every frame to the
+    # garbage collector instead of freeing it on return): the "self" case is a property.
     _persona: ActivePersona | None
-    _step: ActiveStep | None  # innermost step frame, self included for steps
-
-    def __init__(self, defn: Any, parent: ActiveStep | ActivePersona | None) -> None:
-        self._defn = defn
-        self._parent = parent
-        self._id = _next_id()
-        self._span: Span | None = None
-        self._ctx_token: Any = None
-        self._otel_token: Any = None
-        self._start_ns = time.time_ns()
-        self._run = RUN.get()
-        self._model = defn.model if parent is None else (defn.model or parent._model)
+    _step: ActiveStep | None
 
     @property
     def name(self) -> str:
@@ -132,12 +128,26 @@ class ActivePersona(_Frame):
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ()
+    __slots__ = ("_step",)
+
+    @property
+    def _persona(self) -> ActivePersona:  # type: ignore[override]
+        return self
 
     def __init__(self, defn: Any, parent: ActiveStep | ActivePersona | None) -> None:
-        super().__init__(defn, parent)
-        self._persona = self
-        self._step = None if parent is None else parent._step
+        # Written out rather than shared through super(): this runs on every call.
+        self._defn = defn
+        self._parent = parent
+        self._id = _next_id()
+        self._span = self._ctx_token = self._otel_token = None
+        self._start_ns = time.time_ns()
+        self._run = RUN.get()
+        if parent is None:
+            self._model = defn.model
+            self._step = None
+        else:
+            self._model = defn.model or parent._model
+            self._step = parent._step
         self._ledger = Ledger(None)
 
     def __repr__(self) -> str:
@@ -160,17 +170,28 @@ class ActiveStep(_Frame):
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_parent_step",)
+    __slots__ = ("_parent_step", "_persona")
+
+    @property
+    def _step(self) -> ActiveStep:  # type: ignore[override]
+        return self
 
     def __init__(self, defn: Any, parent: ActiveStep | ActivePersona | None) -> None:
-        super().__init__(defn, parent)
+        # Written out rather than shared through super(): this runs on every call.
+        self._defn = defn
+        self._parent = parent
+        self._id = _next_id()
+        self._span = self._ctx_token = self._otel_token = None
+        self._start_ns = time.time_ns()
+        self._run = RUN.get()
         if parent is None:
+            self._model = defn.model
             self._persona = None
             self._parent_step = None
         else:
+            self._model = defn.model or parent._model
             self._persona = parent._persona
             self._parent_step = parent._step
-        self._step = self
         self._ledger = Ledger(defn.budget)
 
     @property

@@ -49,6 +49,7 @@ class StepDefinition:
         "boundary",
         "budget",
         "default",
+        "end_attributes",
         "function",
         "is_step",
         "model",
@@ -84,17 +85,22 @@ class StepDefinition:
             raise ValueError(msg)
         self.default = None if default is NOT_SET else default
         self.span_name = f"{A.OPERATION_INVOKE_WORKFLOW} {name}"
-        # Built once here: every call passes this dict to start_span (samplers see it).
-        attributes: dict[str, AttributeValue] = {
+        # Built once here. Only what a sampler may want goes to start_span: the SDK cleans
+        # start attributes twice (sampler result, then span), so everything else is set in
+        # the single set_attributes call at the end.
+        start: dict[str, AttributeValue] = {
             A.GEN_AI_OPERATION_NAME: A.OPERATION_INVOKE_WORKFLOW,
+            A.STEP_NAME: name,
+        }
+        if self.model is not None:
+            start[A.GEN_AI_REQUEST_MODEL] = self.model
+        self.span_attributes = start
+        attributes: dict[str, AttributeValue] = {
             A.GEN_AI_PROVIDER_NAME: A.PROVIDER_AGENTSTEPS,
             A.KIND: "step",
-            A.STEP_NAME: name,
             A.STEP_FUNCTION: function,
             A.STEP_ERROR_BOUNDARY: self.boundary.value,
         }
-        if self.model is not None:
-            attributes[A.GEN_AI_REQUEST_MODEL] = self.model
         if self.budget is not None:
             if self.budget.max_tokens is not None:
                 attributes[A.BUDGET_MAX_TOKENS] = self.budget.max_tokens
@@ -102,7 +108,7 @@ class StepDefinition:
                 attributes[A.BUDGET_MAX_USD] = float(self.budget.max_usd)
             if self.budget.max_llm_calls is not None:
                 attributes[A.BUDGET_MAX_LLM_CALLS] = self.budget.max_llm_calls
-        self.span_attributes = attributes
+        self.end_attributes = attributes
 
     def __repr__(self) -> str:
         return f"<StepDefinition {self.name!r}>"
@@ -111,7 +117,16 @@ class StepDefinition:
 class PersonaDefinition:
     """A persona's name and optional default model, plus its span attributes."""
 
-    __slots__ = ("budget", "function", "is_step", "model", "name", "span_attributes", "span_name")
+    __slots__ = (
+        "budget",
+        "end_attributes",
+        "function",
+        "is_step",
+        "model",
+        "name",
+        "span_attributes",
+        "span_name",
+    )
 
     is_step: bool
 
@@ -122,17 +137,19 @@ class PersonaDefinition:
         self.model = check_model(model, f"persona {name!r}")
         self.budget = None
         self.span_name = f"{A.OPERATION_INVOKE_AGENT} {name}"
-        attributes: dict[str, AttributeValue] = {
+        start: dict[str, AttributeValue] = {
             A.GEN_AI_OPERATION_NAME: A.OPERATION_INVOKE_AGENT,
-            A.GEN_AI_PROVIDER_NAME: A.PROVIDER_AGENTSTEPS,
             A.GEN_AI_AGENT_NAME: name,
+        }
+        if self.model is not None:
+            start[A.GEN_AI_REQUEST_MODEL] = self.model
+        self.span_attributes = start
+        self.end_attributes: dict[str, AttributeValue] = {
+            A.GEN_AI_PROVIDER_NAME: A.PROVIDER_AGENTSTEPS,
             A.KIND: "persona",
             A.PERSONA_NAME: name,
             A.PERSONA_FUNCTION: function,
         }
-        if self.model is not None:
-            attributes[A.GEN_AI_REQUEST_MODEL] = self.model
-        self.span_attributes = attributes
 
     def __repr__(self) -> str:
         return f"<PersonaDefinition {self.name!r}>"

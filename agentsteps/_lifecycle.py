@@ -24,7 +24,7 @@ from opentelemetry.trace import Status, StatusCode, format_span_id
 from . import _attributes as A
 from . import _hooks
 from ._budget import ErrorBoundary
-from ._config import get_tracer
+from ._config import SETTINGS, get_tracer
 from ._context import CURRENT, ActivePersona, ActiveStep
 from ._records import CompletedPersona, CompletedStep, StepStatus
 from ._usage import LEDGER_LOCK, Ledger
@@ -46,21 +46,32 @@ def enter(defn: Any) -> ActiveStep | ActivePersona:
     )
     tracer = get_tracer()
     if tracer is not None:
-        attributes = defn.span_attributes
-        persona = frame._persona
-        if defn.is_step and (persona is not None or (defn.model is None and frame._model)):
-            attributes = dict(attributes)
-            if persona is not None:
-                attributes[A.GEN_AI_AGENT_NAME] = persona._defn.name
-            if defn.model is None and frame._model:
-                attributes[A.GEN_AI_REQUEST_MODEL] = frame._model
-        span = tracer.start_span(defn.span_name, kind=_INTERNAL, attributes=attributes)
+        if SETTINGS.early_attributes:
+            span = tracer.start_span(
+                defn.span_name, kind=_INTERNAL, attributes=_start_attributes(frame)
+            )
+        else:
+            span = tracer.start_span(defn.span_name, kind=_INTERNAL)
         frame._span = span
         frame._otel_token = _attach(_set_span_in_context(span))
     frame._ctx_token = CURRENT.set(frame)
     if _hooks.ACTIVE.persona_events and not defn.is_step:
         _hooks.persona_started(frame)
     return frame
+
+
+def _start_attributes(frame: ActiveStep | ActivePersona) -> dict[str, Any]:
+    """What a sampler may want to see: operation, agent (persona) and requested model."""
+    defn = frame._defn
+    attributes: dict[str, Any] = defn.span_attributes
+    persona = frame._persona
+    if defn.is_step and (persona is not None or (defn.model is None and frame._model)):
+        attributes = dict(attributes)
+        if persona is not None:
+            attributes[A.GEN_AI_AGENT_NAME] = persona._defn.name
+        if defn.model is None and frame._model:
+            attributes[A.GEN_AI_REQUEST_MODEL] = frame._model
+    return attributes
 
 
 def push(frame: ActiveStep | ActivePersona) -> None:
@@ -193,7 +204,10 @@ def _finish_span(
 ) -> None:
     ledger = frame._ledger
     is_step = frame._defn.is_step
-    attributes: dict[str, Any] = {A.STEP_STATUS if is_step else A.PERSONA_STATUS: status.value}
+    attributes: dict[str, Any] = frame._defn.end_attributes.copy()
+    if not SETTINGS.early_attributes:
+        attributes.update(_start_attributes(frame))
+    attributes[A.STEP_STATUS if is_step else A.PERSONA_STATUS] = status.value
     with LEDGER_LOCK:
         has_usage = ledger.calls or ledger.input or ledger.output or ledger.nanos
         if has_usage:

@@ -230,3 +230,54 @@ class TestTracingOff:
             match=re.escape("'tracer_provider' must be an opentelemetry.trace.TracerProvider"),
         ):
             agentsteps.configure(tracer_provider="jaeger")  # type: ignore[arg-type]
+
+
+class TestSamplers:
+    def test_attribute_reading_sampler_sees_start_attributes(self) -> None:
+        """A sampler that reads attributes gets operation, agent and model at start."""
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+        seen: list[dict[str, object]] = []
+
+        class Recording(Sampler):
+            def should_sample(
+                self, parent_context, trace_id, name, kind=None, attributes=None, links=None
+            ):  # type: ignore[no-untyped-def]
+                seen.append(dict(attributes or {}))
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+            def get_description(self) -> str:
+                return "Recording"
+
+        agentsteps.configure(tracer_provider=TracerProvider(sampler=Recording()))
+
+        @step(name="s", model="m")
+        def s() -> None: ...
+
+        @persona(name="p")
+        def p() -> None:
+            s()
+
+        p()
+        assert seen[1] == {
+            "gen_ai.operation.name": "invoke_workflow",
+            "agentsteps.step.name": "s",
+            "gen_ai.request.model": "m",
+            "gen_ai.agent.name": "p",
+        }
+
+    @pytest.mark.parametrize(
+        ("sampler_name", "reads"),
+        [("DEFAULT_ON", False), ("ALWAYS_OFF", False), ("DEFAULT_OFF", False)],
+    )
+    def test_known_samplers_are_attribute_blind(self, sampler_name: str, reads: bool) -> None:
+        """The SDK's stock samplers are recognised as not reading attributes."""
+        from opentelemetry.sdk.trace import TracerProvider, sampling
+
+        from agentsteps._config import _sampler_reads_attributes
+
+        provider = TracerProvider(sampler=getattr(sampling, sampler_name))
+        assert _sampler_reads_attributes(provider) is reads
+        ratio = TracerProvider(sampler=sampling.ParentBasedTraceIdRatio(0.25))
+        assert _sampler_reads_attributes(ratio) is False
