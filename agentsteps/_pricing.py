@@ -344,9 +344,11 @@ def price_usage(
     """
     uncached = input_tokens - cache_read_tokens - cache_write_tokens
     # The bitwise or of ints is negative exactly when one of them is: one test instead of three.
-    if uncached < 0 or output_tokens < reasoning_tokens or (
-        cache_read_tokens | cache_write_tokens | reasoning_tokens
-    ) < 0:
+    if (
+        uncached < 0
+        or output_tokens < reasoning_tokens
+        or (cache_read_tokens | cache_write_tokens | reasoning_tokens) < 0
+    ):
         _raise_bad_counts(
             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
         )
@@ -459,9 +461,7 @@ def _load_snapshot() -> DataSnapshot | None:
     return _snapshot
 
 
-def _resolve(
-    model: str | None, provider: str | None
-) -> tuple[_Rates | _Slow, PriceSource] | None:
+def _resolve(model: str | None, provider: str | None) -> tuple[_Rates | _Slow, PriceSource] | None:
     """Find and remember the price of a model that is not registered under its exact name."""
     key = (provider, model)
     with _lock:
@@ -579,3 +579,10 @@ def _slow_catalog_price(
         return 0, "unknown"
     nanos = (calc.total_price * 10**9).to_integral_value(ROUND_HALF_UP)
     return int(nanos), "catalog"
+
+
+# Show the public names as agentsteps.X in reprs and tracebacks.
+Price.__module__ = "agentsteps"
+register_price.__module__ = "agentsteps"
+registered_price.__module__ = "agentsteps"
+unregister_price.__module__ = "agentsteps"
