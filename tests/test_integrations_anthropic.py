@@ -7,6 +7,7 @@ events are exactly what the SDK hands its users.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -25,10 +26,9 @@ from agentsteps.integrations import (
     record_anthropic,
 )
 
-try:  # the SDK's own HTTP library: httpx2 in current releases, httpx before
-    import httpx2 as httpx
-except ImportError:  # pragma: no cover - depends on the installed SDK
-    import httpx  # type: ignore[no-redef]
+# The HTTP library this SDK release is built on: httpx2 in current releases, httpx before.
+_sdk_base = importlib.import_module("anthropic._base_client")
+httpx = getattr(_sdk_base, "httpx2", None) or _sdk_base.httpx
 
 MODEL = "claude-haiku-4-5-20251001"  # what the API reports for "claude-haiku-4-5"
 

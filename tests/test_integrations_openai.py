@@ -7,6 +7,7 @@ including the stream helpers' parsing of server-sent events.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
@@ -23,10 +24,9 @@ import agentsteps
 from agentsteps._pricing import reset_pricing
 from agentsteps.integrations import OpenAIStreamUsage, ProviderUsage, openai_usage, record_openai
 
-try:  # the SDK's own HTTP library: httpx2 in current releases, httpx before
-    import httpx2 as httpx
-except ImportError:  # pragma: no cover - depends on the installed SDK
-    import httpx  # type: ignore[no-redef]
+# The HTTP library this SDK release is built on: httpx2 in current releases, httpx before.
+_sdk_base = importlib.import_module("openai._base_client")
+httpx = getattr(_sdk_base, "httpx2", None) or _sdk_base.httpx
 
 MODEL = "gpt-4o-2024-08-06"  # what the API reports for requests to "gpt-4o"
 
@@ -281,7 +281,11 @@ class TestChatStreams:
         """The stream helper's events and its final completion both give the usage."""
         client = client_for(sse_reply(chat_chunks(chat_usage(1_000, 40, reasoning=10))))
         collector = OpenAIStreamUsage()
-        with client.chat.completions.stream(
+        # The helper moved out of client.beta in later 1.x releases.
+        open_stream = getattr(client.chat.completions, "stream", None)
+        if open_stream is None:
+            open_stream = client.beta.chat.completions.stream
+        with open_stream(
             model="gpt-4o",
             messages=[{"role": "user", "content": "Capital of France?"}],
             stream_options={"include_usage": True},
