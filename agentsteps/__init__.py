@@ -28,6 +28,10 @@ from ._context import current_persona as current_persona
 from ._context import current_step as current_step
 from ._persona import persona as persona
 from ._persona import persona_scope as persona_scope
+from ._pricing import Price as Price
+from ._pricing import register_price as register_price
+from ._pricing import registered_price as registered_price
+from ._pricing import unregister_price as unregister_price
 from ._recording import record_usage as record_usage
 from ._records import CompletedPersona as CompletedPersona
 from ._records import CompletedStep as CompletedStep
@@ -54,6 +58,7 @@ __all__ = [
     "CompletedStep",
     "ContextThreadPoolExecutor",
     "ErrorBoundary",
+    "Price",
     "Run",
     "StepBudgetExhausted",
     "StepDenied",
@@ -68,9 +73,12 @@ __all__ = [
     "persona",
     "persona_scope",
     "record_usage",
+    "register_price",
+    "registered_price",
     "reset_defaults",
     "run",
     "run_in_context",
     "step",
     "step_scope",
+    "unregister_price",
 ]

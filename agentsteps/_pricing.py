@@ -1,10 +1,308 @@
-"""Prices per model, and the cost of a usage record (user-registered prices only, for now)."""
+"""Turn token counts into dollars: user-registered prices, the genai-prices catalog, or nothing."""
 
 from __future__ import annotations
 
-__all__ = ["price_usage"]
+import contextlib
+import logging
+import math
+import numbers
+import re
+import threading
+from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
-_USER_PRICES: dict[str, tuple[float, float, float, float]] = {}
+import attrs
+
+if TYPE_CHECKING:
+    from genai_prices.data_snapshot import DataSnapshot
+
+__all__ = [
+    "Price",
+    "PriceSource",
+    "price_usage",
+    "register_price",
+    "registered_price",
+    "reset_pricing",
+    "unregister_price",
+]
+
+logger = logging.getLogger("agentsteps")
+
+PriceSource = Literal["user", "catalog", "unknown"]
+"""Where `price_usage` found a price; the core says ``"provider"`` for an explicit ``cost_usd``."""
+
+# Rates are kept as integer femto-dollars (1e-15 USD) per token: USD per million tokens times 1e9.
+# Integers keep the hot path exact and fast; nine decimal places of USD/Mtok cover every published
+# price (the catalog's few float-noise values lose less than a nano-dollar per call).
+_FEMTO_PER_USD_PER_MTOK: Final = 10**9
+# One nano-dollar (the core's accounting unit) is 10**6 femto-dollars.
+_FEMTO_PER_NANO: Final = 10**6
+_HALF_NANO: Final = _FEMTO_PER_NANO // 2
+
+# (uncached input, output, cache read, cache write) in femto-dollars per token.
+_FlatRates = tuple[int, int, int, int]
+
+
+class _Rates(NamedTuple):
+    """Precomputed femto-dollar rates; a plain tuple so the hot path can unpack it in one go."""
+
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+    steps: tuple[tuple[int, _FlatRates], ...] | None = None
+    """(threshold, rates) by threshold, used when input_tokens > threshold; None if flat."""
+
+
+def _check_rate(name: str, value: object) -> None:
+    """Raise a `ValueError`/`TypeError` naming *name* unless *value* is a usable USD/Mtok rate."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        msg = (
+            f"{name!r} must be a number of US dollars per million tokens (int or float), "
+            f"got {value!r} of type {type(value).__name__}"
+        )
+        raise TypeError(msg)
+    if not math.isfinite(value) or value < 0:
+        msg = f"{name!r} must be a finite number >= 0 (USD per million tokens), got {value!r}"
+        raise ValueError(msg)
+
+
+def _validate_rate(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    """Attrs validator wrapper around `_check_rate`."""
+    _check_rate(attribute.name, value)
+
+
+def _default_to_input(self: Price) -> float:
+    """Cache rates default to the input rate: no discount or surcharge is assumed."""
+    return self.input_per_mtok
+
+
+@attrs.frozen
+class Price:
+    """What a model costs, in US dollars per million tokens.
+
+    Cached-token rates default to the input rate, so a price registered with only
+    `input_per_mtok` and `output_per_mtok` never under-charges a cache read and charges a
+    cache write like an ordinary input token (which is what OpenAI does). Providers with a
+    cache discount or a write surcharge need them spelled out: Anthropic charges 0.1x the
+    input rate for a cache read and 1.25x for a 5-minute cache write.
+
+    Example:
+        >>> price = Price(input_per_mtok=1.0, output_per_mtok=5.0, cache_read_per_mtok=0.1)
+        >>> price.cache_read_per_mtok, price.cache_write_per_mtok
+        (0.1, 1.0)
+
+    .. versionadded:: 0.1.0
+    """
+
+    input_per_mtok: float = attrs.field(validator=_validate_rate)
+    """USD per million uncached input tokens."""
+    output_per_mtok: float = attrs.field(validator=_validate_rate)
+    """USD per million output tokens (reasoning tokens included)."""
+    cache_read_per_mtok: float = attrs.field(
+        default=attrs.Factory(_default_to_input, takes_self=True), validator=_validate_rate
+    )
+    """USD per million input tokens read from the prompt cache (default: the input rate)."""
+    cache_write_per_mtok: float = attrs.field(
+        default=attrs.Factory(_default_to_input, takes_self=True), validator=_validate_rate
+    )
+    """USD per million input tokens written to the prompt cache (default: the input rate)."""
+
+
+def _femto(usd_per_mtok: object) -> int:
+    """Convert a USD/Mtok rate (int, float or Decimal) to integer femto-dollars per token."""
+    # repr() of a float is the shortest string that round-trips, so 0.1 becomes exactly 0.1.
+    exact = usd_per_mtok if isinstance(usd_per_mtok, Decimal) else Decimal(repr(usd_per_mtok))
+    return int((exact * _FEMTO_PER_USD_PER_MTOK).to_integral_value(ROUND_HALF_UP))
+
+
+def _rates_of(price: Price) -> _Rates:
+    return _Rates(
+        _femto(price.input_per_mtok),
+        _femto(price.output_per_mtok),
+        _femto(price.cache_read_per_mtok),
+        _femto(price.cache_write_per_mtok),
+    )
+
+
+@attrs.frozen
+class _Slow:
+    """A catalog model whose price needs genai-prices on every call (time-of-day or per-request)."""
+
+    model: str
+    provider: str | None
+
+
+# Model name -> registered Price, and the same as rates for the hot path. Read without a lock:
+# dict reads and single assignments are atomic in CPython; writers hold _lock so that the two
+# dicts and read-modify-write sequences stay consistent.
+_user_prices: dict[str, Price] = {}
+_user_rates: dict[str | None, _Rates] = {}
+# (provider, model) -> the price found for a model not registered under its exact name: a
+# registration under its undated name, else the catalog; None if neither has it. Filled under
+# _lock and cleared by every registration change, so it never outlives the registrations.
+_resolved: dict[tuple[str | None, str | None], tuple[_Rates | _Slow, PriceSource] | None] = {}
+# "gpt-4o-2024-08-06" and "claude-sonnet-4-20250514" are dated snapshots of the undated names.
+_DATED = re.compile(r"(.+)-(?:\d{4}-\d{2}-\d{2}|\d{8})")
+_warned_models: set[str | None] = set()
+_lock = threading.Lock()
+_snapshot: DataSnapshot | None = None
+_catalog_available: bool | None = None
+
+
+def register_price(
+    model: str,
+    *,
+    input_per_mtok: float,
+    output_per_mtok: float,
+    cache_read_per_mtok: float | None = None,
+    cache_write_per_mtok: float | None = None,
+) -> Price:
+    """Set what *model* costs; it takes precedence over the genai-prices catalog.
+
+    The price applies to calls recorded under exactly this name, and to its dated snapshots
+    (``gpt-4o`` also prices ``gpt-4o-2024-08-06``; ``claude-sonnet-4`` prices
+    ``claude-sonnet-4-20250514``) unless a snapshot is registered itself. Registering a model
+    again replaces its price.
+
+    Args:
+        model: The model name, matched exactly.
+        input_per_mtok: USD per million uncached input tokens.
+        output_per_mtok: USD per million output tokens.
+        cache_read_per_mtok: USD per million cache-read input tokens; `None` means the input rate.
+        cache_write_per_mtok: USD per million cache-write input tokens; `None` means the input rate.
+
+    Returns:
+        The registered `Price`, with defaults filled in.
+
+    Raises:
+        TypeError: If *model* is not a string or a rate is not a number.
+        ValueError: If *model* is empty or a rate is negative, infinite or NaN.
+
+    .. versionadded:: 0.1.0
+    """
+    price = _make_price(
+        model,
+        input_per_mtok=input_per_mtok,
+        output_per_mtok=output_per_mtok,
+        cache_read_per_mtok=cache_read_per_mtok,
+        cache_write_per_mtok=cache_write_per_mtok,
+    )
+    rates = _rates_of(price)
+    with _lock:
+        _user_prices[model] = price
+        _user_rates[model] = rates
+        _resolved.clear()
+    return price
+
+
+def _make_price(
+    model: object,
+    *,
+    input_per_mtok: object,
+    output_per_mtok: object,
+    cache_read_per_mtok: object,
+    cache_write_per_mtok: object,
+) -> Price:
+    if not isinstance(model, str):
+        msg = f"'model' must be a model name (str), got {model!r} of type {type(model).__name__}"
+        raise TypeError(msg)
+    if not model:
+        msg = "'model' must be a non-empty model name, got ''"
+        raise ValueError(msg)
+    # Validate here too so the error names the argument the caller typed, before attrs sees it.
+    _check_rate("input_per_mtok", input_per_mtok)
+    _check_rate("output_per_mtok", output_per_mtok)
+    kwargs: dict[str, Any] = {}
+    if cache_read_per_mtok is not None:
+        _check_rate("cache_read_per_mtok", cache_read_per_mtok)
+        kwargs["cache_read_per_mtok"] = cache_read_per_mtok
+    if cache_write_per_mtok is not None:
+        _check_rate("cache_write_per_mtok", cache_write_per_mtok)
+        kwargs["cache_write_per_mtok"] = cache_write_per_mtok
+    return Price(input_per_mtok, output_per_mtok, **kwargs)  # type: ignore[arg-type]
+
+
+def unregister_price(model: str) -> Price | None:
+    """Forget a price set with `register_price`.
+
+    Args:
+        model: The model name it was registered under.
+
+    Returns:
+        The price that was registered, or `None` if there was none.
+
+    .. versionadded:: 0.1.0
+    """
+    with _lock:
+        _user_rates.pop(model, None)
+        _resolved.clear()
+        return _user_prices.pop(model, None)
+
+
+@contextlib.contextmanager
+def registered_price(
+    model: str,
+    *,
+    input_per_mtok: float,
+    output_per_mtok: float,
+    cache_read_per_mtok: float | None = None,
+    cache_write_per_mtok: float | None = None,
+) -> Iterator[Price]:
+    """Register a price for the duration of a ``with`` block, then restore what was there.
+
+    Handy in tests. The registration is process-wide, not scoped to the current task or thread.
+
+    Args:
+        model: The model name, matched exactly.
+        input_per_mtok: USD per million uncached input tokens.
+        output_per_mtok: USD per million output tokens.
+        cache_read_per_mtok: USD per million cache-read input tokens; `None` means the input rate.
+        cache_write_per_mtok: USD per million cache-write input tokens; `None` means the input rate.
+
+    Yields:
+        The registered `Price`.
+
+    .. versionadded:: 0.1.0
+    """
+    price = _make_price(
+        model,
+        input_per_mtok=input_per_mtok,
+        output_per_mtok=output_per_mtok,
+        cache_read_per_mtok=cache_read_per_mtok,
+        cache_write_per_mtok=cache_write_per_mtok,
+    )
+    rates = _rates_of(price)
+    with _lock:
+        previous_price = _user_prices.get(model)
+        previous_rates = _user_rates.get(model)
+        _user_prices[model] = price
+        _user_rates[model] = rates
+        _resolved.clear()
+    try:
+        yield price
+    finally:
+        with _lock:
+            if previous_price is None or previous_rates is None:
+                _user_prices.pop(model, None)
+                _user_rates.pop(model, None)
+            else:
+                _user_prices[model] = previous_price
+                _user_rates[model] = previous_rates
+            _resolved.clear()
+
+
+def reset_pricing() -> None:
+    """Forget registered prices, cached catalog look-ups and which models were warned about."""
+    global _snapshot, _catalog_available
+    with _lock:
+        _user_prices.clear()
+        _user_rates.clear()
+        _resolved.clear()
+        _warned_models.clear()
+        _snapshot = None
+        _catalog_available = None
 
 
 def price_usage(
@@ -12,16 +310,279 @@ def price_usage(
     *,
     input_tokens: int,
     output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    provider: str | None = None,
+) -> tuple[int, PriceSource]:
+    """Price one model call in nano-dollars (1e-9 USD).
+
+    Token counts follow the OpenTelemetry GenAI convention: *input_tokens* includes the cache
+    reads and cache writes, *output_tokens* includes the reasoning tokens. Uncached input
+    (``input_tokens - cache_read_tokens - cache_write_tokens``) is charged at the input rate,
+    cache reads and writes at their own rates, all output at the output rate.
+
+    The price comes from a `register_price` registration, else from the genai-prices catalog
+    (its bundled data only, never the network), else the cost is 0 and the model is logged once
+    on the ``agentsteps`` logger.
+
+    Args:
+        model: The model name, or `None` if unknown.
+        input_tokens: All input tokens, cached ones included.
+        output_tokens: All output tokens, reasoning included.
+        cache_read_tokens: Input tokens read from the prompt cache.
+        cache_write_tokens: Input tokens written to the prompt cache.
+        reasoning_tokens: Output tokens spent on reasoning (already in *output_tokens*).
+        provider: A provider name such as ``"openai"`` to pick among catalog entries.
+
+    Returns:
+        ``(cost_nanos, source)`` with source ``"user"``, ``"catalog"`` or ``"unknown"``.
+
+    Raises:
+        ValueError: If a count is negative, the cache counts exceed *input_tokens*, or the
+            reasoning tokens exceed *output_tokens*.
+    """
+    uncached = input_tokens - cache_read_tokens - cache_write_tokens
+    # The bitwise or of ints is negative exactly when one of them is: one test instead of three.
+    if (
+        uncached < 0
+        or output_tokens < reasoning_tokens
+        or (cache_read_tokens | cache_write_tokens | reasoning_tokens) < 0
+    ):
+        _raise_bad_counts(
+            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
+        )
+    rates = _user_rates.get(model)
+    if rates is not None:
+        source: PriceSource = "user"
+    else:
+        key = (provider, model)
+        try:
+            found = _resolved[key]
+        except KeyError:
+            found = _resolve(model, provider)
+        if found is None:
+            if model not in _warned_models:
+                _warn_unpriced(model)
+            return 0, "unknown"
+        resolved_rates, source = found
+        if isinstance(resolved_rates, _Slow):
+            return _slow_catalog_price(
+                resolved_rates, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
+            )
+        rates = resolved_rates
+    r_in, r_out, r_read, r_write, steps = rates
+    if steps is not None:
+        for threshold, step_rates in steps:
+            if input_tokens > threshold:
+                r_in, r_out, r_read, r_write = step_rates
+    femto = (
+        uncached * r_in
+        + output_tokens * r_out
+        + cache_read_tokens * r_read
+        + cache_write_tokens * r_write
+    )
+    return (femto + _HALF_NANO) // _FEMTO_PER_NANO, source
+
+
+def _raise_bad_counts(
+    input_tokens: int,
+    output_tokens: int,
     cache_read_tokens: int,
     cache_write_tokens: int,
     reasoning_tokens: int,
-) -> tuple[int, str]:
-    """Cost in nano-dollars of one record and where it came from ("user" or "unknown")."""
-    price = None if model is None else _USER_PRICES.get(model)
-    if price is None:
+) -> None:
+    counts = {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_read_tokens": cache_read_tokens,
+        "cache_write_tokens": cache_write_tokens,
+        "reasoning_tokens": reasoning_tokens,
+    }
+    for name, value in counts.items():
+        if value < 0:
+            msg = f"{name!r} must be >= 0, got {value!r}"
+            raise ValueError(msg)
+    if cache_read_tokens + cache_write_tokens > input_tokens:
+        msg = (
+            "'input_tokens' must include the cache reads and writes (OpenTelemetry convention), "
+            f"but cache_read_tokens ({cache_read_tokens}) + cache_write_tokens "
+            f"({cache_write_tokens}) > input_tokens ({input_tokens}). Anthropic's input_tokens "
+            "excludes them: pass input_tokens=input_tokens + cache_read_input_tokens + "
+            "cache_creation_input_tokens (agentsteps.integrations.anthropic does this for you)"
+        )
+        raise ValueError(msg)
+    msg = (
+        "'output_tokens' must include the reasoning tokens (OpenTelemetry convention), but "
+        f"reasoning_tokens ({reasoning_tokens}) > output_tokens ({output_tokens})"
+    )
+    raise ValueError(msg)
+
+
+def _warn_unpriced(model: str | None) -> None:
+    with _lock:
+        if model in _warned_models:
+            return
+        _warned_models.add(model)
+    hint = "" if _catalog_available else " or install agentsteps[prices] (the genai-prices catalog)"
+    if model is None:
+        logger.warning(
+            "A model call was recorded without a model name, so its cost is counted as $0; "
+            "pass model=... (and register_price() it) or cost_usd=... to record_usage()%s. "
+            "This is logged once.",
+            hint,
+        )
+    else:
+        logger.warning(
+            "No price known for model %r, so its cost is counted as $0 (the step counts it in "
+            "usage.unpriced_calls). Call agentsteps.register_price(%r, input_per_mtok=..., "
+            "output_per_mtok=...)%s. This is logged once per model.",
+            model,
+            model,
+            hint,
+        )
+
+
+def _load_snapshot() -> DataSnapshot | None:
+    """The genai-prices data bundled with the installed package, or `None` if not installed."""
+    global _snapshot, _catalog_available
+    if _catalog_available is None:
+        try:
+            # Built from the bundled data directly rather than via get_snapshot(), which would
+            # pick up prices a genai_prices.UpdatePrices thread fetched: the catalog must give
+            # the same answer for the same installed version, with no network involved.
+            from genai_prices.data import providers
+            from genai_prices.data_snapshot import DataSnapshot
+        except ImportError:
+            _catalog_available = False
+        else:
+            _snapshot = DataSnapshot(providers=providers, from_auto_update=False)
+            _catalog_available = True
+    return _snapshot
+
+
+def _resolve(model: str | None, provider: str | None) -> tuple[_Rates | _Slow, PriceSource] | None:
+    """Find and remember the price of a model that is not registered under its exact name."""
+    key = (provider, model)
+    with _lock:
+        # Under the lock so that a registration change cannot slip between the look-up and
+        # the store and leave a stale entry behind.
+        if key in _resolved:
+            return _resolved[key]
+        found: tuple[_Rates | _Slow, PriceSource] | None = None
+        dated = _DATED.fullmatch(model) if model is not None else None
+        undated_rates = _user_rates.get(dated.group(1)) if dated is not None else None
+        if undated_rates is not None:
+            found = undated_rates, "user"
+        else:
+            catalog = _catalog_rates(model, provider)
+            if catalog is not None:
+                found = catalog, "catalog"
+        _resolved[key] = found
+        return found
+
+
+def _catalog_rates(model: str | None, provider: str | None) -> _Rates | _Slow | None:
+    """Look *model* up in the catalog once; telemetry must not break the caller, so log errors."""
+    if model is None:
+        return None
+    try:
+        snapshot = _load_snapshot()
+        if snapshot is None:
+            return None
+        return _rates_from_catalog(snapshot, model, provider)
+    except Exception:
+        logger.warning("genai-prices failed to look up model %r", model, exc_info=True)
+        return None
+
+
+def _rates_from_catalog(
+    snapshot: DataSnapshot, model: str, provider: str | None
+) -> _Rates | _Slow | None:
+    from datetime import datetime, timezone
+
+    from genai_prices.types import ModelPrice, StartDateConstraint, TieredPrices
+
+    found = None
+    if provider is not None:
+        with contextlib.suppress(LookupError):
+            found = snapshot.find_provider_model(model, None, provider, None)
+    if found is None:
+        try:
+            found = snapshot.find_provider_model(model, None, None, None)
+        except LookupError:
+            return None
+    found_provider, info = found
+    now = datetime.now(tz=timezone.utc)
+    prices = info.get_prices(now)
+    if getattr(prices, "input_mtok", None) is None and getattr(prices, "output_mtok", None) is None:
+        return None  # priced per character, page or second: not something token counts can price
+    # A price that depends on the time of day, starts in the future, or adds a per-request fee
+    # is computed by genai-prices on every call; everything else is cached as plain rates.
+    stable = isinstance(info.prices, ModelPrice) or all(
+        c.constraint is None
+        or (type(c.constraint) is StartDateConstraint and c.constraint.active(now))
+        for c in info.prices
+    )
+    if not stable or getattr(prices, "requests_kcount", None) is not None:
+        return _Slow(model, found_provider.id)
+
+    keys = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+    values = [getattr(prices, k, None) for k in keys]
+    # Unpriced cache rates fall back to the input rate, as genai-prices itself does.
+    for i in (2, 3):
+        if values[i] is None:
+            values[i] = values[0]
+
+    def at(value: object, threshold: int) -> int:
+        if value is None:
+            return 0
+        if isinstance(value, TieredPrices):
+            rate = value.base
+            for tier in value.tiers:
+                if tier.start <= threshold:
+                    rate = tier.price
+            return _femto(rate)
+        return _femto(value)
+
+    starts = sorted({t.start for v in values if isinstance(v, TieredPrices) for t in v.tiers})
+    steps = tuple(
+        (s, (at(values[0], s), at(values[1], s), at(values[2], s), at(values[3], s)))
+        for s in starts
+    )
+    return _Rates(
+        at(values[0], -1), at(values[1], -1), at(values[2], -1), at(values[3], -1), steps or None
+    )
+
+
+def _slow_catalog_price(
+    slow: _Slow,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int,
+    cache_write_tokens: int,
+) -> tuple[int, PriceSource]:
+    try:
+        from genai_prices.types import Usage
+
+        snapshot = _load_snapshot()
+        assert snapshot is not None  # a _Slow entry exists only once the catalog loaded
+        usage = Usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+        )
+        calc = snapshot.calc(usage, slow.model, slow.provider, None, None)
+    except Exception:
+        logger.warning("genai-prices failed to price model %r", slow.model, exc_info=True)
         return 0, "unknown"
-    inp, out, cread, cwrite = price
-    uncached = input_tokens - cache_read_tokens - cache_write_tokens
-    usd_per_mtok = uncached * inp + output_tokens * out + cache_read_tokens * cread
-    usd_per_mtok += cache_write_tokens * cwrite
-    return round(usd_per_mtok * 1000), "user"
+    nanos = (calc.total_price * 10**9).to_integral_value(ROUND_HALF_UP)
+    return int(nanos), "catalog"
+
+
+# Show the public names as agentsteps.X in reprs and tracebacks.
+Price.__module__ = "agentsteps"
+register_price.__module__ = "agentsteps"
+registered_price.__module__ = "agentsteps"
+unregister_price.__module__ = "agentsteps"
