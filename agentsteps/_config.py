@@ -99,11 +99,15 @@ def configure(
 
 def reset_defaults() -> None:
     """
-    Put every process-wide option back to its default (tests call this between cases).
+    Put every process-wide option back to its default (tests call this between cases):
+    the tracer provider, strict hooks, and registered prices.
 
     .. versionadded:: 0.1.0
     """
+    from ._pricing import reset_pricing  # here, not at the top: _pricing is optional weight
+
     SETTINGS.__init__()  # type: ignore[misc]
+    reset_pricing()
 
 
 def get_tracer() -> Tracer | None:

@@ -128,6 +128,7 @@ def record_usage(
             cache_read_tokens=cread,
             cache_write_tokens=cwrite,
             reasoning_tokens=reason,
+            provider=provider,
         )
         if source == "unknown":
             unpriced = calls
