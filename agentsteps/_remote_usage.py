@@ -11,14 +11,17 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from . import _attributes as A
 from ._budget import NANOS_PER_USD
-from ._context import CURRENT
-from ._propagation import MAX_COUNT
+from ._context import CURRENT, ActiveStep
+from ._context import _next_id as next_id
+from ._propagation import MAX_COUNT, step_path
 from ._recording import charge
+from ._records import CompletedStep, StepStatus
 from ._remote import RemoteDefinition
 from ._usage import LEDGER_LOCK, ZERO_USAGE, Usage
 
@@ -117,9 +120,15 @@ def record_remote_usage(usage: Mapping[str, Any] | Usage) -> Usage | None:
     on the ``agentsteps`` logger. Headers without a usage report (the callee does not use
     agentsteps) are ignored silently.
 
-    The usage counts in the calling step's own figures and in its subtree, like a model
-    call it made itself, and a ``agentsteps.remote_usage`` event on its span records the
-    report. Outside any step nothing is charged.
+    The usage counts like that of a nested step, because that is what the callee's
+    `remote_parent` scope is (its span is a child of the calling step's): it is in the
+    subtree figures of the calling step and of every step around it, so their budgets see
+    it, but not in the calling step's own ("self") figures, since the callee's spans carry
+    it as theirs and a sum over the distributed trace counts it once. A `run` collecting
+    the caller receives a `CompletedStep` named ``remote:{step path}`` (the name of the
+    callee's scope) holding the report, so `Run.total` includes it. An
+    ``agentsteps.remote_usage`` event on the calling step's span records the report.
+    Outside any step nothing is charged.
 
     Args:
         usage: The callee's response headers, a usage dict, or a `Usage`.
@@ -138,7 +147,7 @@ def record_remote_usage(usage: Mapping[str, Any] | Usage) -> Usage | None:
         >>> @step(budget=Budget(max_tokens=1_000))
         ... def plan():
         ...     record_remote_usage({"agentsteps-usage": "input_tokens=300;output_tokens=100"})
-        ...     return current_step().usage.total_tokens
+        ...     return current_step().subtree_usage.total_tokens
         >>> plan()
         400
 
@@ -171,13 +180,17 @@ def record_remote_usage(usage: Mapping[str, Any] | Usage) -> Usage | None:
     frame = CURRENT.get()
     if frame is None or frame._step is None:
         return report
-    span = frame._step._span
+    caller = frame._step
+    span = caller._span
     if span is not None and span.is_recording():
         event: dict[str, int | float] = {
             f"{A.EVENT_REMOTE_USAGE}.{f}": getattr(report, f) for f in _FIELDS[:-1]
         }
         event[f"{A.EVENT_REMOTE_USAGE}.cost_usd"] = report.cost_usd
         span.add_event(A.EVENT_REMOTE_USAGE, event)
+    if caller._run is not None:
+        # Delivered before charging: an exhaustion raised by the charge must not lose it.
+        caller._run._add_step(_remote_record(caller, step_path(frame), report))
     charge(
         frame,
         None,
@@ -189,8 +202,35 @@ def record_remote_usage(usage: Mapping[str, Any] | Usage) -> Usage | None:
         report.cost_nano_usd,
         report.llm_calls,
         report.unpriced_calls,
+        remote=True,
     )
     return report
+
+
+def _remote_record(caller: ActiveStep, path: str, report: Usage) -> CompletedStep:
+    """The callee's scope as the caller's run sees it: a finished child of ``caller``."""
+    now = time.time()
+    return CompletedStep(
+        name=f"remote:{path}",
+        function="record_remote_usage",
+        persona=caller.persona,
+        model=None,
+        status=StepStatus.COMPLETED,
+        error=None,
+        start_time=now,
+        end_time=now,
+        usage=report,
+        subtree_usage=report,
+        budget=None,
+        error_boundary="fail",
+        step_id=next_id(),
+        parent_id=caller._id,
+        parent=caller.name,
+        trace_id=caller.trace_id,
+        # Its spans are the callee's, in the other process.
+        span_id=None,
+        parent_span_id=caller.span_id,
+    )
 
 
 def _read(items: list[tuple[Any, Any]], problems: list[str]) -> dict[str, int] | None:

@@ -22,10 +22,10 @@ from typing import Any
 
 import attrs
 import pytest
-from distributed_service import tracer_provider
 
 import agentsteps
 from agentsteps import Budget, StepBudgetExhausted, step
+from tests.distributed_service import tracer_provider
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = Path(__file__).resolve().parent / "distributed_service.py"
@@ -148,12 +148,16 @@ def test_one_trace_and_one_budget_across_two_processes(
     assert first == (200, {"summary": "summary of PR #42"})
     assert second == (402, {"error": "budget_exhausted", "limit": "max_llm_calls"})
 
-    # The caller's totals include the remote spend, exactly.
-    (plan_record,) = collected.steps
+    # The caller's totals include the remote spend, exactly: in the plan step's subtree
+    # (what its budget saw) and, through one remote:plan record per report, in the run.
+    *remote_records, plan_record = collected.steps
     assert plan_record.status == "completed"
     assert (plan_record.input_tokens, plan_record.output_tokens) == (300, 100)
     assert (plan_record.llm_calls, plan_record.cost_usd) == (1, 0.002)
+    assert [r.name for r in remote_records] == ["remote:plan", "remote:plan"]
+    assert [r.usage.total_tokens for r in remote_records] == [400, 0]
     assert collected.total.total_tokens == 400
+    assert collected.total.cost_nano_usd == 2_000_000
 
     # One trace across both processes.
     plan_span = only(read_spans(caller_spans), "invoke_workflow plan")
@@ -183,7 +187,11 @@ def test_one_trace_and_one_budget_across_two_processes(
     assert refused["attributes"]["agentsteps.budget.exhausted_limit"] == "max_llm_calls"
     assert refused["status"] == "ERROR"
 
-    # The caller's span shows both reports coming back.
+    # Summed over the whole trace, self figures count the tool's spend once.
+    spent = sum(
+        s["attributes"].get("agentsteps.usage.self.input_tokens", 0) for s in caller + callee
+    )
+    assert spent == 300
     assert plan_span["attributes"]["agentsteps.usage.subtree.llm_calls"] == 1
 
 

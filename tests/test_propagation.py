@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 import pytest
@@ -13,9 +12,7 @@ from opentelemetry import context as otel_context
 import agentsteps
 from agentsteps import Budget, persona_scope, record_usage, remaining_budget, step, step_scope
 from agentsteps._propagation import MAX_PATH_LENGTH, format_usd
-
-if TYPE_CHECKING:
-    from conftest import Spans
+from tests.conftest import Spans
 
 
 def baggage_of(carrier: dict[str, str]) -> dict[str, str]:

@@ -7,7 +7,7 @@ import email.message
 import logging
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from opentelemetry import baggage as otel_baggage
@@ -28,9 +28,7 @@ from agentsteps import (
     with_remote_parent,
 )
 from agentsteps._context import CURRENT
-
-if TYPE_CHECKING:
-    from conftest import Spans
+from tests.conftest import Spans
 
 
 def outgoing(budget: Budget | None = None, *, persona: str | None = None) -> dict[str, str]:

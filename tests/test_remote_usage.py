@@ -6,7 +6,7 @@ import email.message
 import logging
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -15,6 +15,7 @@ from agentsteps import (
     Budget,
     StepBudgetExhausted,
     Usage,
+    persona_scope,
     record_remote_usage,
     record_usage,
     remote_parent,
@@ -22,11 +23,10 @@ from agentsteps import (
     step_scope,
     usage_headers,
 )
-
-if TYPE_CHECKING:
-    from conftest import Spans
+from tests.conftest import Spans
 
 REPORT = "input_tokens=300;output_tokens=100;llm_calls=1;cost_nano_usd=2000000"
+REPORT_USAGE = Usage(input_tokens=300, output_tokens=100, llm_calls=1, cost_nano_usd=2_000_000)
 
 
 @pytest.fixture
@@ -104,17 +104,39 @@ class TestUsageHeaders:
 
 
 class TestRecordRemoteUsage:
-    def test_charges_the_active_step_and_its_parents(self) -> None:
-        """The report counts like a model call of the calling step: self and subtree."""
-        with run() as r, step_scope("agent"), step_scope("plan") as plan:
+    def test_charges_the_subtree_of_the_active_step_and_its_parents(self) -> None:
+        """The report counts like a nested step's usage: in every subtree, in no self."""
+        with step_scope("agent") as agent, step_scope("plan") as plan:
             got = record_remote_usage({"agentsteps-usage": REPORT, "content-type": "x"})
-            assert plan.usage == Usage(
-                input_tokens=300, output_tokens=100, llm_calls=1, cost_nano_usd=2_000_000
-            )
-        assert got == plan.usage
-        agent = next(s for s in r.steps if s.name == "agent")
-        assert (agent.input_tokens, agent.llm_calls, agent.cost_usd) == (300, 1, 0.002)
-        assert r.total.total_tokens == 400
+        assert got == REPORT_USAGE
+        assert plan.subtree_usage == agent.subtree_usage == REPORT_USAGE
+        assert plan.usage == agent.usage == Usage()
+
+    def test_a_run_collects_the_remote_scope_as_a_child_step(self, spans: Spans) -> None:
+        """The run sees a finished remote:{path} child holding the report: totals add up."""
+        with run() as r, persona_scope("planner"), step_scope("agent"), step_scope("plan") as plan:
+            record_remote_usage({"agentsteps-usage": REPORT})
+        remote, plan_record, agent_record = r.steps
+        assert (remote.name, remote.parent, remote.persona) == (
+            "remote:agent/plan",
+            "plan",
+            "planner",
+        )
+        assert remote.usage == remote.subtree_usage == REPORT_USAGE
+        assert remote.status == "completed"
+        assert (remote.parent_id, remote.trace_id) == (plan_record.step_id, plan.trace_id)
+        assert (remote.span_id, remote.parent_span_id) == (None, plan.span_id)
+        assert agent_record.input_tokens == 300
+        assert r.total == REPORT_USAGE
+
+    def test_the_trace_counts_remote_usage_once(self, spans: Spans) -> None:
+        """Self figures on the caller's spans stay zero; subtree figures include the report."""
+        with step_scope("plan"):
+            record_remote_usage({"agentsteps-usage": REPORT})
+        attributes = spans.step("plan").attributes
+        assert attributes["agentsteps.usage.self.input_tokens"] == 0
+        assert attributes["agentsteps.usage.subtree.input_tokens"] == 300
+        assert attributes["agentsteps.usage.subtree.cost_usd"] == 0.002
 
     def test_round_trip_through_usage_headers(self) -> None:
         """What the callee reports is exactly what the caller charges."""
@@ -130,7 +152,7 @@ class TestRecordRemoteUsage:
         )
         with step_scope("plan") as plan:
             record_remote_usage(usage_headers(spent))
-        assert plan.usage == spent
+        assert plan.subtree_usage == spent
 
     def test_exhaustion_rules_apply(self) -> None:
         """Remote spend past the caller's budget raises from the caller's step."""
@@ -170,7 +192,10 @@ class TestRecordRemoteUsage:
         """A Usage, a usage dict (Usage.to_dict() too) or headers of any capitalisation."""
         with step_scope("plan") as plan:
             record_remote_usage(report)
-        assert (plan.usage.total_tokens, plan.usage.cost_nano_usd) == (400, 2_000_000)
+        assert (plan.subtree_usage.total_tokens, plan.subtree_usage.cost_nano_usd) == (
+            400,
+            2_000_000,
+        )
 
     def test_http_response_headers(self) -> None:
         """The headers of an http.client response (an email Message) work directly."""
@@ -179,13 +204,13 @@ class TestRecordRemoteUsage:
         headers["Agentsteps-Usage"] = REPORT
         with step_scope("plan") as plan:
             record_remote_usage(headers)
-        assert plan.usage.llm_calls == 1
+        assert plan.subtree_usage.llm_calls == 1
 
     def test_unknown_fields_are_skipped(self, warnings_log: pytest.LogCaptureFixture) -> None:
         """A newer callee may report more: the fields known here still count."""
         with step_scope("plan") as plan:
             record_remote_usage({"agentsteps-usage": REPORT + ";tool_calls=4;"})
-        assert plan.usage.total_tokens == 400
+        assert plan.subtree_usage.total_tokens == 400
         assert warnings_log.records == []
 
     def test_no_report_is_ignored_silently(self, warnings_log: pytest.LogCaptureFixture) -> None:
@@ -244,9 +269,7 @@ class TestRecordRemoteUsage:
 
     def test_outside_any_step_reads_without_charging(self) -> None:
         """No step to charge: the report is returned and nothing raises."""
-        assert record_remote_usage({"agentsteps-usage": REPORT}) == Usage(
-            input_tokens=300, output_tokens=100, llm_calls=1, cost_nano_usd=2_000_000
-        )
+        assert record_remote_usage({"agentsteps-usage": REPORT}) == REPORT_USAGE
 
     def test_records_an_event_on_the_calling_step(self, spans: Spans) -> None:
         """The step's span shows where remote usage came in."""
