@@ -13,6 +13,8 @@ import pytest
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import StatusCode, format_span_id
 
 import agentsteps
@@ -221,6 +223,37 @@ class TestRemoteParent:
         remote = spans.step("remote:plan")
         assert remote.attributes["agentsteps.remote.caller_persona"] == "planner"
         assert remote.attributes["gen_ai.agent.name"] == "planner"
+
+    def test_a_sampler_sees_the_caller_persona_and_the_remote_parent(self) -> None:
+        """An attribute-reading sampler gets the agent name at start, and the remote parent."""
+        seen: list[tuple[str, Any, bool]] = []
+
+        class Recording(Sampler):
+            def should_sample(
+                self,
+                parent_context: Any,
+                trace_id: int,
+                name: str,
+                kind: Any = None,
+                attributes: Any = None,
+                links: Any = None,
+                trace_state: Any = None,
+            ) -> SamplingResult:
+                parent = trace.get_current_span(parent_context).get_span_context()
+                seen.append((name, dict(attributes or {}), parent.is_remote))
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+            def get_description(self) -> str:
+                return "Recording"
+
+        agentsteps.configure(tracer_provider=TracerProvider(sampler=Recording()))
+        carrier = outgoing(persona="planner")
+        with remote_parent(carrier):
+            pass
+        name, attributes, remote_parent_span = seen[-1]
+        assert name == "invoke_workflow remote:plan"
+        assert attributes["gen_ai.agent.name"] == "planner"
+        assert remote_parent_span
 
     def test_other_baggage_is_kept_in_the_context(self) -> None:
         """Foreign baggage entries stay visible to other instrumentation; ours do not."""
