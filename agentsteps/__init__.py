@@ -32,12 +32,18 @@ from ._pricing import Price as Price
 from ._pricing import register_price as register_price
 from ._pricing import registered_price as registered_price
 from ._pricing import unregister_price as unregister_price
+from ._propagation import inject as inject
+from ._propagation import remaining_budget as remaining_budget
 from ._recording import record_usage as record_usage
 from ._records import CompletedPersona as CompletedPersona
 from ._records import CompletedStep as CompletedStep
 from ._records import Run as Run
 from ._records import StepStatus as StepStatus
 from ._records import run as run
+from ._remote import remote_parent as remote_parent
+from ._remote import with_remote_parent as with_remote_parent
+from ._remote_usage import record_remote_usage as record_remote_usage
+from ._remote_usage import usage_headers as usage_headers
 from ._step import step as step
 from ._step import step_scope as step_scope
 from ._threads import ContextThreadPoolExecutor as ContextThreadPoolExecutor
@@ -70,15 +76,21 @@ __all__ = [
     "current_model",
     "current_persona",
     "current_step",
+    "inject",
     "persona",
     "persona_scope",
+    "record_remote_usage",
     "record_usage",
     "register_price",
     "registered_price",
+    "remaining_budget",
+    "remote_parent",
     "reset_defaults",
     "run",
     "run_in_context",
     "step",
     "step_scope",
     "unregister_price",
+    "usage_headers",
+    "with_remote_parent",
 ]

@@ -42,6 +42,10 @@ BUDGET_MAX_USD = "agentsteps.budget.max_usd"
 BUDGET_MAX_LLM_CALLS = "agentsteps.budget.max_llm_calls"
 BUDGET_EXHAUSTED_LIMIT = "agentsteps.budget.exhausted_limit"
 
+# Set on the root step of a `remote_parent` scope: who called from the other process.
+REMOTE_CALLER_STEP_PATH = "agentsteps.remote.caller_step_path"
+REMOTE_CALLER_PERSONA = "agentsteps.remote.caller_persona"
+
 # Usage is written twice on a step span: what the step recorded itself ("self") and what
 # its whole subtree recorded ("subtree"). Backends that sum a metric over all spans of a
 # trace should sum the "self" figures, which never count anything twice.
@@ -61,3 +65,4 @@ SUBTREE_USAGE = {f: f"agentsteps.usage.subtree.{f}" for f in USAGE_FIELDS}
 # Span events
 EVENT_BUDGET_EXHAUSTED = "agentsteps.budget_exhausted"
 EVENT_HOOK = "agentsteps.hook"
+EVENT_REMOTE_USAGE = "agentsteps.remote_usage"

@@ -169,27 +169,34 @@ def charge(
     unpriced: int,
     *,
     raise_now: bool = True,
+    remote: bool = False,
 ) -> None:
     """
     Add one record to the innermost step and to every frame around it, then check budgets.
 
     With ``raise_now=False`` (usage observed from another library's span) an exhaustion
     is only latched; the step raises it at its next checkpoint.
+
+    With ``remote=True`` (usage a callee in another process reported) the record counts
+    in the subtree of every frame but in no frame's own ("self") figures: the callee's
+    spans carry it as theirs, so self figures summed over a distributed trace still count
+    it once.
     """
     tripped: Any = None
     tripped_limit = ""
     with LEDGER_LOCK:
-        own = frame._step._ledger  # type: ignore[union-attr]
-        own.self_input += inp
-        own.self_output += out
-        own.self_cache_read += cread
-        own.self_cache_write += cwrite
-        own.self_reasoning += reason
-        own.self_nanos += nanos
-        own.self_calls += calls
-        own.self_unpriced += unpriced
-        if model is not None:
-            own.last_model = model
+        if not remote:
+            own = frame._step._ledger  # type: ignore[union-attr]
+            own.self_input += inp
+            own.self_output += out
+            own.self_cache_read += cread
+            own.self_cache_write += cwrite
+            own.self_reasoning += reason
+            own.self_nanos += nanos
+            own.self_calls += calls
+            own.self_unpriced += unpriced
+            if model is not None:
+                own.last_model = model
         f: ActiveStep | ActivePersona | None = frame
         while f is not None:
             led = f._ledger
