@@ -44,7 +44,8 @@ class UsageCaptureProcessor(SpanProcessor):
     - agentsteps' own spans (steps, personas, `llm_call`), which carry ``gen_ai.usage.*``
       for usage already charged;
     - a GenAI span started inside an `llm_call` block: its usage becomes the call's usage
-      (as `LLMCall.record` would), so recording the same figures yourself changes nothing;
+      (replacing streamed estimates), unless `LLMCall.record` already gave the call's
+      figures, which then stand; recording them after the capture replaces it;
     - a GenAI span that wraps another one whose usage was captured (a framework's span
       around a client's span): the innermost report wins.
 
@@ -118,6 +119,7 @@ class UsageCaptureProcessor(SpanProcessor):
                 replace=True,
                 response_model=response_model,
                 raise_now=False,
+                observed=True,
             )
             return
         provider = _str(attributes.get(A.GEN_AI_PROVIDER_NAME)) or _str(

@@ -65,6 +65,7 @@ class LLMCall:
         "_otel_token",
         "_provider",
         "_provider_nanos",
+        "_recorded",
         "_response_model",
         "_source",
         "_span",
@@ -95,6 +96,9 @@ class LLMCall:
         self._totals = (0, 0, 0, 0, 0)
         # A cost the provider gave (nano-dollars), which then replaces our own pricing.
         self._provider_nanos: int | None = None
+        # Whether record() gave the provider's figures: usage observed on another
+        # library's span then no longer replaces them (it may know less, e.g. no cache).
+        self._recorded = False
         self._response_model: str | None = None
         self._source: str | None = None
         # What the steps have been charged for this call: the 5 token counts, nano-dollars,
@@ -205,7 +209,8 @@ class LLMCall:
         Report the call's usage as the provider gave it: these are the call's totals.
 
         They replace whatever was reported before for this call (streamed estimates, an
-        earlier `record`), and the steps are charged the difference. Counts follow the
+        earlier `record`, usage captured from an instrumented client's span), and the
+        steps are charged the difference. Counts follow the
         OpenTelemetry GenAI conventions: ``input_tokens`` includes the cached tokens and
         ``output_tokens`` includes the reasoning tokens.
 
@@ -241,7 +246,7 @@ class LLMCall:
             counts,
             what,
             replace=True,
-            set_cost=True,
+            from_record=True,
             provider_nanos=nanos,
             response_model=response_model,
         )
@@ -296,26 +301,32 @@ class LLMCall:
         what: str,
         *,
         replace: bool,
-        set_cost: bool = False,
+        from_record: bool = False,
         provider_nanos: int | None = None,
         response_model: str | None = None,
         raise_now: bool = True,
+        observed: bool = False,
     ) -> None:
         """
         Set (``replace``) or grow the call's totals and charge the steps the difference.
 
-        ``set_cost`` makes ``provider_nanos`` the call's cost (``None``: price it); without
-        it a cost the provider gave earlier stays.
+        ``from_record``: these are the provider's figures, and ``provider_nanos`` the
+        call's cost (``None``: price it); otherwise a cost given earlier stays.
+        ``observed`` usage (from another library's span) is ignored once `record` has
+        given the call's figures.
         """
         with self._lock:
+            if observed and self._recorded:
+                return
+            if from_record:
+                self._recorded = True
+                self._provider_nanos = provider_nanos
             totals = counts if replace else tuple(map(sum, zip(self._totals, counts, strict=True)))
             inp, out, cread, cwrite, reason = totals
             if not replace:
                 # Totals that grew piece by piece must still be a consistent whole.
                 _check_cached(inp, cread, cwrite, what)
                 _check_reasoning(out, reason, what)
-            if set_cost:
-                self._provider_nanos = provider_nanos
             if response_model is not None:
                 self._response_model = response_model
             self._totals = (inp, out, cread, cwrite, reason)

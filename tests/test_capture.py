@@ -270,16 +270,9 @@ class TestRealOpenAIInstrumentation:
 
     def test_stream_metered_and_captured_once(self, openai_client):
         """A metered stream whose span is captured too ends charged the provider's figures."""
-        client, _, spans = openai_client
+        from agentsteps.integrations import openai_usage
 
-        def final_usage(chunk):
-            if chunk.usage is None:
-                return None
-            return {
-                "input_tokens": chunk.usage.prompt_tokens,
-                "output_tokens": chunk.usage.completion_tokens,
-                "model": chunk.model,
-            }
+        client, _, spans = openai_client
 
         @step(name="review", model="gpt-4o-mini")
         def review():
@@ -292,7 +285,7 @@ class TestRealOpenAIInstrumentation:
                 )
                 text = "".join(
                     c.choices[0].delta.content or ""
-                    for c in metered(stream, call, usage=final_usage)
+                    for c in metered(stream, call, usage=openai_usage)
                     if c.choices
                 )
             return text, current_step().usage
@@ -300,6 +293,7 @@ class TestRealOpenAIInstrumentation:
         text, usage = review()
         assert text == "LGTM!"
         assert (usage.input_tokens, usage.output_tokens, usage.llm_calls) == (120, 30, 1)
+        assert (usage.cache_read_tokens, usage.reasoning_tokens) == (100, 10)
         assert [s.name for s in spans.all].count("chat gpt-4o-mini") == 2
 
     def test_stream_stopped_by_budget(self, openai_client):
@@ -424,6 +418,36 @@ class TestSdkSpans:
             pending.append(_genai_span(tracer, usage=USAGE_ATTRS))
 
         assert outer() == 110
+
+    def test_inside_llm_call_capture_replaces_estimate(self, tracer):
+        """Inside llm_call, a captured span replaces streamed estimates with its figures."""
+
+        @step(name="chat", model="m")
+        def chat():
+            with llm_call() as call:
+                call.add_usage(input_tokens=500, output_tokens=5)
+                with tracer.start_as_current_span("chat m") as span:
+                    span.set_attributes(USAGE_ATTRS)
+            return call.usage, current_step().usage
+
+        call_usage, step_usage = chat()
+        assert call_usage == step_usage
+        assert (step_usage.input_tokens, step_usage.output_tokens) == (60, 50)
+        assert step_usage.llm_calls == 1
+
+    def test_inside_llm_call_record_stands(self, tracer):
+        """Figures given with record() are not replaced by a later, poorer captured span."""
+
+        @step(name="chat", model="m")
+        def chat():
+            with llm_call() as call:
+                span = tracer.start_span("chat m")
+                call.record(input_tokens=60, output_tokens=50, cache_read_tokens=40)
+                _end(span, USAGE_ATTRS)
+            return current_step().usage
+
+        usage = chat()
+        assert (usage.total_tokens, usage.cache_read_tokens, usage.llm_calls) == (110, 40, 1)
 
     def test_latched_exhaustion_raised_at_next_record(self, tracer):
         """Exhaustion found from a span is raised by the step's next record_usage."""
