@@ -19,6 +19,7 @@ shows up as an OpenTelemetry span.
 
 from ._budget import Budget as Budget
 from ._budget import ErrorBoundary as ErrorBoundary
+from ._capture import UsageCaptureProcessor as UsageCaptureProcessor
 from ._config import configure as configure
 from ._config import reset_defaults as reset_defaults
 from ._context import ActivePersona as ActivePersona
@@ -26,6 +27,8 @@ from ._context import ActiveStep as ActiveStep
 from ._context import current_model as current_model
 from ._context import current_persona as current_persona
 from ._context import current_step as current_step
+from ._llm_call import LLMCall as LLMCall
+from ._llm_call import llm_call as llm_call
 from ._persona import persona as persona
 from ._persona import persona_scope as persona_scope
 from ._pricing import Price as Price
@@ -46,6 +49,8 @@ from ._remote_usage import record_remote_usage as record_remote_usage
 from ._remote_usage import usage_headers as usage_headers
 from ._step import step as step
 from ._step import step_scope as step_scope
+from ._streaming import ametered as ametered
+from ._streaming import metered as metered
 from ._threads import ContextThreadPoolExecutor as ContextThreadPoolExecutor
 from ._threads import run_in_context as run_in_context
 from ._usage import Usage as Usage
@@ -64,6 +69,7 @@ __all__ = [
     "CompletedStep",
     "ContextThreadPoolExecutor",
     "ErrorBoundary",
+    "LLMCall",
     "Price",
     "Run",
     "StepBudgetExhausted",
@@ -71,12 +77,16 @@ __all__ = [
     "StepEscalated",
     "StepStatus",
     "Usage",
+    "UsageCaptureProcessor",
     "__version__",
+    "ametered",
     "configure",
     "current_model",
     "current_persona",
     "current_step",
     "inject",
+    "llm_call",
+    "metered",
     "persona",
     "persona_scope",
     "record_remote_usage",

@@ -21,6 +21,10 @@ GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
 ERROR_TYPE = "error.type"
+# Older names some instrumentations still write; read (never written) by usage capture.
+GEN_AI_SYSTEM = "gen_ai.system"
+GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"
+GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"
 
 OPERATION_INVOKE_AGENT = "invoke_agent"
 OPERATION_INVOKE_WORKFLOW = "invoke_workflow"
@@ -29,6 +33,7 @@ PROVIDER_AGENTSTEPS = "agentsteps"
 
 # agentsteps' own namespace
 KIND = "agentsteps.kind"  # "step" | "persona" | "llm_call"
+KIND_LLM_CALL = "llm_call"
 STEP_NAME = "agentsteps.step.name"
 STEP_FUNCTION = "agentsteps.step.function"
 STEP_STATUS = "agentsteps.step.status"
@@ -45,6 +50,13 @@ BUDGET_EXHAUSTED_LIMIT = "agentsteps.budget.exhausted_limit"
 # Set on the root step of a `remote_parent` scope: who called from the other process.
 REMOTE_CALLER_STEP_PATH = "agentsteps.remote.caller_step_path"
 REMOTE_CALLER_PERSONA = "agentsteps.remote.caller_persona"
+
+# On a model-call span (`llm_call`). The GenAI conventions have no cost attribute yet (a
+# draft proposes gen_ai.usage.cost.*), so the cost stays in our namespace until one lands.
+LLM_CALL_COST_USD = "agentsteps.usage.cost_usd"
+LLM_CALL_COST_SOURCE = "agentsteps.usage.cost_source"  # provider | user | catalog | unknown
+LLM_CALL_INPUT_ESTIMATE = "agentsteps.llm_call.input_tokens_estimate"
+LLM_CALL_MAX_OUTPUT_TOKENS = "agentsteps.llm_call.max_output_tokens"
 
 # Usage is written twice on a step span: what the step recorded itself ("self") and what
 # its whole subtree recorded ("subtree"). Backends that sum a metric over all spans of a

@@ -23,27 +23,27 @@ from ._usage import LEDGER_LOCK
 __all__ = ["record_usage"]
 
 
-def _count(name: str, value: object) -> int:
+def _count(name: str, value: object, what: str = "record_usage()") -> int:
     # type() is, not isinstance: bool is an int subclass and True tokens is a bug.
     if type(value) is int:
         if value >= 0:
             return value
-        msg = f"record_usage(): {name!r} must be >= 0 (got {value!r})"
+        msg = f"{what}: {name!r} must be >= 0 (got {value!r})"
         raise ValueError(msg)
-    msg = f"record_usage(): {name!r} must be an int (got {value!r} of type {type(value).__name__})"
+    msg = f"{what}: {name!r} must be an int (got {value!r} of type {type(value).__name__})"
     raise TypeError(msg)
 
 
-def _cost(value: object) -> int:
+def _cost(value: object, what: str = "record_usage()") -> int:
     if (type(value) is float or type(value) is int) and value >= 0 and math.isfinite(value):
         return round(value * NANOS_PER_USD)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         msg = (
-            "record_usage(): 'cost_usd' must be a number of US dollars or None "
+            f"{what}: 'cost_usd' must be a number of US dollars or None "
             f"(got {value!r} of type {type(value).__name__})"
         )
         raise TypeError(msg)
-    msg = f"record_usage(): 'cost_usd' must be a finite number >= 0 (got {value!r})"
+    msg = f"{what}: 'cost_usd' must be a finite number >= 0 (got {value!r})"
     raise ValueError(msg)
 
 
@@ -135,19 +135,18 @@ def record_usage(
     charge(frame, model, inp, out, cread, cwrite, reason, nanos, calls, unpriced)
 
 
-def _check_str(name: str, value: object) -> None:
+def _check_str(name: str, value: object, what: str = "record_usage()") -> None:
     if value is not None and not isinstance(value, str):
         msg = (
-            f"record_usage(): {name!r} must be a str or None "
-            f"(got {value!r} of type {type(value).__name__})"
+            f"{what}: {name!r} must be a str or None (got {value!r} of type {type(value).__name__})"
         )
         raise TypeError(msg)
 
 
-def _check_cached(inp: int, cread: int, cwrite: int) -> None:
+def _check_cached(inp: int, cread: int, cwrite: int, what: str = "record_usage()") -> None:
     if cread + cwrite > inp:
         msg = (
-            f"record_usage(): cached tokens (cache_read_tokens={cread} + "
+            f"{what}: cached tokens (cache_read_tokens={cread} + "
             f"cache_write_tokens={cwrite}) exceed 'input_tokens' ({inp}); input_tokens "
             "includes cached tokens (OpenTelemetry convention). Anthropic reports them "
             "separately: pass input_tokens + cache_read_input_tokens + "
@@ -175,7 +174,10 @@ def charge(
     Add one record to the innermost step and to every frame around it, then check budgets.
 
     With ``raise_now=False`` (usage observed from another library's span) an exhaustion
-    is only latched; the step raises it at its next checkpoint.
+    is only latched; the step raises it at its next checkpoint. Every charge with
+    ``raise_now=True`` is such a checkpoint: it raises the exhaustion of the outermost
+    step that is over budget and has not raised it yet, whether this record or an earlier
+    latched one took it over (so a nested boundary cannot swallow an enclosing step's).
 
     With ``remote=True`` (usage a callee in another process reported) the record counts
     in the subtree of every frame but in no frame's own ("self") figures: the callee's
@@ -183,7 +185,8 @@ def charge(
     it once.
     """
     tripped: Any = None
-    tripped_limit = ""
+    undelivered: Any = None
+    undelivered_limit = ""
     with LEDGER_LOCK:
         if not remote:
             own = frame._step._ledger  # type: ignore[union-attr]
@@ -213,14 +216,21 @@ def charge(
             ):
                 limit = led.over_limit()
                 if limit is not None:
-                    # Latched: a budget trips once, however many records cross it.
+                    # Latched: a budget trips once, however many records cross it. Not yet
+                    # delivered, even if a pre-flight refusal already raised for this step.
                     led.exhausted = limit
-                    tripped, tripped_limit = f, limit
+                    led.delivered = False
+                    tripped = f
+            if led.exhausted is not None and not led.delivered:
+                undelivered, undelivered_limit = f, led.exhausted
             f = f._parent
+        if undelivered is not None and raise_now:
+            # Claimed under the lock: two threads charging at once raise it only once.
+            undelivered._ledger.delivered = True
     if _hooks.ACTIVE.budget:
         _hooks.after_charge(frame, tripped)
-    if tripped is not None and raise_now:
-        raise exhaustion_error(tripped, tripped._ledger, tripped_limit)
+    if undelivered is not None and raise_now:
+        raise exhaustion_error(undelivered, undelivered._ledger, undelivered_limit)
 
 
 record_usage.__module__ = "agentsteps"
