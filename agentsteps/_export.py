@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.util.types import AttributeValue
 
+from ._config import configure
 from ._export_guard import GuardedExporter, quiet_exporter_loggers
 from ._jsonl import JsonlSpanExporter
 
@@ -321,6 +322,8 @@ def configure_tracing(
     - The OTLP exporters read headers, TLS settings, compression and
       ``OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT`` (seconds in Python) themselves.
 
+    agentsteps creates its spans with the global provider unless
+    ``agentsteps.configure(tracer_provider=...)`` chose another one.
     A global tracer provider installed earlier (by the application, another library or
     auto-instrumentation) is never replaced: the exporter is added to it as one more span
     processor, and its resource is kept, so ``service_name`` and ``resource_attributes`` are
@@ -340,7 +343,7 @@ def configure_tracing(
             gets ``/v1/traces`` appended. For ``grpc`` use ``http://host:4317`` for plaintext.
         protocol: ``"http/protobuf"`` or ``"grpc"``.
         tracer_provider: Add the exporter to this SDK provider instead of the global one. It
-            is not installed globally, and agentsteps is told to use it.
+            is not installed globally; agentsteps is told to use it (`configure`).
         resource_attributes: Extra resource attributes, e.g. ``{"deployment.environment":
             "dev"}`` or ``{"openinference.project.name": "demo"}`` for Phoenix.
         jsonl_path: File for ``exporter="jsonl"``, default `DEFAULT_JSONL_PATH` in the current
@@ -388,6 +391,8 @@ def configure_tracing(
     owns_provider = installed_global = False
     if tracer_provider is not None:
         target = tracer_provider
+        # A provider outside the global slot is invisible to agentsteps unless it is told.
+        configure(tracer_provider=tracer_provider)
     else:
         existing = _existing_global_provider()
         if existing is None:
