@@ -9,7 +9,7 @@
 # Environment:
 #   AGENTSTEPS_PHOENIX_VENV  where the venv lives (default: ~/.cache/agentsteps/phoenix-venv)
 #   AGENTSTEPS_PHOENIX_SPEC  the pip requirement to install (default: the pinned version below)
-#   PYTHON                   the interpreter that creates the venv (default: python3)
+#   AGENTSTEPS_PHOENIX_PYTHON  the interpreter that creates the venv (default: python3)
 #
 # Usage from .ci/run:
 #   AGENTSTEPS_PHOENIX_BIN="$(bash .ci/phoenix.sh)"; export AGENTSTEPS_PHOENIX_BIN
@@ -17,13 +17,15 @@ set -euo pipefail
 
 venv="${AGENTSTEPS_PHOENIX_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/agentsteps/phoenix-venv}"
 spec="${AGENTSTEPS_PHOENIX_SPEC:-arize-phoenix==20.26.1}"
-python="${PYTHON:-python3}"
+python="${AGENTSTEPS_PHOENIX_PYTHON:-python3}"
 stamp="$venv/.agentsteps-spec"
 
 usable() {
-    # A venv counts only if it was built for this spec and its executable really runs.
+    # A venv counts only if it was built for this spec and its interpreter still works
+    # (a Python upgrade under it breaks it). Importing phoenix itself would cost 10 s.
     [[ -x "$venv/bin/phoenix" && -f "$stamp" && "$(cat "$stamp")" == "$spec" ]] &&
-        "$venv/bin/python" -c "import phoenix" >/dev/null 2>&1
+        "$venv/bin/python" -c "import importlib.metadata as m; m.version('arize-phoenix')" \
+            >/dev/null 2>&1
 }
 
 if ! usable; then
@@ -31,7 +33,9 @@ if ! usable; then
     rm -rf "$venv"
     mkdir -p "$(dirname "$venv")"
     "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec" >&2
+    # pip's output goes to stderr, less the mirror-configuration warnings of this machine.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec" 2>&1 |
+        { grep -v '^WARNING: Location ' || true; } >&2
     # The stamp is written last: an interrupted build has none, so the next run starts over
     # instead of trusting a half-installed venv.
     echo "$spec" >"$stamp"
