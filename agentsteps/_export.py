@@ -442,3 +442,8 @@ def configure_tracing(
         guard=guard,
         processor=processor,
     )
+
+
+# Public names report the package, so tracebacks and reprs show agentsteps.configure_tracing.
+TracingHandle.__module__ = "agentsteps"
+configure_tracing.__module__ = "agentsteps"

@@ -204,3 +204,7 @@ class JsonlSpanExporter(SpanExporter):
                 pass  # Nothing left to save; closing still releases the descriptor.
             finally:
                 os.close(fd)
+
+
+# Public names report the package, so tracebacks and reprs show agentsteps.JsonlSpanExporter.
+JsonlSpanExporter.__module__ = "agentsteps"
