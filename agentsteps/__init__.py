@@ -27,6 +27,9 @@ from ._context import ActiveStep as ActiveStep
 from ._context import current_model as current_model
 from ._context import current_persona as current_persona
 from ._context import current_step as current_step
+from ._export import TracingHandle as TracingHandle
+from ._export import configure_tracing as configure_tracing
+from ._jsonl import JsonlSpanExporter as JsonlSpanExporter
 from ._llm_call import LLMCall as LLMCall
 from ._llm_call import llm_call as llm_call
 from ._persona import persona as persona
@@ -69,6 +72,7 @@ __all__ = [
     "CompletedStep",
     "ContextThreadPoolExecutor",
     "ErrorBoundary",
+    "JsonlSpanExporter",
     "LLMCall",
     "Price",
     "Run",
@@ -76,11 +80,13 @@ __all__ = [
     "StepDenied",
     "StepEscalated",
     "StepStatus",
+    "TracingHandle",
     "Usage",
     "UsageCaptureProcessor",
     "__version__",
     "ametered",
     "configure",
+    "configure_tracing",
     "current_model",
     "current_persona",
     "current_step",

@@ -26,6 +26,12 @@ GEN_AI_SYSTEM = "gen_ai.system"
 GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"
 GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"
 
+# OpenInference span kind (Arize Phoenix; Langfuse reads it before gen_ai.operation.name).
+# Neither backend knows invoke_workflow: without this, Phoenix shows a step as UNKNOWN and
+# Langfuse, seeing a model attribute, as a GENERATION (whose subtree usage it may count again).
+OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
+OPENINFERENCE_KIND_AGENT = "AGENT"
+
 OPERATION_INVOKE_AGENT = "invoke_agent"
 OPERATION_INVOKE_WORKFLOW = "invoke_workflow"
 OPERATION_CHAT = "chat"

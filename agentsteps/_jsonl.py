@@ -1,0 +1,210 @@
+"""A span exporter that appends one JSON object per finished span to a file (JSON Lines)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import format_span_id, format_trace_id
+
+__all__ = ["FORMAT_VERSION", "JsonlSpanExporter", "span_to_dict"]
+
+FORMAT_VERSION = 1
+"""Version of the line format written by `JsonlSpanExporter`, stored in each line as ``"v"``.
+
+It changes only when a field is removed or changes meaning; new fields may appear at any time,
+so readers must ignore keys they do not know. See docs/jsonl-format.md.
+"""
+
+# JSON has no NaN or infinities; these spellings keep such a float readable instead of
+# writing the invalid tokens Python's json module would emit by default.
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _json_value(value: Any) -> Any:
+    """Return an attribute value as a JSON-ready value (bool, int, float, str or a list of them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return _NON_FINITE[repr(value)]
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item) for item in value]
+    return value
+
+
+def _json_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return span, event or resource attributes as a plain dict of JSON-ready values."""
+    if not attributes:
+        return {}
+    return {key: _json_value(value) for key, value in attributes.items()}
+
+
+def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
+    """Convert a finished span to the dict that `JsonlSpanExporter` writes as one line.
+
+    The layout is described field by field in docs/jsonl-format.md.
+
+    Args:
+        span: A finished span, as handed to a span exporter.
+
+    Returns:
+        A dict of JSON-ready values: ids are lowercase hex strings, times are integer
+        nanoseconds since the Unix epoch, attribute values keep their JSON types.
+
+    .. versionadded:: 0.1.0
+    """
+    context = span.get_span_context()
+    parent = span.parent
+    scope = span.instrumentation_scope
+    return {
+        "v": FORMAT_VERSION,
+        "name": span.name,
+        "kind": span.kind.name,
+        "trace_id": format_trace_id(context.trace_id) if context else None,
+        "span_id": format_span_id(context.span_id) if context else None,
+        "parent_span_id": format_span_id(parent.span_id) if parent else None,
+        "start_time_unix_nano": span.start_time,
+        "end_time_unix_nano": span.end_time,
+        "status": {
+            "code": span.status.status_code.name,
+            "description": span.status.description,
+        },
+        "attributes": _json_attributes(span.attributes),
+        "events": [
+            {
+                "name": event.name,
+                "time_unix_nano": event.timestamp,
+                "attributes": _json_attributes(event.attributes),
+            }
+            for event in span.events
+        ],
+        "links": [
+            {
+                "trace_id": format_trace_id(link.context.trace_id),
+                "span_id": format_span_id(link.context.span_id),
+                "attributes": _json_attributes(link.attributes),
+            }
+            for link in span.links
+        ],
+        "resource": _json_attributes(span.resource.attributes),
+        "scope": {"name": scope.name, "version": scope.version} if scope else None,
+    }
+
+
+class JsonlSpanExporter(SpanExporter):
+    """Append finished spans to a JSON Lines file, one JSON object per span and per line.
+
+    The file is opened in append mode and never truncated, so several runs, or several
+    processes, can share one file: each line is written with a single ``write()`` on a file
+    opened with ``O_APPEND``, which the operating system appends whole. If the file ends with
+    a partial line (a writer that crashed mid-line), a newline is added first so the next
+    line stays readable; readers should skip a line that is not valid JSON.
+
+    Writes are unbuffered, so a line is in the file as soon as `export` returns;
+    `force_flush` and `shutdown` also ask the OS to put it on disk.
+
+    Args:
+        path: The file to append to. Missing parent directories are created.
+
+    Raises:
+        OSError: If the file cannot be opened for appending.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        """The file spans are appended to."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._needs_newline_check = True
+
+    def _write(self, fd: int, data: bytes) -> None:
+        """Write all of data; a regular file normally takes it in one call."""
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+    def _repair_partial_line(self, fd: int) -> None:
+        """Start on a fresh line if the file ends in the middle of one."""
+        self._needs_newline_check = False
+        if os.fstat(fd).st_size == 0:
+            return
+        with open(self.path, "rb") as existing:
+            existing.seek(-1, os.SEEK_END)
+            if existing.read(1) != b"\n":
+                self._write(fd, b"\n")
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Append one line per span.
+
+        Args:
+            spans: Finished spans.
+
+        Returns:
+            ``SUCCESS``, or ``FAILURE`` after `shutdown` or when the file cannot be written.
+        """
+        try:
+            lines = [
+                json.dumps(span_to_dict(span), ensure_ascii=False, separators=(",", ":")) + "\n"
+                for span in spans
+            ]
+        except (TypeError, ValueError):
+            # Only a span built outside the SDK's attribute rules can get here; dropping the
+            # batch is reported by the caller, raising would reach the traced program.
+            return SpanExportResult.FAILURE
+        with self._lock:
+            if self._fd is None:
+                return SpanExportResult.FAILURE
+            try:
+                if self._needs_newline_check:
+                    self._repair_partial_line(self._fd)
+                for line in lines:
+                    # One write per line: O_APPEND makes each write land whole at the end,
+                    # even when another process appends to the same file.
+                    self._write(self._fd, line.encode("utf-8"))
+            except OSError:
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Ask the OS to put the written lines on disk.
+
+        Args:
+            timeout_millis: Ignored: the lines are already written.
+
+        Returns:
+            True unless the exporter is shut down or the sync failed.
+        """
+        with self._lock:
+            if self._fd is None:
+                return False
+            try:
+                os.fsync(self._fd)
+            except OSError:
+                return False
+        return True
+
+    def shutdown(self) -> None:
+        """Sync and close the file; later exports fail. Calling it again does nothing."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+            if fd is None:
+                return
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass  # Nothing left to save; closing still releases the descriptor.
+            finally:
+                os.close(fd)
+
+
+# Public names report the package, so tracebacks and reprs show agentsteps.JsonlSpanExporter.
+JsonlSpanExporter.__module__ = "agentsteps"
