@@ -98,6 +98,9 @@ class StepDefinition:
         attributes: dict[str, AttributeValue] = {
             A.GEN_AI_PROVIDER_NAME: A.PROVIDER_AGENTSTEPS,
             A.KIND: "step",
+            # Phoenix maps invoke_workflow to UNKNOWN and Langfuse maps a span with a model
+            # to GENERATION; both honour an explicit OpenInference kind first.
+            A.OPENINFERENCE_SPAN_KIND: A.OPENINFERENCE_KIND_AGENT,
             A.STEP_FUNCTION: function,
             A.STEP_ERROR_BOUNDARY: self.boundary.value,
         }

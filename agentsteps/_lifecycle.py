@@ -213,11 +213,8 @@ def _finish_span(
         if has_usage:
             _usage_attributes(attributes, ledger)
         last_model = ledger.last_model
-    if has_usage:
-        attributes[A.GEN_AI_USAGE_INPUT_TOKENS] = attributes[A.SUBTREE_USAGE["input_tokens"]]
-        attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] = attributes[A.SUBTREE_USAGE["output_tokens"]]
-        if last_model is not None:
-            attributes[A.GEN_AI_RESPONSE_MODEL] = last_model
+    if has_usage and last_model is not None:
+        attributes[A.GEN_AI_RESPONSE_MODEL] = last_model
     if exc is not None and status is not StepStatus.COMPLETED:
         if status is StepStatus.SKIPPED:
             span.add_event(A.EVENT_BUDGET_EXHAUSTED, _exhaustion_event(exc))

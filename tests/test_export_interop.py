@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 
 from agentsteps import Budget, persona, record_usage, step
@@ -165,12 +164,6 @@ def test_personas_are_agents_everywhere(spans: Spans) -> None:
     assert phoenix_span_kind(persona_span.attributes) == "AGENT"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: set openinference.span.kind=AGENT (A.OPENINFERENCE_SPAN_KIND) in step "
-    "span attributes at start; Phoenix maps invoke_workflow to UNKNOWN, Langfuse maps a "
-    "step with a model to GENERATION",
-)
 def test_steps_are_agents_everywhere(spans: Spans) -> None:
     """Step spans, with or without a model, are AGENT for Langfuse and Phoenix, never LLM."""
     _, with_model, bare = _run(spans)

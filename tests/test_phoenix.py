@@ -344,11 +344,6 @@ def test_persona_is_an_agent_span_in_phoenix(
     assert stored["invoke_agent writer"]["span_kind"] == "AGENT"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core does not set openinference.span.kind=AGENT on step spans yet "
-    "(Phoenix maps invoke_workflow to UNKNOWN); see docs/jaeger.md 'Other backends'",
-)
 @pytest.mark.parametrize("protocol", _PROTOCOLS)
 def test_steps_are_agent_spans_in_phoenix(
     exported: dict[str, tuple[list[ReadableSpan], dict[str, dict[str, Any]]]], protocol: str
