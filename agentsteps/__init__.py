@@ -27,6 +27,14 @@ from ._context import ActiveStep as ActiveStep
 from ._context import current_model as current_model
 from ._context import current_persona as current_persona
 from ._context import current_step as current_step
+from ._hook_events import HookContext as HookContext
+from ._hook_events import HookEvent as HookEvent
+from ._hooks import HookHandle as HookHandle
+from ._hooks import on_persona as on_persona
+from ._hooks import on_step as on_step
+from ._hooks import register_persona_hook as register_persona_hook
+from ._hooks import register_step_hook as register_step_hook
+from ._hooks import scoped_hooks as scoped_hooks
 from ._llm_call import LLMCall as LLMCall
 from ._llm_call import llm_call as llm_call
 from ._persona import persona as persona
@@ -69,6 +77,9 @@ __all__ = [
     "CompletedStep",
     "ContextThreadPoolExecutor",
     "ErrorBoundary",
+    "HookContext",
+    "HookEvent",
+    "HookHandle",
     "LLMCall",
     "Price",
     "Run",
@@ -87,17 +98,22 @@ __all__ = [
     "inject",
     "llm_call",
     "metered",
+    "on_persona",
+    "on_step",
     "persona",
     "persona_scope",
     "record_remote_usage",
     "record_usage",
+    "register_persona_hook",
     "register_price",
+    "register_step_hook",
     "registered_price",
     "remaining_budget",
     "remote_parent",
     "reset_defaults",
     "run",
     "run_in_context",
+    "scoped_hooks",
     "step",
     "step_scope",
     "unregister_price",
