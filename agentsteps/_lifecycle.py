@@ -138,7 +138,7 @@ def complete(frame: ActiveStep | ActivePersona, value: Any, run_hooks: bool = Tr
             # budget while it ran: its exit is the checkpoint where that is raised.
             exc = exhaustion_error(frame, ledger, ledger.exhausted)  # type: ignore[arg-type]
             return fail_with(frame, exc)
-        if run_hooks and ACTIVE.post_step:
+        if ACTIVE.post_step and run_hooks:
             value, error = _dispatch.post_step(frame, value)  # type: ignore[arg-type]
             if error is not None:
                 return fail_with(frame, error)
@@ -243,22 +243,29 @@ def exhaustion_error(frame: ActiveStep, ledger: Ledger, limit: str) -> StepBudge
     return exc
 
 
-def _end(frame: ActiveStep | ActivePersona, status: StepStatus, exc: BaseException | None) -> None:
+def _end(
+    frame: ActiveStep | ActivePersona,
+    status: StepStatus,
+    exc: BaseException | None,
+    run_hooks: bool = True,
+) -> None:
+    if ACTIVE.persona_end and run_hooks and not frame._defn.is_step:
+        # Before the span ends, so the handlers' span events land on it; their error (strict
+        # mode) is raised once the persona has ended all the same.
+        error = _dispatch.persona_ended(frame, status, exc)  # type: ignore[arg-type]
+        _end(frame, status, exc, False)
+        if error is not None:
+            raise error
+        return
     span = frame._span
     run = frame._run
     is_step = frame._defn.is_step
-    hook_error = None
-    if ACTIVE.persona_end and not is_step:
-        # Before the span ends, so the handlers' span events land on it.
-        hook_error = _dispatch.persona_ended(frame, status, exc)  # type: ignore[arg-type]
     if span is not None and span.is_recording():
         _finish_span(frame, span, status, exc)
     elif span is not None:
         span.end()
     if run is not None:
         _deliver(frame, run, status, exc, is_step)
-    if hook_error is not None:
-        raise hook_error
 
 
 def _finish_span(

@@ -148,13 +148,9 @@ class step_scope:
         self._defn.is_scope = True
         self._frame: Any = None
 
-    def _check_inactive(self) -> None:
-        if self._frame is not None:
-            msg = f"step_scope({self._defn.name!r}) is already active; create a new one to re-enter"
-            raise RuntimeError(msg)
-
     def __enter__(self) -> ActiveStep:
-        self._check_inactive()
+        if self._frame is not None:
+            self._reentered()
         if ACTIVE.pre_step:
             self._frame = enter_hooked(self._defn, (), {})[0]
         else:
@@ -176,9 +172,14 @@ class step_scope:
     async def __aenter__(self) -> ActiveStep:
         if not ACTIVE.pre_step:
             return self.__enter__()
-        self._check_inactive()
+        if self._frame is not None:
+            self._reentered()
         self._frame = (await aenter_hooked(self._defn, (), {}))[0]
         return self._frame  # type: ignore[no-any-return]
+
+    def _reentered(self) -> None:
+        msg = f"step_scope({self._defn.name!r}) is already active; create a new one to re-enter"
+        raise RuntimeError(msg)
 
     async def __aexit__(
         self,

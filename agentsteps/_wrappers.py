@@ -70,7 +70,7 @@ def _wrap_sync(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
     @functools.wraps(fn)
     def step_wrapper(*args: Any, **kwargs: Any) -> Any:
         frame: ActiveStep | ActivePersona
-        if is_step and ACTIVE.pre_step:
+        if ACTIVE.pre_step and is_step:
             frame, args, kwargs = enter_hooked(defn, args, kwargs)
         else:
             frame = enter(defn)
@@ -93,7 +93,7 @@ def _wrap_async(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def step_wrapper(*args: Any, **kwargs: Any) -> Any:
         frame: ActiveStep | ActivePersona
-        if is_step and ACTIVE.pre_step:
+        if ACTIVE.pre_step and is_step:
             frame, args, kwargs = await aenter_hooked(defn, args, kwargs)
         else:
             frame = enter(defn)
@@ -168,7 +168,7 @@ class StepGenerator(Generator[Any, Any, Any]):
         frame = self._frame
         if frame is None:
             # First resume: this is when the step starts (and its body is created).
-            if self._defn.is_step and ACTIVE.pre_step:
+            if ACTIVE.pre_step and self._defn.is_step:
                 try:
                     frame, self._args, self._kwargs = enter_hooked(
                         self._defn, self._args, self._kwargs
@@ -290,7 +290,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
             firstiter, self._finalizer = sys.get_asyncgen_hooks()
             if firstiter is not None:
                 firstiter(self)
-            if self._defn.is_step and ACTIVE.pre_step:
+            if ACTIVE.pre_step and self._defn.is_step:
                 try:
                     frame, self._args, self._kwargs = await aenter_hooked(
                         self._defn, self._args, self._kwargs

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from conftest import Spans
 from opentelemetry.trace import StatusCode
 
 import agentsteps
@@ -31,6 +30,7 @@ from agentsteps import (
     step_scope,
 )
 from agentsteps._hooks import REGISTRY
+from tests.conftest import Spans
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import Spans
 
 from agentsteps import (
     ActiveStep,
@@ -31,6 +30,7 @@ from agentsteps import (
 )
 from agentsteps._hooks import REGISTRY
 from agentsteps._usage import ZERO_USAGE
+from tests.conftest import Spans
 
 KINDS = ["sync", "async", "gen", "agen"]
 
