@@ -23,6 +23,7 @@ from ._hook_events import AWAITABLE_EVENTS, PERSONA_EVENTS, HookContext, HookEve
 __all__ = [
     "ACTIVE",
     "HookHandle",
+    "clear_hooks",
     "on_persona",
     "on_step",
     "register_persona_hook",
@@ -169,6 +170,14 @@ def _recompute_flags() -> None:
     ACTIVE.post_step = bool(r[HookEvent.POST_STEP])
     ACTIVE.step_failure = bool(r[HookEvent.STEP_ERROR] or r[HookEvent.ESCALATED])
     ACTIVE.budget = bool(r[HookEvent.BUDGET_THRESHOLD] or r[HookEvent.BUDGET_EXHAUSTED])
+
+
+def clear_hooks() -> None:
+    """Unregister every hook (`reset_defaults` calls this)."""
+    with _LOCK:
+        for event in REGISTRY:
+            REGISTRY[event] = ()
+        _recompute_flags()
 
 
 def _add(handle: HookHandle) -> HookHandle:

@@ -168,17 +168,17 @@ class StepGenerator(Generator[Any, Any, Any]):
         frame = self._frame
         if frame is None:
             # First resume: this is when the step starts (and its body is created).
-            if ACTIVE.pre_step and self._defn.is_step:
-                try:
+            try:
+                if ACTIVE.pre_step and self._defn.is_step:
                     frame, self._args, self._kwargs = enter_hooked(
                         self._defn, self._args, self._kwargs
                     )
-                except BaseException:
-                    self._done = True  # denied (or a hook failed): the body never runs
-                    raise
-                self._frame = frame
-            else:
-                self._frame = frame = enter(self._defn)
+                else:
+                    frame = enter(self._defn)
+            except BaseException:
+                self._done = True  # denied, or a strict hook failed: the body never runs
+                raise
+            self._frame = frame
             try:
                 self._gen = self._fn(*self._args, **self._kwargs)
             except BaseException as error:
@@ -290,17 +290,17 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
             firstiter, self._finalizer = sys.get_asyncgen_hooks()
             if firstiter is not None:
                 firstiter(self)
-            if ACTIVE.pre_step and self._defn.is_step:
-                try:
+            try:
+                if ACTIVE.pre_step and self._defn.is_step:
                     frame, self._args, self._kwargs = await aenter_hooked(
                         self._defn, self._args, self._kwargs
                     )
-                except BaseException:
-                    self._done = True  # denied (or a hook failed): the body never runs
-                    raise
-                self._frame = frame
-            else:
-                self._frame = frame = enter(self._defn)
+                else:
+                    frame = enter(self._defn)
+            except BaseException:
+                self._done = True  # denied, or a strict hook failed: the body never runs
+                raise
+            self._frame = frame
             try:
                 self._agen = self._fn(*self._args, **self._kwargs)
             except BaseException as error:

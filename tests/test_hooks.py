@@ -401,6 +401,14 @@ class TestScoping:
             register_persona_hook("*", "persona_start", noop).unregister()
 
 
+    def test_reset_defaults_clears(self) -> None:
+        """reset_defaults() unregisters every hook, like the rest of the global state."""
+        handle = register_persona_hook("*", "pre_step", noop)
+        agentsteps.reset_defaults()
+        assert not handle.active
+        assert not ACTIVE.pre_step
+
+
 class TestActiveFlags:
     def test_recomputed(self) -> None:
         """Each seam's flag is set while a handler for it is registered, and only then."""
