@@ -27,13 +27,13 @@ from ._context import ActiveStep as ActiveStep
 from ._context import current_model as current_model
 from ._context import current_persona as current_persona
 from ._context import current_step as current_step
+from ._hook_api import on_persona as on_persona
+from ._hook_api import on_step as on_step
+from ._hook_api import register_persona_hook as register_persona_hook
+from ._hook_api import register_step_hook as register_step_hook
 from ._hook_events import HookContext as HookContext
 from ._hook_events import HookEvent as HookEvent
 from ._hooks import HookHandle as HookHandle
-from ._hooks import on_persona as on_persona
-from ._hooks import on_step as on_step
-from ._hooks import register_persona_hook as register_persona_hook
-from ._hooks import register_step_hook as register_step_hook
 from ._hooks import scoped_hooks as scoped_hooks
 from ._llm_call import LLMCall as LLMCall
 from ._llm_call import llm_call as llm_call

@@ -13,6 +13,7 @@ from agentsteps import (
     HookContext,
     HookEvent,
     StepBudgetExhausted,
+    llm_call,
     on_persona,
     on_step,
     persona_scope,
@@ -24,6 +25,7 @@ from agentsteps import (
     step_scope,
 )
 from agentsteps._hooks import REGISTRY
+from agentsteps._recording import charge
 
 
 @pytest.fixture(autouse=True)
@@ -230,6 +232,34 @@ class TestHierarchy:
         assert fired == [75.0]
 
 
+class TestModelCalls:
+    def test_llm_call_usage(self) -> None:
+        """Usage reported through llm_call reaches thresholds like record_usage's."""
+        fired: list[tuple[str | None, float | None]] = []
+
+        def note(event: HookContext) -> None:
+            fired.append((event.step_name, event.budget_pct))
+
+        register_persona_hook("*", "budget_threshold", note, 75)
+        with step_scope("review", model="m", budget={"max_tokens": 1000}):
+            for _ in range(2):
+                with llm_call() as call:
+                    call.record(input_tokens=300, output_tokens=100, cost_usd=0)
+        assert fired == [("review", 80.0)]
+
+    def test_llm_call_in_handler_not_charged(self) -> None:
+        """A model call a handler makes is charged to no step (the stack is hidden)."""
+
+        def ask_reviewer(event: HookContext) -> None:
+            with llm_call(model="big") as call:
+                call.record(input_tokens=5000, output_tokens=5000, cost_usd=1.0)
+
+        register_persona_hook("*", "budget_threshold", ask_reviewer, 50)
+        with step_scope("review", model="m", budget={"max_tokens": 100}) as review:
+            tokens(60)
+        assert review.subtree_usage.total_tokens == 60
+
+
 class TestExhausted:
     def test_fires_once(self) -> None:
         """budget_exhausted fires once per activation, whatever the boundary swallows."""
@@ -258,3 +288,22 @@ class TestExhausted:
         ):
             tokens(6)
         assert seen == [("inner", False), ("outer", True)]
+
+    def test_observed_usage(self) -> None:
+        """Usage observed from another library's span fires budget_exhausted at once, with no
+        exception yet: the step raises it at its exit."""
+        seen: list[tuple[str | None, BaseException | None]] = []
+        during: list[list[tuple[str | None, BaseException | None]]] = []
+        register_persona_hook(
+            "*", "budget_exhausted", lambda e: seen.append((e.limit, e.exception))
+        )
+
+        def observe() -> None:
+            with step_scope("s", budget={"max_tokens": 5}) as s:
+                charge(s, "m", 6, 0, 0, 0, 0, 0, 1, 0, raise_now=False)
+                during.append(list(seen))
+
+        with pytest.raises(StepBudgetExhausted):
+            observe()
+        assert during == [[("max_tokens", None)]]
+        assert len(seen) == 1

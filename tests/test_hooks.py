@@ -400,7 +400,6 @@ class TestScoping:
         with scoped_hooks():
             register_persona_hook("*", "persona_start", noop).unregister()
 
-
     def test_reset_defaults_clears(self) -> None:
         """reset_defaults() unregisters every hook, like the rest of the global state."""
         handle = register_persona_hook("*", "pre_step", noop)
