@@ -70,8 +70,9 @@ def _step_context(event: HookEvent, frame: ActiveStep, **fields: Any) -> HookCon
         usage = ledger.usage()
         pct = ledger.used_pct() if ledger.has_limits else None
     defn = frame._defn
-    fixed = "a step_scope block" if defn.is_scope else fields.pop("fixed", None)
-    fields.pop("fixed", None)
+    fixed = fields.pop("fixed", None)
+    if defn.is_scope:
+        fixed = "a step_scope block"
     return HookContext(
         event=event,
         persona=frame.persona,
