@@ -29,6 +29,14 @@ from ._context import current_persona as current_persona
 from ._context import current_step as current_step
 from ._export import TracingHandle as TracingHandle
 from ._export import configure_tracing as configure_tracing
+from ._hook_api import on_persona as on_persona
+from ._hook_api import on_step as on_step
+from ._hook_api import register_persona_hook as register_persona_hook
+from ._hook_api import register_step_hook as register_step_hook
+from ._hook_events import HookContext as HookContext
+from ._hook_events import HookEvent as HookEvent
+from ._hooks import HookHandle as HookHandle
+from ._hooks import scoped_hooks as scoped_hooks
 from ._jsonl import JsonlSpanExporter as JsonlSpanExporter
 from ._llm_call import LLMCall as LLMCall
 from ._llm_call import llm_call as llm_call
@@ -72,6 +80,9 @@ __all__ = [
     "CompletedStep",
     "ContextThreadPoolExecutor",
     "ErrorBoundary",
+    "HookContext",
+    "HookEvent",
+    "HookHandle",
     "JsonlSpanExporter",
     "LLMCall",
     "Price",
@@ -93,17 +104,22 @@ __all__ = [
     "inject",
     "llm_call",
     "metered",
+    "on_persona",
+    "on_step",
     "persona",
     "persona_scope",
     "record_remote_usage",
     "record_usage",
+    "register_persona_hook",
     "register_price",
+    "register_step_hook",
     "registered_price",
     "remaining_budget",
     "remote_parent",
     "reset_defaults",
     "run",
     "run_in_context",
+    "scoped_hooks",
     "step",
     "step_scope",
     "unregister_price",

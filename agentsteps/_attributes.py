@@ -84,3 +84,6 @@ SUBTREE_USAGE = {f: f"agentsteps.usage.subtree.{f}" for f in USAGE_FIELDS}
 EVENT_BUDGET_EXHAUSTED = "agentsteps.budget_exhausted"
 EVENT_HOOK = "agentsteps.hook"
 EVENT_REMOTE_USAGE = "agentsteps.remote_usage"
+HOOK_EVENT = "agentsteps.hook.event"  # which HookEvent fired
+HOOK_HANDLER = "agentsteps.hook.handler"  # qualified name of the handler that ran
+HOOK_DENIED = "agentsteps.hook.denied"  # the reason, when this handler denied the step

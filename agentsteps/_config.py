@@ -13,6 +13,7 @@ import re
 from opentelemetry import trace
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Tracer, TracerProvider
 
+from ._hooks import clear_hooks
 from ._version import __version__
 
 __all__ = ["configure", "reset_defaults"]
@@ -100,7 +101,7 @@ def configure(
 def reset_defaults() -> None:
     """
     Put every process-wide option back to its default (tests call this between cases):
-    the tracer provider, strict hooks, and registered prices.
+    the tracer provider, strict hooks, registered prices and registered hooks.
 
     .. versionadded:: 0.1.0
     """
@@ -108,6 +109,7 @@ def reset_defaults() -> None:
 
     SETTINGS.__init__()  # type: ignore[misc]
     reset_pricing()
+    clear_hooks()
 
 
 def get_tracer() -> Tracer | None:

@@ -51,6 +51,7 @@ class StepDefinition:
         "default",
         "end_attributes",
         "function",
+        "is_scope",
         "is_step",
         "model",
         "name",
@@ -59,6 +60,7 @@ class StepDefinition:
     )
 
     is_step: bool
+    is_scope: bool
 
     def __init__(
         self,
@@ -72,6 +74,7 @@ class StepDefinition:
     ) -> None:
         owner = f"step {name!r}"
         self.is_step = True
+        self.is_scope = False  # step_scope sets it: a block has no arguments or return value
         self.name = name
         self.function = function
         self.model = check_model(model, owner)

@@ -9,6 +9,10 @@ The decorator wrappers (`_wrappers.py`) and the scopes call them in this order::
     frame = enter(defn)          # span started, frame pushed
     pop(frame) / push(frame)     # generators only: around each yield to the caller
     complete(frame, value)       # or: fail(frame, exc) inside the except block
+
+Steps with ``pre_step`` hooks start in two moves instead, ``prepare`` then ``push``, with
+the handlers in between (see `_hooked.py`). Every hook seam here is guarded by one flag
+of `_hooks.ACTIVE`, so a process without hooks pays a flag read per seam.
 """
 
 from __future__ import annotations
@@ -22,20 +26,23 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, format_span_id
 
 from . import _attributes as A
-from . import _hooks
+from . import _hook_dispatch as _dispatch
 from ._budget import ErrorBoundary
 from ._config import SETTINGS, get_tracer
 from ._context import CURRENT, ActivePersona, ActiveStep
+from ._hooks import ACTIVE
 from ._records import CompletedPersona, CompletedStep, StepStatus
 from ._usage import LEDGER_LOCK, Ledger
 from .exceptions import StepBudgetExhausted, StepEscalated
 
-__all__ = ["complete", "enter", "fail", "pop", "push"]
+__all__ = ["complete", "enter", "fail", "fail_with", "outcome", "pop", "prepare", "push"]
 
 _set_span_in_context = trace.set_span_in_context
 _attach = otel_context.attach
 _INTERNAL = trace.SpanKind.INTERNAL
 _CANCELLING = (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit)
+# Statuses whose span is marked as an error; a denied step's caller gets StepDenied.
+_ERROR_STATUSES = (StepStatus.FAILED, StepStatus.ESCALATED, StepStatus.DENIED)
 
 
 def enter(defn: Any) -> ActiveStep | ActivePersona:
@@ -55,8 +62,29 @@ def enter(defn: Any) -> ActiveStep | ActivePersona:
         frame._span = span
         frame._otel_token = _attach(_set_span_in_context(span))
     frame._ctx_token = CURRENT.set(frame)
-    if _hooks.ACTIVE.persona_events and not defn.is_step:
-        _hooks.persona_started(frame)
+    if ACTIVE.persona_start and not defn.is_step:
+        error = _dispatch.persona_started(frame)  # type: ignore[arg-type]
+        if error is not None:
+            fail(frame, error)  # the persona ends (failed) before its body runs
+            raise error
+    return frame
+
+
+def prepare(defn: Any) -> ActiveStep:
+    """
+    Create a step's frame and start its span without making it current: `pre_step`
+    handlers run between this and `push`, and may deny the step (then it never runs).
+    """
+    frame = ActiveStep(defn, CURRENT.get())
+    tracer = get_tracer()
+    if tracer is not None:
+        if SETTINGS.early_attributes:
+            span = tracer.start_span(
+                defn.span_name, kind=_INTERNAL, attributes=_start_attributes(frame)
+            )
+        else:
+            span = tracer.start_span(defn.span_name, kind=_INTERNAL)
+        frame._span = span
     return frame
 
 
@@ -96,23 +124,37 @@ def pop(frame: ActiveStep | ActivePersona) -> None:
         otel_context.detach(token)
 
 
-def complete(frame: ActiveStep | ActivePersona, value: Any) -> Any:
-    """End a frame whose body returned ``value``; returns what the caller should get."""
+def complete(frame: ActiveStep | ActivePersona, value: Any, run_hooks: bool = True) -> Any:
+    """
+    End a frame whose body returned ``value``; returns what the caller should get.
+
+    ``post_step`` handlers run here unless ``run_hooks`` is false (an async step's
+    wrapper has awaited them already, see `_hooked.acomplete`).
+    """
     if frame._defn.is_step:
         ledger = frame._ledger
         if ledger.exhausted is not None and not ledger.delivered:
             # Usage observed from outside (another library's span) took the step over its
             # budget while it ran: its exit is the checkpoint where that is raised.
             exc = exhaustion_error(frame, ledger, ledger.exhausted)  # type: ignore[arg-type]
-            try:
-                raise exc
-            except StepBudgetExhausted as raised:
-                if fail(frame, raised):
-                    return frame._defn.default
-                raise
+            return fail_with(frame, exc)
+        if ACTIVE.post_step and run_hooks:
+            value, error = _dispatch.post_step(frame, value)  # type: ignore[arg-type]
+            if error is not None:
+                return fail_with(frame, error)
     pop(frame)
     _end(frame, StepStatus.COMPLETED, None)
     return value
+
+
+def fail_with(frame: ActiveStep | ActivePersona, exc: BaseException) -> Any:
+    """End a current frame with ``exc`` raised at its exit; the step's default if swallowed."""
+    try:
+        raise exc
+    except BaseException as raised:
+        if fail(frame, raised):
+            return frame._defn.default
+        raise
 
 
 def fail(frame: ActiveStep | ActivePersona, exc: BaseException) -> bool:
@@ -121,9 +163,29 @@ def fail(frame: ActiveStep | ActivePersona, exc: BaseException) -> bool:
 
     Returns True when the caller should swallow ``exc`` and return the step's default
     (a ``"continue"`` boundary). Raises `StepEscalated` for an ``"escalate"`` boundary.
-    Otherwise returns False and the caller re-raises ``exc`` unchanged.
+    Otherwise returns False and the caller re-raises ``exc`` unchanged (unless a
+    ``step_error`` handler's error is raised instead, see `_hook_dispatch`).
     """
     pop(frame)
+    status, error = outcome(frame, exc)
+    hook_error = None
+    if ACTIVE.step_failure and status is not StepStatus.SKIPPED and frame._defn.is_step:
+        hook_error = _dispatch.step_failed(frame, status, error)  # type: ignore[arg-type]
+    _end(frame, status, error)
+    if hook_error is not None:
+        raise hook_error
+    if error is not exc:
+        raise error
+    return status is StepStatus.SKIPPED
+
+
+def outcome(
+    frame: ActiveStep | ActivePersona, exc: BaseException
+) -> tuple[StepStatus, BaseException]:
+    """
+    How a frame that ``exc`` is leaving ends, and what its caller sees: ``exc`` itself,
+    or a `StepEscalated` for a step whose own budget ran out under ``"escalate"``.
+    """
     defn = frame._defn
     if (
         defn.is_step
@@ -133,29 +195,25 @@ def fail(frame: ActiveStep | ActivePersona, exc: BaseException) -> bool:
     ):
         boundary = defn.boundary
         if boundary is ErrorBoundary.CONTINUE:
-            _end(frame, StepStatus.SKIPPED, exc)
-            return True
+            return StepStatus.SKIPPED, exc
         if boundary is ErrorBoundary.ESCALATE:
             escalated = StepEscalated(**exc._fields())
             escalated._origin = frame._ledger
             escalated.__cause__ = exc
-            _end(frame, StepStatus.ESCALATED, escalated)
-            if _hooks.ACTIVE.escalated:
-                _hooks.escalated(frame, escalated)
-            raise escalated
-        _end(frame, StepStatus.FAILED, exc)
-        return False
+            return StepStatus.ESCALATED, escalated
+        return StepStatus.FAILED, exc
     if isinstance(exc, _CANCELLING) or not isinstance(exc, Exception):
-        _end(frame, StepStatus.CANCELLED, exc)
-    else:
-        _end(frame, StepStatus.FAILED, exc)
-    return False
+        return StepStatus.CANCELLED, exc
+    return StepStatus.FAILED, exc
 
 
 def end_detached(
     frame: ActiveStep | ActivePersona, status: StepStatus, exc: BaseException | None
 ) -> None:
-    """End a frame that is not current (a generator closed between two resumes)."""
+    """
+    End a frame that is not current: a generator closed between two resumes, a step
+    denied before it started, an async step whose hooks were awaited after `pop`.
+    """
     _end(frame, status, exc)
 
 
@@ -185,7 +243,20 @@ def exhaustion_error(frame: ActiveStep, ledger: Ledger, limit: str) -> StepBudge
     return exc
 
 
-def _end(frame: ActiveStep | ActivePersona, status: StepStatus, exc: BaseException | None) -> None:
+def _end(
+    frame: ActiveStep | ActivePersona,
+    status: StepStatus,
+    exc: BaseException | None,
+    run_hooks: bool = True,
+) -> None:
+    if ACTIVE.persona_end and run_hooks and not frame._defn.is_step:
+        # Before the span ends, so the handlers' span events land on it; their error (strict
+        # mode) is raised once the persona has ended all the same.
+        error = _dispatch.persona_ended(frame, status, exc)  # type: ignore[arg-type]
+        _end(frame, status, exc, False)
+        if error is not None:
+            raise error
+        return
     span = frame._span
     run = frame._run
     is_step = frame._defn.is_step
@@ -195,8 +266,6 @@ def _end(frame: ActiveStep | ActivePersona, status: StepStatus, exc: BaseExcepti
         span.end()
     if run is not None:
         _deliver(frame, run, status, exc, is_step)
-    if _hooks.ACTIVE.persona_events and not is_step:
-        _hooks.persona_ended(frame, status, exc)
 
 
 def _finish_span(
@@ -218,7 +287,7 @@ def _finish_span(
     if exc is not None and status is not StepStatus.COMPLETED:
         if status is StepStatus.SKIPPED:
             span.add_event(A.EVENT_BUDGET_EXHAUSTED, _exhaustion_event(exc))
-        elif status is StepStatus.FAILED or status is StepStatus.ESCALATED:
+        elif status in _ERROR_STATUSES:
             attributes[A.ERROR_TYPE] = type(exc).__qualname__
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))

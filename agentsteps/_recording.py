@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import _hooks
+from . import _hook_dispatch as _dispatch
 from ._budget import NANOS_PER_USD
 from ._context import CURRENT, ActivePersona, ActiveStep
+from ._hooks import ACTIVE
 from ._lifecycle import exhaustion_error
 from ._pricing import price_usage
 from ._usage import LEDGER_LOCK
@@ -184,7 +185,6 @@ def charge(
     spans carry it as theirs, so self figures summed over a distributed trace still count
     it once.
     """
-    tripped: Any = None
     undelivered: Any = None
     undelivered_limit = ""
     with LEDGER_LOCK:
@@ -220,17 +220,31 @@ def charge(
                     # delivered, even if a pre-flight refusal already raised for this step.
                     led.exhausted = limit
                     led.delivered = False
-                    tripped = f
             if led.exhausted is not None and not led.delivered:
                 undelivered, undelivered_limit = f, led.exhausted
             f = f._parent
         if undelivered is not None and raise_now:
             # Claimed under the lock: two threads charging at once raise it only once.
             undelivered._ledger.delivered = True
-    if _hooks.ACTIVE.budget:
-        _hooks.after_charge(frame, tripped)
-    if undelivered is not None and raise_now:
+    if ACTIVE.budget:
+        _charge_hooks(frame, undelivered if raise_now else None, undelivered_limit)
+    elif undelivered is not None and raise_now:
         raise exhaustion_error(undelivered, undelivered._ledger, undelivered_limit)
+
+
+def _charge_hooks(frame: ActiveStep | ActivePersona, raising: Any, limit: str) -> None:
+    """Run the budget hooks of a charge, then raise what the charge raises."""
+    exc = None if raising is None else exhaustion_error(raising, raising._ledger, limit)
+    error = _dispatch.after_charge(frame, exc)
+    if error is not None:
+        if exc is not None:
+            # The handler's error wins; the exhaustion stays latched and is raised at the
+            # step's next checkpoint instead (its exit, if the body gets there).
+            with LEDGER_LOCK:
+                raising._ledger.delivered = False
+        raise error
+    if exc is not None:
+        raise exc
 
 
 record_usage.__module__ = "agentsteps"

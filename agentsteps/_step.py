@@ -9,6 +9,8 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 from ._budget import Budget, ErrorBoundary
 from ._context import ActiveStep
 from ._definitions import NOT_SET, StepDefinition, check_name
+from ._hooked import acomplete, aenter_hooked, afail, enter_hooked
+from ._hooks import ACTIVE
 from ._lifecycle import complete, enter, fail
 from ._wrappers import decorate
 
@@ -143,13 +145,16 @@ class step_scope:
             budget=budget,
             error_boundary=error_boundary,
         )
+        self._defn.is_scope = True
         self._frame: Any = None
 
     def __enter__(self) -> ActiveStep:
         if self._frame is not None:
-            msg = f"step_scope({self._defn.name!r}) is already active; create a new one to re-enter"
-            raise RuntimeError(msg)
-        self._frame = enter(self._defn)
+            self._reentered()
+        if ACTIVE.pre_step:
+            self._frame = enter_hooked(self._defn, (), {})[0]
+        else:
+            self._frame = enter(self._defn)
         return self._frame  # type: ignore[no-any-return]
 
     def __exit__(
@@ -165,7 +170,16 @@ class step_scope:
         return fail(frame, exc)
 
     async def __aenter__(self) -> ActiveStep:
-        return self.__enter__()
+        if not ACTIVE.pre_step:
+            return self.__enter__()
+        if self._frame is not None:
+            self._reentered()
+        self._frame = (await aenter_hooked(self._defn, (), {}))[0]
+        return self._frame  # type: ignore[no-any-return]
+
+    def _reentered(self) -> None:
+        msg = f"step_scope({self._defn.name!r}) is already active; create a new one to re-enter"
+        raise RuntimeError(msg)
 
     async def __aexit__(
         self,
@@ -173,7 +187,16 @@ class step_scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        return self.__exit__(exc_type, exc, tb)
+        frame, self._frame = self._frame, None
+        if exc is None:
+            if ACTIVE.post_step:
+                await acomplete(frame, None)
+            else:
+                complete(frame, None)
+            return False
+        if ACTIVE.step_failure:
+            return await afail(frame, exc)
+        return fail(frame, exc)
 
 
 step.__module__ = "agentsteps"

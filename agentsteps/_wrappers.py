@@ -18,6 +18,9 @@ import sys
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
+from ._context import ActivePersona, ActiveStep
+from ._hooked import acomplete, aenter_hooked, afail, enter_hooked
+from ._hooks import ACTIVE
 from ._lifecycle import complete, end_detached, enter, fail, pop, push
 from ._records import StepStatus
 
@@ -62,9 +65,15 @@ def wrap(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
 
 
 def _wrap_sync(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
+    is_step = defn.is_step
+
     @functools.wraps(fn)
     def step_wrapper(*args: Any, **kwargs: Any) -> Any:
-        frame = enter(defn)
+        frame: ActiveStep | ActivePersona
+        if ACTIVE.pre_step and is_step:
+            frame, args, kwargs = enter_hooked(defn, args, kwargs)
+        else:
+            frame = enter(defn)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
@@ -77,15 +86,25 @@ def _wrap_sync(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
 
 
 def _wrap_async(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
+    is_step = defn.is_step
+
+    # Hooks are awaited here rather than in the (sync) lifecycle functions, so that
+    # async handlers can run; each seam still costs one flag read when there are none.
     @functools.wraps(fn)
     async def step_wrapper(*args: Any, **kwargs: Any) -> Any:
-        frame = enter(defn)
+        frame: ActiveStep | ActivePersona
+        if ACTIVE.pre_step and is_step:
+            frame, args, kwargs = await aenter_hooked(defn, args, kwargs)
+        else:
+            frame = enter(defn)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            if fail(frame, exc):
+            if await afail(frame, exc) if ACTIVE.step_failure else fail(frame, exc):
                 return defn.default
             raise
+        if ACTIVE.post_step:
+            return await acomplete(frame, result)
         return complete(frame, result)
 
     return step_wrapper
@@ -149,7 +168,17 @@ class StepGenerator(Generator[Any, Any, Any]):
         frame = self._frame
         if frame is None:
             # First resume: this is when the step starts (and its body is created).
-            self._frame = frame = enter(self._defn)
+            try:
+                if ACTIVE.pre_step and self._defn.is_step:
+                    frame, self._args, self._kwargs = enter_hooked(
+                        self._defn, self._args, self._kwargs
+                    )
+                else:
+                    frame = enter(self._defn)
+            except BaseException:
+                self._done = True  # denied, or a strict hook failed: the body never runs
+                raise
+            self._frame = frame
             try:
                 self._gen = self._fn(*self._args, **self._kwargs)
             except BaseException as error:
@@ -261,12 +290,22 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
             firstiter, self._finalizer = sys.get_asyncgen_hooks()
             if firstiter is not None:
                 firstiter(self)
-            self._frame = frame = enter(self._defn)
+            try:
+                if ACTIVE.pre_step and self._defn.is_step:
+                    frame, self._args, self._kwargs = await aenter_hooked(
+                        self._defn, self._args, self._kwargs
+                    )
+                else:
+                    frame = enter(self._defn)
+            except BaseException:
+                self._done = True  # denied, or a strict hook failed: the body never runs
+                raise
+            self._frame = frame
             try:
                 self._agen = self._fn(*self._args, **self._kwargs)
             except BaseException as error:
                 self._done = True
-                if fail(frame, error):
+                if await afail(frame, error) if ACTIVE.step_failure else fail(frame, error):
                     raise StopAsyncIteration from None
                 raise
         else:
@@ -277,11 +316,14 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
             item = await (agen.asend(value) if exc is None else agen.athrow(exc))
         except StopAsyncIteration:
             self._done = True
-            complete(frame, None)
+            if ACTIVE.post_step:
+                await acomplete(frame, None, "an async generator")
+            else:
+                complete(frame, None)
             raise
         except BaseException as error:
             self._done = True
-            if fail(frame, error):
+            if await afail(frame, error) if ACTIVE.step_failure else fail(frame, error):
                 raise StopAsyncIteration from None
             raise
         pop(frame)
@@ -301,7 +343,10 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
         try:
             await agen.aclose()
         except BaseException as error:
-            fail(frame, error)
+            if ACTIVE.step_failure:
+                await afail(frame, error)
+            else:
+                fail(frame, error)
             raise
         pop(frame)
         status = StepStatus.ABANDONED if self._abandoned else StepStatus.CANCELLED
