@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -457,3 +459,21 @@ class TestTracing:
         assert attributes["agentsteps.usage.self.cache_read_tokens"] == 6
         assert attributes["agentsteps.usage.self.llm_calls"] == 2
         assert attributes["gen_ai.response.model"] == "scripted-mini"
+
+
+def _python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)\s*```", markdown, flags=re.S)
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_docs_examples_run(index: int) -> None:
+    """The code in docs/testing.md runs, and the tests it shows pass."""
+    docs = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+    blocks = _python_blocks(docs.read_text(encoding="utf-8"))
+    assert len(blocks) == 3
+    namespace: dict[str, object] = {"__name__": "docs_testing"}
+    code = compile(textwrap.dedent(blocks[index]), f"docs/testing.md block {index + 1}", "exec")
+    exec(code, namespace)
+    for name, value in namespace.items():
+        if name.startswith("test_") and callable(value):
+            value()
