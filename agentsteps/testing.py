@@ -1,10 +1,12 @@
 """
 An offline chat model for examples and tests: scripted replies, realistic usage, no network.
 
-`ScriptedModel` answers from a list of replies (or a function of the prompt) and charges
-each call to the active step exactly as a real client does, with token counts from a
-documented estimate and a cost from a price table. It can simulate a prompt cache, a
-streamed answer, latency and errors, and it keeps every call for your assertions::
+`ScriptedModel` answers from a list of replies (or a function of the prompt) and makes
+each call through `llm_call`, exactly as a real client's call goes: checked against the
+budget before it is made, traced as a model-call span, charged to the active step with
+token counts from a documented estimate and a cost from a price table. It can simulate a
+prompt cache, a streamed answer, latency and errors, and it keeps every call for your
+assertions::
 
     >>> from agentsteps import Budget, run, step
     >>> from agentsteps.testing import ScriptedModel
@@ -42,10 +44,11 @@ from typing import cast
 
 import attrs
 
+from . import _pricing
 from ._budget import NANOS_PER_USD
 from ._context import current_model
+from ._llm_call import LLMCall, llm_call
 from ._pricing import Price
-from ._recording import record_usage
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -169,10 +172,12 @@ class ScriptedModel:
     """
     A deterministic chat model: replies from a script, usage charged like a real client's.
 
-    Each call takes the next reply from ``replies`` (or asks ``replies(prompt)`` when it
-    is a function), counts tokens with `estimate_tokens`, prices them from ``prices`` and
-    charges them to the active step, so budgets, boundaries, spans and reports behave as
-    with a real model. Outside any step nothing is charged (as with `record_usage`).
+    Each call opens an `llm_call` (so a step whose budget has nothing left refuses it
+    before the script is consumed, and the call has its own span), takes the next reply
+    from ``replies`` (or asks ``replies(prompt)`` when it is a function), counts tokens
+    with `estimate_tokens`, prices them from ``prices`` and reports them with
+    `LLMCall.record`, so budgets, boundaries, spans and reports behave as with a real
+    model. Outside any step nothing is charged (as with `record_usage`).
 
     Args:
         replies: A list of replies, used in order, or a function from the prompt (the last
@@ -182,8 +187,11 @@ class ScriptedModel:
         model: The model every call uses. By default a call uses the model of the step it
             runs in (`current_model`), else `DEFAULT_MODEL`; ``model=`` on a call wins.
         system: A system message put before every prompt.
-        prices: Price per model (`Price`); defaults to `DEFAULT_PRICES`. A model not in
-            the table is priced by agentsteps' own pricing (`register_price`).
+        prices: Price per model (`Price`); defaults to `DEFAULT_PRICES`. A model of the
+            table is registered with `register_price` when a call first uses it, so that
+            the pre-flight check of a ``max_usd`` budget knows its price (the
+            registration is process-wide; `reset_defaults` clears it). A model not in the
+            table is priced by agentsteps' own pricing (`register_price`, the catalog).
         provider: Reported as the call's provider.
         prompt_cache: Simulate a provider's prompt cache: the longest run of leading
             messages already sent in an earlier call to the same model is counted as
@@ -269,7 +277,7 @@ class ScriptedModel:
         self, prompt: Prompt, *, model: str | None = None, max_output_tokens: int | None = None
     ) -> Reply:
         """
-        Answer ``prompt`` and charge the call to the active step.
+        Answer ``prompt`` in one model call, charged to the active step.
 
         Args:
             prompt: A string (one user message) or a list of chat messages.
@@ -278,15 +286,17 @@ class ScriptedModel:
                 ``"length"``), as a real model's ``max_tokens`` does.
 
         Raises:
-            StepBudgetExhausted: The call took a step over its budget (it is charged).
+            StepBudgetExhausted: A budget had nothing left for the call (refused before
+                it was made), or the call took a step over its budget (it is charged).
             ScriptExhausted: The script has no reply left.
             Exception: Whatever the script says this call raises.
         """
         messages, model = self._prepare(prompt, model)
-        if self.latency:
-            time.sleep(self.latency)
-        reply = self._answer(messages, model, max_output_tokens)
-        self._charge(reply)
+        with self._call(messages, model, max_output_tokens) as call:
+            if self.latency:
+                time.sleep(self.latency)
+            reply = self._answer(messages, model, max_output_tokens)
+            _record(call, reply)
         return reply
 
     async def acomplete(
@@ -294,10 +304,11 @@ class ScriptedModel:
     ) -> Reply:
         """The async form of `complete` (its latency is an ``asyncio.sleep``)."""
         messages, model = self._prepare(prompt, model)
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        reply = self._answer(messages, model, max_output_tokens)
-        self._charge(reply)
+        async with self._call(messages, model, max_output_tokens) as call:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            reply = self._answer(messages, model, max_output_tokens)
+            _record(call, reply)
         return reply
 
     def stream(
@@ -306,10 +317,12 @@ class ScriptedModel:
         """
         Answer ``prompt`` as a stream of text chunks (a word and the space after it).
 
-        The call is charged when the stream ends: when it is exhausted, or for the chunks
-        delivered so far when it is closed early (``close()``, leaving a ``with`` block);
-        a budget that runs out then raises from the loop. The reply's text is ``"".join``
-        of the chunks.
+        The call opens when the first chunk is asked for. Each chunk is charged before
+        it is handed on (the input with the first one), so a budget that runs out raises
+        `StepBudgetExhausted` from the loop at the chunk that crossed it, which is not
+        delivered. Closing the stream early (``close()``, leaving a ``with`` block) ends
+        the call charged for what was delivered. The reply's text is ``"".join`` of the
+        chunks.
         """
         messages, model = self._prepare(prompt, model)
         return ScriptedStream(self, messages, model, max_output_tokens)
@@ -412,20 +425,37 @@ class ScriptedModel:
             cost = round(usd_per_mtok * 1000) / NANOS_PER_USD  # exact to the nano-dollar
         return Reply(text, model, inp, out, cached, cost, finish)
 
-    def _charge(self, reply: Reply) -> None:
-        # GAP(llmcall): goes through record_usage until `llm_call` lands on main; then each
-        # call opens an llm_call span and reports this usage with LLMCall.record.
-        record_usage(
-            reply.model,
-            reply.input_tokens,
-            reply.output_tokens,
-            cache_read_tokens=reply.cache_read_tokens,
-            cost_usd=reply.cost_usd,
-            provider=self.provider,
+    def _call(
+        self, messages: tuple[Message, ...], model: str, max_output_tokens: int | None
+    ) -> LLMCall:
+        # The same scope a real client's call goes through: the budget is checked before
+        # the call (a step with nothing left is refused and the script not consumed), the
+        # call gets its own span, and its usage is charged to every enclosing step.
+        price = self.prices.get(model)
+        if price is not None and _pricing._user_prices.get(model) != price:
+            # The pre-flight check of a max_usd budget prices the call with agentsteps'
+            # own prices: make the table's price one of them.
+            _pricing.register_price(model, **attrs.asdict(price))
+        return llm_call(
+            model,
+            self.provider,
+            input_tokens=count_prompt_tokens(messages),
+            max_output_tokens=max_output_tokens,
         )
 
     def __repr__(self) -> str:
         return f"<ScriptedModel model={self.model!r} calls={len(self._calls)}>"
+
+
+def _record(call: LLMCall, reply: Reply) -> None:
+    """Report a reply's usage to its call, as a client reports what the provider said."""
+    call.record(
+        reply.input_tokens,
+        reply.output_tokens,
+        cache_read_tokens=reply.cache_read_tokens,
+        cost_usd=reply.cost_usd,
+        response_model=reply.model,
+    )
 
 
 def _is_message(value: object) -> bool:
@@ -449,8 +479,10 @@ class ScriptedStream(Iterator[str], AsyncIterator[str]):
     A streamed `ScriptedModel` answer: iterate for text chunks; ``reply`` once it ended.
 
     From `ScriptedModel.stream` iterate it with ``for`` (and ``with``); from
-    `ScriptedModel.astream` with ``async for`` (and ``async with``). Leaving the block
-    early closes it and charges what was delivered.
+    `ScriptedModel.astream` with ``async for`` (and ``async with``). The call opens with
+    the first chunk asked for, and each chunk is charged before it is handed on, so a
+    budget stops the stream at the chunk that crosses it (that chunk is not delivered).
+    Leaving the block early closes the stream, charged what was delivered.
     """
 
     def __init__(
@@ -467,6 +499,7 @@ class ScriptedStream(Iterator[str], AsyncIterator[str]):
         self._model_name = model_name
         self._max = max_output_tokens
         self._async = is_async
+        self._call: LLMCall | None = None
         self._chunks: list[str] | None = None
         self._full: Reply | None = None
         self._delivered: list[str] = []
@@ -478,18 +511,57 @@ class ScriptedStream(Iterator[str], AsyncIterator[str]):
         """The text delivered so far."""
         return "".join(self._delivered)
 
+    def _open(self) -> None:
+        """Open the call (pre-flight budget check) and get the scripted answer."""
+        call = self._model._call(self._messages, self._model_name, self._max)
+        call.__enter__()
+        self._call = call
+        try:
+            self._full = self._model._answer(self._messages, self._model_name, self._max)
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        self._chunks = _CHUNK.findall(self._full.text)
+
     def _next_chunk(self) -> str | None:
         if self.reply is not None:
             return None
         if self._chunks is None:
-            self._full = self._model._answer(self._messages, self._model_name, self._max)
-            self._chunks = _CHUNK.findall(self._full.text)
-        if len(self._delivered) < len(self._chunks):
-            chunk = self._chunks[len(self._delivered)]
-            self._delivered.append(chunk)
-            return chunk
-        self._end()
-        return None
+            self._open()
+        chunks, call, full = self._chunks, self._call, self._full
+        assert chunks is not None
+        assert call is not None
+        assert full is not None
+        if len(self._delivered) == len(chunks):
+            if not chunks:
+                _record(call, full)
+            self._end(None)
+            return None
+        chunk = chunks[len(self._delivered)]
+        # Charge the answer so far, this chunk included, before handing the chunk on.
+        so_far = self._partial(self.text + chunk)
+        try:
+            _record(call, so_far)
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        self._delivered.append(chunk)
+        return chunk
+
+    def _partial(self, text: str) -> Reply:
+        full = self._full
+        assert full is not None
+        if text == full.text:
+            return full
+        return self._model._reply(
+            text, full.model, full.input_tokens, full.cache_read_tokens, full.finish_reason
+        )
+
+    def _end(self, exc: BaseException | None) -> None:
+        call, self._call = self._call, None
+        self.reply = self._partial(self.text) if self._full is not None else None
+        if call is not None:
+            call.__exit__(None if exc is None else type(exc), exc, None)
 
     def __iter__(self) -> ScriptedStream:
         return self
@@ -498,7 +570,7 @@ class ScriptedStream(Iterator[str], AsyncIterator[str]):
         if self._async:
             msg = "this stream came from astream(): iterate it with 'async for'"
             raise TypeError(msg)
-        if self._chunks is None and self._model.latency:
+        if self._chunks is None and self.reply is None and self._model.latency:
             time.sleep(self._model.latency)
         chunk = self._next_chunk()
         if chunk is None:
@@ -512,7 +584,7 @@ class ScriptedStream(Iterator[str], AsyncIterator[str]):
         if not self._async:
             msg = "this stream came from stream(): iterate it with 'for'"
             raise TypeError(msg)
-        if self._chunks is None and self._model.latency:
+        if self._chunks is None and self.reply is None and self._model.latency:
             await asyncio.sleep(self._model.latency)
         else:
             await asyncio.sleep(0)  # let other tasks run between chunks, like a network
@@ -522,26 +594,13 @@ class ScriptedStream(Iterator[str], AsyncIterator[str]):
         return chunk
 
     def close(self) -> None:
-        """Stop early: charge the chunks delivered so far (nothing if none was asked for)."""
-        if self.reply is None and self._chunks is not None:
-            self._end()
+        """Stop early: the call ends charged for the chunks delivered so far."""
+        if self._call is not None:
+            self._end(None)
 
     async def aclose(self) -> None:
         """The async form of `close`."""
         self.close()
-
-    def _end(self) -> None:
-        full = self._full
-        assert full is not None
-        text = self.text
-        if text == full.text:
-            reply = full
-        else:
-            reply = self._model._reply(
-                text, full.model, full.input_tokens, full.cache_read_tokens, "stop"
-            )
-        self.reply = reply
-        self._model._charge(reply)
 
     def __enter__(self) -> ScriptedStream:
         return self

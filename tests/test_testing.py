@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.trace import SpanKind
 
 import agentsteps
 from agentsteps import Budget, StepBudgetExhausted, persona, step
@@ -122,6 +123,21 @@ class TestComplete:
         assert reply.cost_usd is None
         assert r.total.cost_nano_usd == (5 * 1.0 + 1 * 2.0) * 1000
 
+    def test_dollar_budgets_know_the_table_prices(self, caplog: pytest.LogCaptureFixture) -> None:
+        """The pre-flight check of a max_usd budget prices scripted models from the table:
+        a call it cannot afford is refused, and no model is reported as unpriced."""
+        llm = ScriptedModel(["x" * 4_000], cycle=True)
+
+        @step(model="scripted-pro", budget=Budget(max_usd=0.02))
+        def work() -> None:
+            llm.complete("p" * 4_000)  # 1,004 in, 1,000 out: $0.018
+            llm.complete("p" * 4_000)  # $0.002 left does not pay for the input
+
+        with pytest.raises(StepBudgetExhausted, match="refused a model call before making it"):
+            work()
+        assert "No price known" not in caplog.text
+        assert len(llm.calls) == 1
+
     def test_custom_price_table(self) -> None:
         """prices= replaces the default table."""
         llm = ScriptedModel(
@@ -172,6 +188,19 @@ class TestComplete:
         """A reply longer than max_output_tokens is cut, with finish_reason 'length'."""
         reply = ScriptedModel(["x" * 100]).complete("p", max_output_tokens=5)
         assert (reply.text, reply.output_tokens, reply.finish_reason) == ("x" * 20, 5, "length")
+
+    def test_refused_before_the_call_when_nothing_is_left(self) -> None:
+        """A step with no budget left refuses the call before the script is consumed."""
+        llm = ScriptedModel(["x" * 40, "never"])
+
+        @step(budget=Budget(max_llm_calls=1))
+        def work() -> None:
+            llm.complete("p")
+            llm.complete("p")
+
+        with pytest.raises(StepBudgetExhausted, match="refused a model call before making it"):
+            work()
+        assert llm.prompts == ["p"]
 
     def test_budget_exhaustion_is_raised(self) -> None:
         """A call that takes a step over budget raises, exactly as a real client's usage would."""
@@ -347,8 +376,28 @@ class TestStream:
         llm.stream("p").close()
         assert llm.calls == []
 
-    def test_budget_stops_a_generator_step(self) -> None:
-        """A generator step streaming over its budget ends quietly under "continue"."""
+    def test_budget_cuts_a_stream_mid_answer(self) -> None:
+        """Chunks are charged before they are handed on: the one crossing the budget is not
+        delivered, and a generator step under "continue" ends quietly."""
+        llm = ScriptedModel(["word " * 10], cycle=True)
+
+        @step(budget=Budget(max_tokens=30), error_boundary="continue")
+        def notes() -> Iterator[str]:
+            for _ in range(10):
+                yield from llm.stream("next note")
+
+        with agentsteps.run() as r:
+            chunks = list(notes())
+        # A stream is 7 input + 13 output tokens. The second one reaches 30 tokens with
+        # its 2nd chunk (7 + 3); its 3rd would make 31.
+        assert len(chunks) == 10 + 2
+        (record,) = r.steps
+        assert record.status is agentsteps.StepStatus.SKIPPED
+        assert record.subtree_usage.total_tokens == 31
+        assert [c.reply is not None for c in llm.calls] == [True, True]
+
+    def test_a_spent_budget_refuses_the_next_stream(self) -> None:
+        """A stream is refused before it starts when the budget has nothing left."""
         llm = ScriptedModel(["word " * 10], cycle=True)
 
         @step(budget=Budget(max_tokens=60), error_boundary="continue")
@@ -358,9 +407,9 @@ class TestStream:
 
         with agentsteps.run() as r:
             chunks = list(notes())
-        # 20 tokens a stream: the 4th stream's end took the step over 60.
-        assert len(chunks) == 40
-        assert r.steps[0].status is agentsteps.StepStatus.SKIPPED
+        assert len(chunks) == 3 * 10  # 3 streams of 20 tokens used all 60
+        assert len(llm.calls) == 3  # the 4th call was never made
+        assert r.steps[0].subtree_usage.total_tokens == 60
 
     def test_async_stream(self) -> None:
         """astream() is iterated with async for, and charged like stream()."""
@@ -459,6 +508,42 @@ class TestTracing:
         assert attributes["agentsteps.usage.self.cache_read_tokens"] == 6
         assert attributes["agentsteps.usage.self.llm_calls"] == 2
         assert attributes["gen_ai.response.model"] == "scripted-mini"
+
+    def test_each_call_is_an_llm_call_span(self, spans: Spans) -> None:
+        """Calls go through llm_call: a CLIENT span per call, under the step's span."""
+        llm = ScriptedModel(["abcd", "efgh"], provider="scripted")
+
+        @step(name="draft", model="scripted-pro")
+        def draft() -> None:
+            llm.complete("q")
+            list(llm.stream("q"))
+
+        draft()
+        step_span = spans.step("draft")
+        calls = [s for s in spans.all if s.name == "chat scripted-pro"]
+        assert len(calls) == 2
+        for call in calls:
+            assert call.kind is SpanKind.CLIENT
+            assert call.parent is not None
+            assert call.parent.span_id == step_span.context.span_id
+            assert call.attributes["gen_ai.provider.name"] == "scripted"
+            assert call.attributes["gen_ai.usage.input_tokens"] == 5
+            assert call.attributes["gen_ai.usage.output_tokens"] == 1
+            assert call.attributes["agentsteps.usage.cost_source"] == "provider"
+            assert call.attributes["agentsteps.usage.cost_usd"] == pytest.approx(30e-6)
+
+    def test_a_failed_call_is_an_error_span(self, spans: Spans) -> None:
+        """A simulated provider error ends its call span with an error status."""
+        llm = ScriptedModel([ConnectionError("503")])
+
+        @step
+        def draft() -> None:
+            with pytest.raises(ConnectionError):
+                llm.complete("q")
+
+        draft()
+        (call,) = [s for s in spans.all if s.name.startswith("chat ")]
+        assert call.status.description == "ConnectionError: 503"
 
 
 def _python_blocks(markdown: str) -> list[str]:
