@@ -504,7 +504,7 @@ class TestTracing:
 
         draft()
         attributes = spans.step("draft").attributes
-        assert attributes["gen_ai.usage.input_tokens"] == 2 * (2 + 4 + 1 + 4)
+        assert attributes["agentsteps.usage.self.input_tokens"] == 2 * (2 + 4 + 1 + 4)
         assert attributes["agentsteps.usage.self.cache_read_tokens"] == 6
         assert attributes["agentsteps.usage.self.llm_calls"] == 2
         assert attributes["gen_ai.response.model"] == "scripted-mini"
