@@ -27,7 +27,7 @@ __all__ = ["InvalidTraceError", "ReportNode", "RunReport", "load_spans"]
 KIND_RUN = "run"
 KIND_PERSONA = "persona"
 KIND_STEP = "step"
-KIND_LLM_CALL = "llm_call"
+KIND_LLM_CALL = A.KIND_LLM_CALL
 KIND_OTHER = "span"
 TREE_KINDS = frozenset({KIND_RUN, KIND_PERSONA, KIND_STEP})
 
@@ -399,7 +399,7 @@ def _node_from_span(data: Mapping[str, Any]) -> ReportNode:
             status = "failed" if code == "ERROR" else None
     subtree = _usage(attributes, A.SUBTREE_USAGE)
     if subtree == ZERO_USAGE:
-        subtree = _gen_ai_usage(attributes)
+        subtree = _gen_ai_usage(attributes, kind)
     model = attributes.get(A.GEN_AI_RESPONSE_MODEL) or attributes.get(A.GEN_AI_REQUEST_MODEL)
     return ReportNode(
         kind=kind,
@@ -422,18 +422,22 @@ def _node_from_span(data: Mapping[str, Any]) -> ReportNode:
 _RUN_STATUS = "agentsteps.run.status"
 
 
-def _gen_ai_usage(attributes: Mapping[str, Any]) -> Usage:
-    """Usage of a span that only carries the GenAI convention attributes (an llm call)."""
+def _gen_ai_usage(attributes: Mapping[str, Any], kind: str) -> Usage:
+    """Usage of a span that carries the GenAI convention attributes (a model call)."""
     inp = _int(attributes.get(A.GEN_AI_USAGE_INPUT_TOKENS))
     out = _int(attributes.get(A.GEN_AI_USAGE_OUTPUT_TOKENS))
-    if not (inp or out):
+    if kind != KIND_LLM_CALL and not (inp or out):
         return ZERO_USAGE
+    cost = attributes.get(A.LLM_CALL_COST_USD, 0)
+    nanos = round(cost * NANOS_PER_USD) if isinstance(cost, (int, float)) else 0
     return Usage(
         input_tokens=inp,
         output_tokens=out,
         cache_read_tokens=_int(attributes.get(A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
         cache_write_tokens=_int(attributes.get(A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)),
         reasoning_tokens=_int(attributes.get(A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)),
+        llm_calls=1 if kind == KIND_LLM_CALL else 0,
+        cost_nano_usd=max(0, nanos),
     )
 
 
