@@ -267,20 +267,19 @@ def _write_rich(report: RunReport, stream: IO[str], ascii_only: bool) -> bool:
         from rich.text import Text
     except ImportError:
         return False
-    console = Console(
-        file=stream,
-        force_terminal=True,
-        highlight=False,
-        soft_wrap=True,
-        # A real terminal reports its width; anything else gets room for the whole table.
-        width=None if use_color_tty(stream) else 200,
-    )
+    table_rows = rows(report, ascii_only=ascii_only)
+    # The table's natural width: never squeeze a figure into an ellipsis. On a narrower
+    # terminal the lines wrap, as the plain text's do.
+    needed = sum(max(len(c), *(len(r[c]) for r, _ in table_rows)) for c in COLUMNS)
+    needed += 2 * (len(COLUMNS) - 1)
+    console = Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True)
+    console.width = max(console.width if use_color_tty(stream) else 0, needed)
     console.print(summary(report), style="bold")
     console.print()
     table = Table(box=None, pad_edge=False)
     for c in COLUMNS:
         table.add_column(c, justify="right" if c in _NUMERIC else "left", no_wrap=True)
-    for cells, depth in rows(report, ascii_only=ascii_only):
+    for cells, depth in table_rows:
         if depth == -1:
             table.add_section()
         styled = [

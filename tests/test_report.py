@@ -424,6 +424,17 @@ class TestWriteReport:
         assert "└─ summarize" in plain
         assert "summarize skipped: StepBudgetExhausted" in plain
 
+    def test_rich_never_squeezes_figures(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """On a terminal narrower than the table, no figure is cut to an ellipsis."""
+        pytest.importorskip("rich")
+        monkeypatch.delenv("NO_COLOR", raising=False)
+        monkeypatch.setenv("COLUMNS", "40")
+        out = _Tty()
+        write_report(RunReport.from_spans(GOLDEN_SPANS), out)
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
+        assert "…" not in plain
+        assert "scripted-mini  1,000  200     800  $0.0023      2     60%  1.50s" in plain
+
     def test_no_color_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """NO_COLOR turns colour off even on a terminal."""
         monkeypatch.setenv("NO_COLOR", "1")
