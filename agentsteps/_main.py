@@ -58,8 +58,8 @@ and dollars each spent against its budget, and how it ended."""
 
 _EPILOG = """\
 examples:
-  agentsteps run examples/code_review.py          run a script, print its report
-  agentsteps run --html run.html my_agent.py -v   ... and draw its waterfall
+  agentsteps run examples/code_review.py           run a script, print its report
+  agentsteps run --html run.html my_agent.py -v    ... and draw its waterfall
   agentsteps report agentsteps-trace.jsonl         render a saved trace
   agentsteps report agentsteps-trace.jsonl --json  ... as JSON, for machines
   agentsteps report trace.jsonl --html run.html    ... as a standalone HTML waterfall
@@ -73,8 +73,14 @@ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is, spans go where they say instead (OTLP nee
 pip install 'agentsteps[otlp]'). OTEL_SDK_DISABLED=true turns tracing off; the report is
 still printed, from the records of the run.
 
-The report goes to stderr (or --output), so the script's stdout stays its own. The exit
-code is the script's."""
+The report goes to stderr (or --output), so the script's stdout stays its own.
+
+exit code: the script's own (1 for an uncaught exception, as with python); 2 when
+agentsteps cannot start it (no such file, tracing cannot be set up)."""
+
+_REPORT_EPILOG = """\
+exit code: 0, or 2 for a missing file, a file that is not a JSONL trace, or a trace id
+that matches nothing."""
 
 
 class _CollectSpans(SpanProcessor):
@@ -138,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         "report",
         help="render a saved trace (JSONL) as text, JSON or HTML",
         description="Render the run report of a JSONL trace file.",
+        epilog=_REPORT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report_p.add_argument("trace_file", metavar="TRACE.jsonl", help="the JSONL trace file")
@@ -266,6 +273,9 @@ def _run(args: argparse.Namespace) -> int:
                 f"`agentsteps report {handle.destination} --last --html run.html`",
                 file=sys.stderr,
             )
+        elif exporter == "otlp" and collector.spans:
+            trace_id = collector.spans[-1].get("trace_id")
+            print(f"trace {trace_id} sent over OTLP to {handle.destination}", file=sys.stderr)
     return code
 
 

@@ -7,9 +7,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from agentsteps import _main
 from agentsteps._main import DEFAULT_TRACE_PATH, main
@@ -199,6 +203,67 @@ class TestRun:
         assert err.startswith("agentsteps run: error: cannot set up tracing:")
 
 
+class Receiver:
+    """What a loopback OTLP/HTTP receiver got."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.names: list[str] = []
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[Receiver]:
+    """A loopback OTLP/HTTP receiver that records the names of the spans it receives."""
+    received = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+            for resource in request.resource_spans:
+                for scope in resource.scope_spans:
+                    received.names.extend(span.name for span in scope.spans)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+            self.wfile.write(trace_service_pb2.ExportTraceServiceResponse().SerializeToString())
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    received.port = server.server_address[1]
+    yield received
+    server.shutdown()
+    server.server_close()
+
+
+def test_otlp_when_the_standard_variables_say_so(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    otlp_receiver: Receiver,
+) -> None:
+    """With OTEL_EXPORTER_OTLP_ENDPOINT set, spans go over OTLP and no file is written."""
+    port = otlp_receiver.port
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    assert main(["run", script(tmp_path)]) == 0
+    assert not (tmp_path / DEFAULT_TRACE_PATH).exists()
+    assert sorted(otlp_receiver.names) == [
+        "agentsteps run agent.py",
+        "chat scripted-mini",
+        "chat scripted-mini",
+        "invoke_agent author",
+        "invoke_workflow plan",
+        "invoke_workflow write",
+    ]
+    err = capsys.readouterr().err
+    assert "└─ author (persona)" in err
+    assert f"sent over OTLP to http://127.0.0.1:{port}/v1/traces" in err
+
+
 class TestExporterFromEnv:
     """Where spans go when --exporter is not given."""
 
@@ -322,7 +387,7 @@ class TestHelp:
             main(["run", "--help"])
         out = " ".join(capsys.readouterr().out.split())
         assert "OTEL_EXPORTER_OTLP_ENDPOINT" in out
-        assert "The exit code is the script's" in out
+        assert "exit code: the script's own" in out
 
     def test_bad_option(self, capsys: pytest.CaptureFixture[str]) -> None:
         """An unknown option is a usage error, exit code 2 (argparse)."""
