@@ -33,7 +33,14 @@ from ._export import configure_tracing
 from ._html_report import render_html
 from ._jsonl import span_to_dict
 from ._records import Run, run
-from ._report import KIND_RUN, InvalidTraceError, RunReport, load_spans
+from ._report import (
+    KIND_PERSONA,
+    KIND_RUN,
+    KIND_STEP,
+    InvalidTraceError,
+    RunReport,
+    load_spans,
+)
 from ._report_render import CLI_RUNNING
 from ._version import __version__
 
@@ -280,11 +287,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report_of(spans: list[dict[str, Any]], records: Run) -> RunReport:
-    # With tracing off (OTEL_SDK_DISABLED, --exporter none still traces) there are no spans:
-    # the records collected in-process carry the same figures.
-    if spans:
-        return RunReport.from_spans(spans)
-    return RunReport.from_run(records)
+    report = RunReport.from_spans(spans) if spans else None
+    if report is None or (
+        not report.count(KIND_STEP) and not report.count(KIND_PERSONA) and records.steps
+    ):
+        # No spans of the script's steps reached us: tracing is off (OTEL_SDK_DISABLED),
+        # or the script sent them elsewhere (agentsteps.configure). The records collected
+        # in-process carry the same figures.
+        return RunReport.from_run(records)
+    return report
 
 
 def _exec(target: str, argv: list[str], *, module: bool) -> int:

@@ -186,6 +186,17 @@ class TestRun:
         assert err.startswith("agentsteps report: 1 persona, 2 steps")
         assert "agentsteps run" not in err
 
+    def test_script_with_its_own_tracer_provider(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A script that sends its spans elsewhere still gets the full report, from records."""
+        own = "from opentelemetry.sdk.trace import TracerProvider\n"
+        own += "agentsteps.configure(tracer_provider=TracerProvider())\n"
+        body = AGENT.replace("llm = ScriptedModel", own + "llm = ScriptedModel")
+        assert main(["run", script(tmp_path, body)]) == 0
+        err = capsys.readouterr().err
+        assert err.startswith("agentsteps report: 1 persona, 2 steps (1 completed, 1 skipped)")
+
     def test_module(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """-m runs a module from the current directory, as python -m does."""
         script(tmp_path, AGENT, name="my_agent.py")
