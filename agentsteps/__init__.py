@@ -58,6 +58,7 @@ from ._remote import remote_parent as remote_parent
 from ._remote import with_remote_parent as with_remote_parent
 from ._remote_usage import record_remote_usage as record_remote_usage
 from ._remote_usage import usage_headers as usage_headers
+from ._report_render import print_report as print_report
 from ._step import step as step
 from ._step import step_scope as step_scope
 from ._streaming import ametered as ametered
@@ -108,6 +109,7 @@ __all__ = [
     "on_step",
     "persona",
     "persona_scope",
+    "print_report",
     "record_remote_usage",
     "record_usage",
     "register_persona_hook",
