@@ -165,7 +165,9 @@ CASES: dict[str, Case] = {
             _GATHER_WIDTH,
             _gather,
         ),
-        Case("gen100", f"(e) generator step yielding {_GEN_ITEMS} items", "generator", 1, _generator),
+        Case(
+            "gen100", f"(e) generator step yielding {_GEN_ITEMS} items", "generator", 1, _generator
+        ),
         Case(
             "usage",
             "(f) record_usage(cost_usd=...) in a budgeted step under two steps",

@@ -67,7 +67,9 @@ def _git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def collect_meta(argv: list[str], mode: str, started: float, load_before: tuple[float, ...]) -> dict[str, Any]:
+def collect_meta(
+    argv: list[str], mode: str, started: float, load_before: tuple[float, ...]
+) -> dict[str, Any]:
     """The command, versions and machine, for the report header."""
     versions = {}
     for name in _PACKAGES:
@@ -87,7 +89,9 @@ def collect_meta(argv: list[str], mode: str, started: float, load_before: tuple[
             "%Y-%m-%d %H:%M UTC"
         ),
         "seconds": round(datetime.datetime.now().timestamp() - started, 1),
-        "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
+        "python": (
+            f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})"
+        ),
         "platform": platform.platform(),
         "cpu": f"{_cpu_model()}, {os.cpu_count()} logical CPUs",
         "load_average": f"{load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after (1 min)",
@@ -97,7 +101,7 @@ def collect_meta(argv: list[str], mode: str, started: float, load_before: tuple[
 
 def _paired_ratio(a: list[float], b: list[float]) -> float:
     """Median over rounds of a/b: both were timed in the same round, moments apart."""
-    return statistics.median(x / y for x, y in zip(a, b))
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
 @dataclass
@@ -248,9 +252,9 @@ class Report:
                 ratios = []
                 if variant not in (ref, "bare") and ref in samples:
                     ratios.append(f"{_paired_ratio(s, samples[ref]):.2f}x {ref}")
-                if group.startswith("peer-") and variant not in ("otel-sdk", "bare"):
-                    if "otel-sdk" in samples:
-                        ratios.append(f"{_paired_ratio(s, samples['otel-sdk']):.2f}x otel-sdk")
+                peer_row = group.startswith("peer-") and variant not in ("otel-sdk", "bare")
+                if peer_row and "otel-sdk" in samples:
+                    ratios.append(f"{_paired_ratio(s, samples['otel-sdk']):.2f}x otel-sdk")
                 rows.append(
                     f"| {group} | {variant} | {min(s) / 1000:.3f} | "
                     f"{statistics.median(s) / 1000:.3f} | {', '.join(ratios)} |"
@@ -300,9 +304,10 @@ class Report:
         ]
         for group, data in self.results.items():
             rounds = data["settings"]["rounds"]
+            spans = data["spans_exported"].items()
             lines.append(
                 f"- Group `{group}`: {data['seconds']:.1f} s, {rounds} rounds; spans exported: "
-                + ", ".join(f"{k} {v:,}" for k, v in data["spans_exported"].items() if v is not None)
+                + ", ".join(f"{k} {v:,}" for k, v in spans if v is not None)
             )
             for variant, why in data.get("skipped", {}).items():
                 lines.append(f"  - skipped `{variant}`: {why}")
@@ -321,7 +326,10 @@ class Report:
             lines += self._case_table(case)
         lines += self._memory_table()
         if self.audits:
-            lines += ["#### Network audit (socket/http audit events in a short run of each peer)", ""]
+            lines += [
+                "#### Network audit (socket/http audit events in a short run of each peer)",
+                "",
+            ]
             for group, events in self.audits.items():
                 verdict = "none" if not events else f"{len(events)}: " + "; ".join(events[:5])
                 lines.append(f"- `{group}`: {verdict}")

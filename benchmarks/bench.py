@@ -173,9 +173,7 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
-def spawn(
-    group: str, mode: str, cases: list[str], audit: bool, verbose: bool
-) -> dict[str, Any]:
+def spawn(group: str, mode: str, cases: list[str], audit: bool, verbose: bool) -> dict[str, Any]:
     """Run one group in a fresh interpreter and return its results."""
     with tempfile.TemporaryDirectory(prefix="agentsteps-bench-") as tmp:
         out = Path(tmp) / "result.json"
@@ -194,7 +192,13 @@ def spawn(
         t0 = time.perf_counter()
         # Peers' own start-up chatter goes to a file, shown only when the worker fails.
         proc = subprocess.run(
-            cmd, env=_worker_env(), cwd=tmp, capture_output=True, text=True, timeout=900, check=False
+            cmd,
+            env=_worker_env(),
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
         )
         if verbose or proc.returncode != 0:
             sys.stderr.write(proc.stdout + proc.stderr)
