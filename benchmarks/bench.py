@@ -53,6 +53,8 @@ _NET_EVENTS = frozenset(
         "urllib.Request",
     }
 )
+# A chunk counts as undisturbed when the process had the CPU this share of its wall time.
+_CLEAN_CPU_SHARE = 0.95
 _PEER_MODULES = {"traceloop": "traceloop.sdk", "langfuse": "langfuse", "logfire": "logfire"}
 
 
@@ -67,8 +69,9 @@ class Settings:
 
 
 MODES = {
-    # About 2 minutes in all with the three peers on a 2-core machine.
-    "full": Settings(rounds=25, chunk_ms=4.0, mem_first=10_000, mem_total=100_000),
+    # About 2 minutes in all with the three peers on a 2-core machine. Short chunks: more
+    # of them escape the scheduler's attention on a busy machine.
+    "full": Settings(rounds=40, chunk_ms=2.0, mem_first=10_000, mem_total=100_000),
     "quick": Settings(rounds=3, chunk_ms=0.5, mem_first=1_000, mem_total=5_000),
     # Network audit: every code path once, briefly.
     "audit": Settings(rounds=1, chunk_ms=0.2, mem_first=100, mem_total=300),
@@ -77,8 +80,15 @@ MODES = {
 
 def measure(
     runners: dict[str, Any], settings: Settings, units_per_op: int
-) -> tuple[dict[str, list[float]], dict[str, int]]:
-    """Time each runner in interleaved rounds; samples are nanoseconds per unit."""
+) -> tuple[dict[str, list[float]], dict[str, list[bool]], dict[str, int]]:
+    """
+    Time each runner in interleaved rounds.
+
+    Returns the samples (nanoseconds per unit, from `time.perf_counter_ns`), whether each
+    chunk ran undisturbed, and the operations per chunk. A chunk is undisturbed when the
+    process got the CPU for (nearly) all of its wall time: on a shared machine a chunk
+    during which the scheduler ran someone else measures them, not us.
+    """
     chunk_ns = settings.chunk_ms * 1e6
     counts: dict[str, int] = {}
     for name, run in runners.items():
@@ -92,19 +102,25 @@ def measure(
         counts[name] = max(1, min(1 << 22, round(n * chunk_ns / elapsed)))
     names = list(runners)
     samples: dict[str, list[float]] = {name: [] for name in names}
+    clean: dict[str, list[bool]] = {name: [] for name in names}
+    cpu, wall = time.process_time_ns, time.perf_counter_ns
     for r in range(settings.rounds):
         # Rotate the order so no variant always runs right after the same neighbour.
         k = r % len(names)
         for name in names[k:] + names[:k]:
             n = counts[name]
+            run = runners[name]
             gc.collect()
             gc.disable()
             try:
-                elapsed = runners[name](n)
+                c0, w0 = cpu(), wall()
+                elapsed = run(n)
+                w1, c1 = wall(), cpu()
             finally:
                 gc.enable()
             samples[name].append(elapsed / (n * units_per_op))
-    return samples, counts
+            clean[name].append(c1 - c0 >= _CLEAN_CPU_SHARE * (w1 - w0))
+    return samples, clean, counts
 
 
 def _install_net_audit(events: list[str]) -> None:
@@ -148,8 +164,8 @@ def run_worker(group: str, out: Path, settings: Settings, cases: list[str], audi
                 runners[impl.name] = runner
         if not runners:
             continue
-        samples, counts = measure(runners, settings, case.units_per_op)
-        result["cases"][key] = {"samples_ns": samples, "ops_per_chunk": counts}
+        samples, clean, counts = measure(runners, settings, case.units_per_op)
+        result["cases"][key] = {"samples_ns": samples, "clean": clean, "ops_per_chunk": counts}
     result["memory"] = {}
     for impl in impls:
         # Peer groups measure only the peer's memory: the baselines and step-sdk already
