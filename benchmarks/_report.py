@@ -117,13 +117,16 @@ def _values(data: dict[str, Any], variant: str) -> list[float]:
 
 
 def _paired_ratio(data: dict[str, Any], a: str, b: str) -> float:
-    """Median over rounds of a/b: both were timed in the same round, moments apart."""
+    """
+    Median over rounds of a/b, from rounds where both chunks ran undisturbed: both were
+    timed moments apart. With too few such rounds, the ratio of their medians instead.
+    """
     sa, sb = data["samples_ns"][a], data["samples_ns"][b]
     both = zip(sa, sb, _flags(data, a), _flags(data, b), strict=True)
     pairs = [(x, y) for x, y, ok_a, ok_b in both if ok_a and ok_b]
-    if len(pairs) < min(_MIN_CLEAN, len(sa)):
-        pairs = list(zip(sa, sb, strict=True))
-    return statistics.median(x / y for x, y in pairs)
+    if len(pairs) >= min(_MIN_CLEAN, len(sa)):
+        return statistics.median(x / y for x, y in pairs)
+    return statistics.median(_values(data, a)) / statistics.median(_values(data, b))
 
 
 def _across(per_group: dict[str, float], digits: int = 2) -> str:
