@@ -358,7 +358,7 @@ class Report:
             spans = data["spans_exported"].items()
             lines.append(
                 f"- Group `{group}`: {data['seconds']:.1f} s, {rounds} rounds; spans exported: "
-                + ", ".join(f"{k} {v:,}" for k, v in spans if v is not None)
+                + (", ".join(f"{k} {v:,}" for k, v in spans if v is not None) or "none (no SDK)")
             )
             for variant, why in data.get("skipped", {}).items():
                 lines.append(f"  - skipped `{variant}`: {why}")
