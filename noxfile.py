@@ -31,3 +31,16 @@ def typecheck(session: nox.Session) -> None:
     session.install("-e", ".[test]", "mypy")
     session.run("mypy", "--strict", "agentsteps")
     session.run("mypy", "--strict", "tests/typing")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """
+    Measure @step against raw OpenTelemetry and the peer decorators (traceloop-sdk,
+    Langfuse, Logfire), all kept on this machine. Arguments after ``--`` go to
+    ``benchmarks/bench.py``: ``nox -s bench -- --quick``, ``-- --write-results``.
+    """
+    # The venv's bundled pip gives up on the peers' OpenTelemetry pins; a current one solves them.
+    session.install("--upgrade", "pip")
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/bench.py", *session.posargs)
