@@ -50,6 +50,7 @@ class StepDefinition:
         "budget",
         "default",
         "end_attributes",
+        "end_cache",
         "function",
         "is_scope",
         "is_step",
@@ -115,6 +116,7 @@ class StepDefinition:
             if self.budget.max_llm_calls is not None:
                 attributes[A.BUDGET_MAX_LLM_CALLS] = self.budget.max_llm_calls
         self.end_attributes = attributes
+        self.end_cache: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
 
     def __repr__(self) -> str:
         return f"<StepDefinition {self.name!r}>"
@@ -126,6 +128,7 @@ class PersonaDefinition:
     __slots__ = (
         "budget",
         "end_attributes",
+        "end_cache",
         "function",
         "is_step",
         "model",
@@ -150,6 +153,7 @@ class PersonaDefinition:
         if self.model is not None:
             start[A.GEN_AI_REQUEST_MODEL] = self.model
         self.span_attributes = start
+        self.end_cache: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
         self.end_attributes: dict[str, AttributeValue] = {
             A.GEN_AI_PROVIDER_NAME: A.PROVIDER_AGENTSTEPS,
             A.KIND: "persona",

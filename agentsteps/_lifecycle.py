@@ -272,16 +272,21 @@ def _finish_span(
     frame: ActiveStep | ActivePersona, span: Any, status: StepStatus, exc: BaseException | None
 ) -> None:
     ledger = frame._ledger
-    is_step = frame._defn.is_step
-    attributes: dict[str, Any] = frame._defn.end_attributes.copy()
-    if not SETTINGS.early_attributes:
-        attributes.update(_start_attributes(frame))
-    attributes[A.STEP_STATUS if is_step else A.PERSONA_STATUS] = status.value
     with LEDGER_LOCK:
         has_usage = ledger.calls or ledger.input or ledger.output or ledger.nanos
         if has_usage:
-            _usage_attributes(attributes, ledger)
+            usage: dict[str, Any] = {}
+            _usage_attributes(usage, ledger)
         last_model = ledger.last_model
+    if not has_usage and exc is None:
+        # The common case (a step that ended without error and spent nothing itself or
+        # below): its attributes are the same every time, so they are built once.
+        span.set_attributes(_static_end_attributes(frame, status))
+        span.end()
+        return
+    attributes = _static_end_attributes(frame, status).copy()
+    if has_usage:
+        attributes.update(usage)
     if has_usage and last_model is not None:
         attributes[A.GEN_AI_RESPONSE_MODEL] = last_model
     if exc is not None and status is not StepStatus.COMPLETED:
@@ -297,6 +302,30 @@ def _finish_span(
             attributes[A.BUDGET_EXHAUSTED_LIMIT] = exc.limit
     span.set_attributes(attributes)
     span.end()
+
+
+_END_CACHE_LIMIT = 64
+
+
+def _static_end_attributes(frame: ActiveStep | ActivePersona, status: StepStatus) -> dict[str, Any]:
+    """
+    The attributes a span ends with that depend only on the definition, persona, model and
+    status, cached on the definition (never mutate the result).
+    """
+    defn = frame._defn
+    persona = frame._persona
+    early = SETTINGS.early_attributes
+    key = (status, None if persona is None else persona._defn.name, frame._model, early)
+    cached = defn.end_cache.get(key)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    attributes: dict[str, Any] = dict(defn.end_attributes)
+    if not early:
+        attributes.update(_start_attributes(frame))
+    attributes[A.STEP_STATUS if defn.is_step else A.PERSONA_STATUS] = status.value
+    if len(defn.end_cache) < _END_CACHE_LIMIT:  # bounded: personas x models x statuses
+        defn.end_cache[key] = attributes
+    return attributes
 
 
 def _usage_attributes(attributes: dict[str, Any], ledger: Ledger) -> None:

