@@ -22,7 +22,9 @@ def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
     session.install("ruff")
     session.run("ruff", "check", "agentsteps", "tests", "examples", "benchmarks", "noxfile.py")
-    session.run("ruff", "format", "--check", "agentsteps", "tests", "examples", "noxfile.py")
+    session.run(
+        "ruff", "format", "--check", "agentsteps", "tests", "examples", "benchmarks", "noxfile.py"
+    )
 
 
 @nox.session(python=PYTHON)
