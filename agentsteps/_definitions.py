@@ -99,8 +99,9 @@ class StepDefinition:
         if self.model is not None:
             start[A.GEN_AI_REQUEST_MODEL] = self.model
         self.span_attributes = start
+        # No gen_ai.provider.name: it names the model's provider (openai, ...), which a
+        # step does not know; model-call spans carry it.
         attributes: dict[str, AttributeValue] = {
-            A.GEN_AI_PROVIDER_NAME: A.PROVIDER_AGENTSTEPS,
             A.KIND: "step",
             # Phoenix maps invoke_workflow to UNKNOWN and Langfuse maps a span with a model
             # to GENERATION; both honour an explicit OpenInference kind first.
