@@ -8,7 +8,9 @@ verbatim and ``>>>`` would start a block quote. This extension rewrites, in memo
 
 - each version directive into a short "*Added in version X.*" line;
 - each doctest run into a fenced ``pycon`` block (dedented out of a paragraph's
-  indented literal block, whose ``::`` becomes ``:``);
+  indented literal block, whose ``::`` becomes ``:``), and any other literal block
+  (``text::`` and an indented block) into a fenced ``python`` block;
+- reStructuredText simple tables (``====  ====`` borders) into Markdown tables;
 - class bases that are private (``_Frame``) out of the "Bases:" line.
 
 It also hides the constructor of classes that users receive but never build.
@@ -65,6 +67,61 @@ def _fence_doctests(text: str) -> str:
     return "\n".join(out)
 
 
+_BORDER = re.compile(r"^( *)(=+(?: +=+)+) *$")
+
+
+def _rst_tables(text: str) -> str:
+    """Turn reStructuredText simple tables (``===  ===`` borders) into Markdown tables."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        top = _BORDER.match(lines[i])
+        # A simple table: border, header row(s), border, rows, border.
+        borders = [i] if top else []
+        if top:
+            k = i + 1
+            while k < len(lines) and len(borders) < 3 and lines[k].strip():
+                if _BORDER.match(lines[k]):
+                    borders.append(k)
+                k += 1
+        if len(borders) < 3:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent = top.group(1)  # type: ignore[union-attr]
+        spans = [(m.start(), m.end()) for m in re.finditer(r"=+", lines[i])]
+
+        def cells(row: str, spans: list[tuple[int, int]] = spans) -> list[str]:
+            bounds = [start for start, _ in spans] + [len(row) + 1]
+            return [row[bounds[c] : bounds[c + 1]].strip() for c in range(len(spans))]
+
+        header = [cells(r) for r in lines[borders[0] + 1 : borders[1]]]
+        body = [cells(r) for r in lines[borders[1] + 1 : borders[2]]]
+        head = [" ".join(col).strip() for col in zip(*header, strict=True)]
+        out.append(indent + "| " + " | ".join(head) + " |")
+        out.append(indent + "|" + " --- |" * len(head))
+        out.extend(indent + "| " + " | ".join(row) + " |" for row in body)
+        i = borders[2] + 1
+    return "\n".join(out)
+
+
+_LITERAL = re.compile(r"::\n\n((?:(?: {4,}.*)?\n)+)", re.M)
+
+
+def _literal_blocks(text: str) -> str:
+    """Turn ``text::`` plus an indented block (reST literal) into ``text:`` plus a fence."""
+
+    def fence(match: re.Match[str]) -> str:
+        block = match.group(1).rstrip("\n")
+        lines = block.split("\n")
+        ind = min(len(x) - len(x.lstrip()) for x in lines if x.strip())
+        body = "\n".join(x[ind:] for x in lines)
+        return f":\n\n```python\n{body}\n```\n\n"
+
+    return _LITERAL.sub(fence, text)
+
+
 def _rewrite(text: str) -> str:
     if ".. " in text:
         text = _DIRECTIVE.sub(
@@ -72,6 +129,10 @@ def _rewrite(text: str) -> str:
         )
     if ">>>" in text:
         text = _fence_doctests(text)
+    if "::\n\n" in text:
+        text = _literal_blocks(text)
+    if "==" in text:
+        text = _rst_tables(text)
     return text
 
 
