@@ -21,7 +21,16 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
     session.install("ruff")
-    session.run("ruff", "check", "agentsteps", "tests", "examples", "benchmarks", "noxfile.py")
+    session.run(
+        "ruff",
+        "check",
+        "agentsteps",
+        "tests",
+        "examples",
+        "benchmarks",
+        "docs/_tools",
+        "noxfile.py",
+    )
     session.run(
         "ruff", "format", "--check", "agentsteps", "tests", "examples", "benchmarks", "noxfile.py"
     )
@@ -46,3 +55,11 @@ def bench(session: nox.Session) -> None:
     session.install("--upgrade", "pip")
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site; --strict turns a broken link or reference into an error."""
+    session.install("-e", ".[docs]")
+    site = session.posargs[0] if session.posargs else "site"
+    session.run("mkdocs", "build", "--strict", "--site-dir", site, env={"NO_MKDOCS_2_WARNING": "1"})
