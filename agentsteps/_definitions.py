@@ -102,13 +102,15 @@ class StepDefinition:
         # No gen_ai.provider.name: it names the model's provider (openai, ...), which a
         # step does not know; model-call spans carry it.
         attributes: dict[str, AttributeValue] = {
-            A.KIND: "step",
             # Phoenix maps invoke_workflow to UNKNOWN and Langfuse maps a span with a model
             # to GENERATION; both honour an explicit OpenInference kind first.
             A.OPENINFERENCE_SPAN_KIND: A.OPENINFERENCE_KIND_AGENT,
-            A.STEP_FUNCTION: function,
             A.STEP_ERROR_BOUNDARY: self.boundary.value,
         }
+        # Each attribute costs about a microsecond in the SDK; the function is only news
+        # when the step was given a name of its own.
+        if function != name:
+            attributes[A.STEP_FUNCTION] = function
         if self.budget is not None:
             if self.budget.max_tokens is not None:
                 attributes[A.BUDGET_MAX_TOKENS] = self.budget.max_tokens
@@ -157,10 +159,10 @@ class PersonaDefinition:
         self.end_cache: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
         self.end_attributes: dict[str, AttributeValue] = {
             A.GEN_AI_PROVIDER_NAME: A.PROVIDER_AGENTSTEPS,
-            A.KIND: "persona",
             A.PERSONA_NAME: name,
-            A.PERSONA_FUNCTION: function,
         }
+        if function != name:
+            self.end_attributes[A.PERSONA_FUNCTION] = function
 
     def __repr__(self) -> str:
         return f"<PersonaDefinition {self.name!r}>"

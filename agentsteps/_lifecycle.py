@@ -272,12 +272,14 @@ def _finish_span(
     frame: ActiveStep | ActivePersona, span: Any, status: StepStatus, exc: BaseException | None
 ) -> None:
     ledger = frame._ledger
-    with LEDGER_LOCK:
-        has_usage = ledger.calls or ledger.input or ledger.output or ledger.nanos
-        if has_usage:
-            usage: dict[str, Any] = {}
+    # Unlocked first look: counters only grow, and a step that recorded nothing is the
+    # common case. The figures themselves are read under the lock.
+    has_usage = ledger.calls or ledger.input or ledger.output or ledger.nanos
+    if has_usage:
+        usage: dict[str, Any] = {}
+        with LEDGER_LOCK:
             _usage_attributes(usage, ledger)
-        last_model = ledger.last_model
+            last_model = ledger.last_model
     if not has_usage and exc is None:
         # The common case (a step that ended without error and spent nothing itself or
         # below): its attributes are the same every time, so they are built once.

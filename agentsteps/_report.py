@@ -383,6 +383,13 @@ def _error(data: Mapping[str, Any]) -> str | None:
 def _node_from_span(data: Mapping[str, Any]) -> ReportNode:
     attributes = dict(data.get("attributes") or {})
     kind = attributes.get(A.KIND)
+    if kind is None:
+        # Step and persona spans carry no agentsteps.kind (one attribute less per span on
+        # the hot path): their own name attributes say what they are.
+        if A.STEP_NAME in attributes:
+            kind = KIND_STEP
+        elif A.PERSONA_NAME in attributes:
+            kind = KIND_PERSONA
     if kind not in (KIND_RUN, KIND_PERSONA, KIND_STEP, KIND_LLM_CALL):
         kind = KIND_OTHER
     if kind == KIND_STEP:

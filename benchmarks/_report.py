@@ -118,15 +118,26 @@ def _values(data: dict[str, Any], variant: str) -> list[float]:
 
 def _paired_ratio(data: dict[str, Any], a: str, b: str) -> float:
     """
-    Median over rounds of a/b, from rounds where both chunks ran undisturbed: both were
-    timed moments apart. With too few such rounds, the ratio of their medians instead.
+    Median over rounds of the ratio of a's and b's per-call *overhead*, from rounds where
+    both chunks ran undisturbed: both were timed moments apart. With too few such rounds,
+    the ratio of their medians instead.
+
+    Overhead is time minus the group's bare call in the same case (the undecorated
+    function, awaited or gathered the same way). The issue asks for per-call overhead, and
+    for cases like (d) the event loop's own cost per task would otherwise dilute every
+    ratio towards 1.
     """
+    bare = statistics.median(_values(data, "bare")) if "bare" in data["samples_ns"] else 0.0
+    if a == "bare" or b == "bare":
+        bare = 0.0
     sa, sb = data["samples_ns"][a], data["samples_ns"][b]
     both = zip(sa, sb, _flags(data, a), _flags(data, b), strict=True)
-    pairs = [(x, y) for x, y, ok_a, ok_b in both if ok_a and ok_b]
+    pairs = [(x - bare, y - bare) for x, y, ok_a, ok_b in both if ok_a and ok_b]
     if len(pairs) >= min(_MIN_CLEAN, len(sa)):
         return statistics.median(x / y for x, y in pairs)
-    return statistics.median(_values(data, a)) / statistics.median(_values(data, b))
+    return (statistics.median(_values(data, a)) - bare) / (
+        statistics.median(_values(data, b)) - bare
+    )
 
 
 def _across(per_group: dict[str, float], digits: int = 2) -> str:

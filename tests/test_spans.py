@@ -77,6 +77,18 @@ class TestNamesAndParentage:
         assert ha["gen_ai.request.model"] == "claude-haiku-4-5"  # inherited
         assert ha["gen_ai.response.model"] == "claude-sonnet-4-5"  # actually used
 
+    def test_function_attribute_only_when_it_adds_something(self, spans: Spans) -> None:
+        """A step named after its function does not repeat the name as the function."""
+
+        @step
+        def plain() -> None: ...
+
+        plain()
+        (span,) = spans.all
+        attributes = dict(span.attributes or {})
+        assert attributes["agentsteps.step.name"].endswith("<locals>.plain")
+        assert "agentsteps.step.function" not in attributes
+
     def test_self_usage_sums_without_double_counting(self, spans: Spans) -> None:
         """Summing the self figures over all spans gives the true total."""
 
