@@ -277,9 +277,11 @@ class Model:
     - A record charges the innermost step's self usage and the subtree usage of every
       step and persona around it (outside any step it is ignored). Each step whose
       budget it takes over a limit (strictly) is latched exhausted, once per
-      activation; the outermost newly exhausted step's exhaustion is raised.
-    - A step that returns while exhausted but never told (an enclosing step's
-      exhaustion was raised instead, and swallowed inside it) raises its own at exit.
+      activation. Then the exhaustion of the outermost step on the chain that is
+      exhausted and has not raised yet is raised (and marked raised): a step trips once.
+    - A step exhausted but not told (one record took it and an enclosing step over, the
+      enclosing one's exhaustion was raised and swallowed inside it) raises its own at
+      its next record, or at its exit.
     - A step's own exhaustion leaving it: ``fail`` -> failed, propagates; ``continue``
       -> skipped, returns the default; ``escalate`` -> escalated, raises StepEscalated.
       Any other Exception (an enclosing step's exhaustion, StepEscalated included):
@@ -329,18 +331,18 @@ class Model:
         usage = rec.usage()
         innermost.own = innermost.own + usage
         self.total = self.total + usage
-        tripped = None
+        undelivered = None
         f = frame
         while f is not None:
             f.sub = f.sub + usage
             if f.node.is_step and f.exhausted is None:
                 f.exhausted = f.over()
-                if f.exhausted is not None:
-                    tripped = f
+            if f.exhausted is not None and not f.delivered:
+                undelivered = f
             f = f.parent
-        if tripped is not None:
-            tripped.delivered = True
-            raise MExhausted(tripped)
+        if undelivered is not None:
+            undelivered.delivered = True
+            raise MExhausted(undelivered)
 
     def call(self, action: Call, frame: MFrame | None) -> None:
         node = action.node
@@ -638,15 +640,18 @@ class Runner:
         return asyncio.run(main())
 
 
-def checkpoint_tree(kind: str, boundary: str, *, is_async: bool = False) -> Tree:
+def checkpoint_tree(
+    kind: str, boundary: str, *, is_async: bool = False, later: tuple[Rec, ...] = ()
+) -> Tree:
     """
     A rare case, always run: one record takes an inner and an outer step over budget;
     the outer one's exhaustion is raised, and swallowed inside the inner step, which
-    then raises its own exhaustion at its exit.
+    then raises its own exhaustion at its next record (``later``) or at its exit.
     """
     one_call = Rec(1, 1, 0, 0, 0, 1, None)
     leaf = Node(False, "sync", None, "fail", [one_call], name="n2")
-    inner = Node(True, kind, (None, None, 0), boundary, [Call(leaf, True, None, True)], name="n1")
+    body: list[Action] = [Call(leaf, True, None, True), *later]
+    inner = Node(True, kind, (None, None, 0), boundary, body, name="n1")
     outer = Node(True, "sync", (None, None, 1), "fail", [one_call, Call(inner, False, None, True)])
     outer.name = "n0"
     if is_async:
@@ -662,6 +667,12 @@ def checkpoint_tree(kind: str, boundary: str, *, is_async: bool = False) -> Tree
 @example(checkpoint_tree("sync", "fail"))
 @example(checkpoint_tree("agen", "continue", is_async=True))
 @example(checkpoint_tree("ascope", "escalate", is_async=True))
+@example(
+    checkpoint_tree("sync", "continue", later=(Rec(0, 0, 0, 0, 0, 0, 5), Rec(7, 0, 0, 0, 0, 1, 1)))
+)
+@example(
+    checkpoint_tree("scope", "fail", later=(Rec(3, 0, 0, 0, 0, 0, None), Rec(7, 0, 0, 0, 0, 1, 1)))
+)
 def test_random_trees_obey_the_model(tree: Tree) -> None:
     """Random trees of steps and personas leave records, spans and usage exactly as modelled."""
     tracker = SpanTracker()
