@@ -217,13 +217,24 @@ def end_detached(
     _end(frame, status, exc)
 
 
-def exhaustion_error(frame: ActiveStep, ledger: Ledger, limit: str) -> StepBudgetExhausted:
-    """The typed error for ``frame`` going over ``limit``; marks it delivered."""
+def exhaustion_error(
+    frame: ActiveStep,
+    ledger: Ledger,
+    limit: str,
+    consumed: tuple[int, int, int] | None = None,
+) -> StepBudgetExhausted:
+    """
+    The typed error for ``frame`` going over ``limit``; marks it delivered.
+
+    ``consumed`` is (tokens, nano-dollars, calls) as the caller read them under the lock
+    when the limit was crossed; without it the ledger is read now, which may already
+    include records other threads made since.
+    """
     with LEDGER_LOCK:
         ledger.delivered = True
-        tokens = ledger.input + ledger.output
-        nanos = ledger.nanos
-        calls = ledger.calls
+        if consumed is None:
+            consumed = (ledger.input + ledger.output, ledger.nanos, ledger.calls)
+    tokens, nanos, calls = consumed
     budget = frame._defn.budget
     trace_id, span_id = frame.trace_id, frame.span_id
     exc = StepBudgetExhausted(
