@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,8 @@ from agentsteps import (
     ContextThreadPoolExecutor,
     StepBudgetExhausted,
     Usage,
-    _hooks,
+    _lifecycle,
+    _recording,
     current_step,
     record_usage,
     run,
@@ -203,20 +205,18 @@ class TestExhaustionFigures:
 
     def test_figures_are_read_at_the_crossing(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """
-        Usage charged between the crossing and the raise (another thread, or a budget
-        hook recording usage) is not reported as part of the crossing. Regression: the
-        error used to re-read the ledger after the lock was released.
+        Usage another thread charges between the crossing and the raise is not reported
+        as part of the crossing. Regression: the error used to re-read the ledger after
+        the lock was released.
         """
-        late: list[bool] = []
+        build_error = _lifecycle.exhaustion_error
 
-        def after_charge(frame: object, tripped: object) -> None:
-            if tripped is not None and not late:
-                late.append(True)
-                # What another thread could do in the window before the error is built.
-                charge(CURRENT.get(), "m", 500, 0, 0, 0, 0, 0, 1, 0)  # type: ignore[arg-type]
+        def late_thread_then_build(*args: Any) -> StepBudgetExhausted:
+            # What another thread can do in the window before the error is built.
+            charge(CURRENT.get(), "m", 500, 0, 0, 0, 0, 0, 1, 0)  # type: ignore[arg-type]
+            return build_error(*args)
 
-        monkeypatch.setattr(_hooks.ACTIVE, "budget", True)
-        monkeypatch.setattr(_hooks, "after_charge", after_charge)
+        monkeypatch.setattr(_recording, "exhaustion_error", late_thread_then_build)
         with (
             pytest.raises(
                 StepBudgetExhausted,
