@@ -243,9 +243,7 @@ def _charge_hooks(
     consumed: tuple[int, int, int],
 ) -> None:
     """Run the budget hooks of a charge, then raise what the charge raises."""
-    exc = (
-        None if raising is None else exhaustion_error(raising, raising._ledger, limit, consumed)
-    )
+    exc = None if raising is None else exhaustion_error(raising, raising._ledger, limit, consumed)
     error = _dispatch.after_charge(frame, exc)
     if error is not None:
         if exc is not None:
