@@ -29,6 +29,7 @@ import asyncio
 import gc
 import itertools
 import os
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,11 +45,15 @@ from agentsteps import (
     CompletedPersona,
     CompletedStep,
     ErrorBoundary,
+    HookContext,
+    HookEvent,
     StepBudgetExhausted,
     Usage,
     persona,
     persona_scope,
     record_usage,
+    register_persona_hook,
+    scoped_hooks,
     step,
     step_scope,
 )
@@ -151,6 +156,7 @@ class Tree:
     is_async: bool
     body: list[Action]
     nodes: list[Node] = field(default_factory=list)
+    hooks: bool = False  # a no-op handler on every hook event: the hooked code paths run
 
 
 @st.composite
@@ -211,6 +217,7 @@ def calls(draw: st.DrawFn, depth: int, in_async: bool) -> Call:
 def trees(draw: st.DrawFn) -> Tree:
     is_async = draw(st.booleans())
     tree = Tree(is_async, [draw(calls(1, is_async)) for _ in range(draw(st.integers(1, 3)))])
+    tree.hooks = draw(st.booleans())
     counter = itertools.count()
 
     def name(actions: list[Action]) -> None:
@@ -680,8 +687,19 @@ def test_random_trees_obey_the_model(tree: Tree) -> None:
     provider.add_span_processor(tracker)
     agentsteps.configure(tracer_provider=provider)
     runner = Runner(tree)
-    with agentsteps.run() as collected:
-        outcome = runner.run()
+    fired: Counter[tuple[str, str]] = Counter()
+    with scoped_hooks():
+        if tree.hooks:
+            for hook_event in HookEvent:
+
+                def handler(ctx: HookContext) -> None:
+                    name = ctx.step.name if ctx.step is not None else ctx.persona
+                    fired[ctx.event.value, str(name)] += 1
+
+                threshold = 50 if hook_event is HookEvent.BUDGET_THRESHOLD else None
+                register_persona_hook("*", hook_event, handler, threshold)
+        with agentsteps.run() as collected:
+            outcome = runner.run()
     if _drops_generators(tree):
         gc.collect()  # generators dropped unclosed are finalised ("abandoned") by now
     model = Model()
@@ -718,6 +736,14 @@ def test_random_trees_obey_the_model(tree: Tree) -> None:
         assert rec.subtree_usage == model.sub[name], name
         if isinstance(rec, CompletedStep):
             assert rec.usage == model.own[name], name
+
+    # Hooks, when registered, fired once per activation at its start (and persona end).
+    if tree.hooks:
+        for name, rec in records.items():
+            if isinstance(rec, CompletedStep):
+                assert fired["pre_step", name] == 1, name
+            else:
+                assert fired["persona_start", name] == fired["persona_end", name] == 1, name
 
     # Parents: record ids and names, span parents; every span ended exactly once.
     by_node = {n.name: n for n in tree.nodes}
