@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 import agentsteps
-from agentsteps import Budget, StepBudgetExhausted, persona, record_usage, run, step
+from agentsteps import Budget, StepBudgetExhausted, llm_call, persona, record_usage, run, step
 from agentsteps._context import CURRENT
 
 STEPS = 300
@@ -219,3 +219,31 @@ def test_raising_span_processor_keeps_the_steps_exception(provider: TracerProvid
     assert [(s.name, s.status.value, s.llm_calls) for s in collected.steps] == [
         ("plan", "failed", 1)
     ]
+
+
+@pytest.mark.parametrize("where", ["start", "end"])
+def test_raising_span_processor_around_a_model_call(
+    where: str, provider: TracerProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model call's span is guarded the same way: same result, usage charged, a warning."""
+    provider.add_span_processor(Raising(where))
+
+    @step(name="ask")
+    def ask() -> str:
+        with llm_call(model="m") as call:
+            call.record(10, 5, cost_usd=0.001)
+            return "answer"
+
+    with caplog.at_level(logging.WARNING, logger="agentsteps"), run() as collected:
+        assert ask() == "answer"
+    (record,) = collected.steps
+    assert (record.status.value, record.usage.total_tokens, record.usage.llm_calls) == (
+        "completed",
+        15,
+        1,
+    )
+    expected = {
+        "start": "could not start the span of model call 'chat m'",
+        "end": "could not end the span of a model call",
+    }[where]
+    assert expected in {r.getMessage() for r in caplog.records}
