@@ -288,6 +288,49 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
         raise ValueError(msg)
 
 
+def _check_arguments(
+    service_name: object,
+    endpoint: object,
+    resource_attributes: object,
+    jsonl_path: object,
+    export_timeout: object,
+) -> None:
+    """Refuse arguments of the wrong kind up front, naming them (nothing is ignored)."""
+    what = "configure_tracing()"
+    for name, value in (("service_name", service_name), ("endpoint", endpoint)):
+        if value is not None and not isinstance(value, str):
+            got = f"{value!r} of type {type(value).__name__}"
+            msg = f"{what}: {name!r} must be a str or None (got {got})"
+            raise TypeError(msg)
+        if isinstance(value, str) and not value.strip():
+            msg = f"{what}: {name!r} must be a non-empty str or None (got {value!r})"
+            raise ValueError(msg)
+    if resource_attributes is not None and not isinstance(resource_attributes, Mapping):
+        msg = (
+            f"{what}: 'resource_attributes' must be a mapping of attribute names to values "
+            f"or None (got {resource_attributes!r} of type {type(resource_attributes).__name__})"
+        )
+        raise TypeError(msg)
+    if jsonl_path is not None and not isinstance(jsonl_path, (str, os.PathLike)):
+        msg = (
+            f"{what}: 'jsonl_path' must be a str or os.PathLike or None "
+            f"(got {jsonl_path!r} of type {type(jsonl_path).__name__})"
+        )
+        raise TypeError(msg)
+    if export_timeout is not None:
+        if isinstance(export_timeout, bool) or not isinstance(export_timeout, (int, float)):
+            msg = (
+                f"{what}: 'export_timeout' must be a number of seconds or None "
+                f"(got {export_timeout!r} of type {type(export_timeout).__name__})"
+            )
+            raise TypeError(msg)
+        if not 0 < export_timeout < float("inf"):  # also refuses NaN
+            msg = (
+                f"{what}: 'export_timeout' must be > 0 seconds and finite (got {export_timeout!r})"
+            )
+            raise ValueError(msg)
+
+
 def _existing_global_provider() -> trace.TracerProvider | None:
     """Return the global tracer provider if someone installed one, else None."""
     provider = trace.get_tracer_provider()
@@ -367,6 +410,7 @@ def configure_tracing(
     _check_choice("exporter", exporter, _EXPORTERS)
     if protocol is not None:
         _check_choice("protocol", protocol, _PROTOCOLS)
+    _check_arguments(service_name, endpoint, resource_attributes, jsonl_path, export_timeout)
     if tracer_provider is not None and (service_name is not None or resource_attributes):
         msg = (
             "service_name and resource_attributes apply only to a tracer provider that "

@@ -18,6 +18,7 @@ of `_hooks.ACTIVE`, so a process without hooks pays a flag read per seam.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = ["complete", "enter", "fail", "fail_with", "outcome", "pop", "prepare"
 _set_span_in_context = trace.set_span_in_context
 _attach = otel_context.attach
 _INTERNAL = trace.SpanKind.INTERNAL
+logger = logging.getLogger("agentsteps")
 _CANCELLING = (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit)
 # Statuses whose span is marked as an error; a denied step's caller gets StepDenied.
 _ERROR_STATUSES = (StepStatus.FAILED, StepStatus.ESCALATED, StepStatus.DENIED)
@@ -53,14 +55,10 @@ def enter(defn: Any) -> ActiveStep | ActivePersona:
     )
     tracer = get_tracer()
     if tracer is not None:
-        if SETTINGS.early_attributes:
-            span = tracer.start_span(
-                defn.span_name, kind=_INTERNAL, attributes=_start_attributes(frame)
-            )
-        else:
-            span = tracer.start_span(defn.span_name, kind=_INTERNAL)
-        frame._span = span
-        frame._otel_token = _attach(_set_span_in_context(span))
+        span = _start_span(tracer, frame)
+        if span is not None:
+            frame._span = span
+            frame._otel_token = _attach(_set_span_in_context(span))
     frame._ctx_token = CURRENT.set(frame)
     if ACTIVE.persona_start and not defn.is_step:
         error = _dispatch.persona_started(frame)  # type: ignore[arg-type]
@@ -78,14 +76,24 @@ def prepare(defn: Any) -> ActiveStep:
     frame = ActiveStep(defn, CURRENT.get())
     tracer = get_tracer()
     if tracer is not None:
+        frame._span = _start_span(tracer, frame)
+    return frame
+
+
+def _start_span(tracer: Any, frame: ActiveStep | ActivePersona) -> Any:
+    """Start the frame's span; ``None`` (the step runs untraced) if tracing fails."""
+    defn = frame._defn
+    try:
         if SETTINGS.early_attributes:
-            span = tracer.start_span(
+            return tracer.start_span(
                 defn.span_name, kind=_INTERNAL, attributes=_start_attributes(frame)
             )
-        else:
-            span = tracer.start_span(defn.span_name, kind=_INTERNAL)
-        frame._span = span
-    return frame
+        return tracer.start_span(defn.span_name, kind=_INTERNAL)
+    except Exception:
+        # A span processor's on_start raised (the SDK does not guard them). Telemetry
+        # must not break the program: the step runs, and is recorded, without a span.
+        logger.warning("could not start the span of %r; it runs untraced", defn.name, exc_info=True)
+        return None
 
 
 def _start_attributes(frame: ActiveStep | ActivePersona) -> dict[str, Any]:
@@ -217,13 +225,24 @@ def end_detached(
     _end(frame, status, exc)
 
 
-def exhaustion_error(frame: ActiveStep, ledger: Ledger, limit: str) -> StepBudgetExhausted:
-    """The typed error for ``frame`` going over ``limit``; marks it delivered."""
+def exhaustion_error(
+    frame: ActiveStep,
+    ledger: Ledger,
+    limit: str,
+    consumed: tuple[int, int, int] | None = None,
+) -> StepBudgetExhausted:
+    """
+    The typed error for ``frame`` going over ``limit``; marks it delivered.
+
+    ``consumed`` is (tokens, nano-dollars, calls) as the caller read them under the lock
+    when the limit was crossed; without it the ledger is read now, which may already
+    include records other threads made since.
+    """
     with LEDGER_LOCK:
         ledger.delivered = True
-        tokens = ledger.input + ledger.output
-        nanos = ledger.nanos
-        calls = ledger.calls
+        if consumed is None:
+            consumed = (ledger.input + ledger.output, ledger.nanos, ledger.calls)
+    tokens, nanos, calls = consumed
     budget = frame._defn.budget
     trace_id, span_id = frame.trace_id, frame.span_id
     exc = StepBudgetExhausted(
@@ -260,10 +279,16 @@ def _end(
     span = frame._span
     run = frame._run
     is_step = frame._defn.is_step
-    if span is not None and span.is_recording():
-        _finish_span(frame, span, status, exc)
-    elif span is not None:
-        span.end()
+    if span is not None:
+        try:
+            if span.is_recording():
+                _finish_span(frame, span, status, exc)
+            else:
+                span.end()
+        except Exception:
+            # A span processor's on_end raised (the SDK does not guard them): the step's
+            # outcome and its record must not depend on telemetry.
+            logger.warning("could not end the span of %r", frame._defn.name, exc_info=True)
     if run is not None:
         _deliver(frame, run, status, exc, is_step)
 

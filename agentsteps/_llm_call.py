@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextvars import ContextVar
 from types import TracebackType
@@ -28,6 +29,7 @@ CALL: ContextVar[LLMCall | None] = ContextVar("agentsteps.llm_call", default=Non
 _NEW, _OPEN, _ENDED = 0, 1, 2
 _ZEROS = (0, 0, 0, 0, 0, 0, 0, 0)
 _CLIENT = trace.SpanKind.CLIENT
+logger = logging.getLogger("agentsteps")
 
 
 class LLMCall:
@@ -388,8 +390,14 @@ class LLMCall:
             if limit is not None:
                 attributes[A.LLM_CALL_MAX_OUTPUT_TOKENS] = limit
             name = self._operation if self._model is None else f"{self._operation} {self._model}"
-            self._span = span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
-            self._otel_token = otel_context.attach(trace.set_span_in_context(span))
+            try:
+                span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
+            except Exception:
+                # A span processor's on_start raised: the call goes on untraced.
+                logger.warning("could not start the span of model call %r", name, exc_info=True)
+            else:
+                self._span = span
+                self._otel_token = otel_context.attach(trace.set_span_in_context(span))
         self._ctx_token = CALL.set(self)
         return self
 
@@ -436,14 +444,20 @@ class LLMCall:
         span = self._span
         if span is None:
             return
-        if span.is_recording():
-            span.set_attributes(self._span_attributes())
-            if error is not None:
-                span.set_attribute(A.ERROR_TYPE, type(error).__qualname__)
-                if isinstance(error, Exception):
-                    span.record_exception(error)
-                    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-        span.end()
+        try:
+            if span.is_recording():
+                span.set_attributes(self._span_attributes())
+                if error is not None:
+                    span.set_attribute(A.ERROR_TYPE, type(error).__qualname__)
+                    if isinstance(error, Exception):
+                        span.record_exception(error)
+                        span.set_status(
+                            Status(StatusCode.ERROR, f"{type(error).__name__}: {error}")
+                        )
+            span.end()
+        except Exception:
+            # A span processor's on_end raised: the call's outcome must not depend on it.
+            logger.warning("could not end the span of a model call", exc_info=True)
 
     def _span_attributes(self) -> dict[str, Any]:
         with self._lock:

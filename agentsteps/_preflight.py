@@ -122,17 +122,19 @@ def raise_pending(frame: ActiveStep | ActivePersona) -> None:
     """Raise an exhaustion observed earlier (a captured span) that nobody raised yet."""
     found: ActiveStep | None = None
     limit = ""
+    consumed = (0, 0, 0)
     with LEDGER_LOCK:
         f: ActiveStep | ActivePersona | None = frame
         while f is not None:
             led = f._ledger
             if led.exhausted is not None and not led.delivered and isinstance(f, ActiveStep):
                 found, limit = f, led.exhausted
+                consumed = (led.input + led.output, led.nanos, led.calls)
             f = f._parent
         if found is not None:
             found._ledger.delivered = True
     if found is not None:
-        raise exhaustion_error(found, found._ledger, limit)
+        raise exhaustion_error(found, found._ledger, limit, consumed)
 
 
 def preflight(

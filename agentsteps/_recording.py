@@ -187,6 +187,7 @@ def charge(
     """
     undelivered: Any = None
     undelivered_limit = ""
+    consumed = (0, 0, 0)
     with LEDGER_LOCK:
         if not remote:
             own = frame._step._ledger  # type: ignore[union-attr]
@@ -222,19 +223,27 @@ def charge(
                     led.delivered = False
             if led.exhausted is not None and not led.delivered:
                 undelivered, undelivered_limit = f, led.exhausted
+                # The figures at the crossing, read under the lock: by the time the error
+                # is built, other threads may have charged more.
+                consumed = (led.input + led.output, led.nanos, led.calls)
             f = f._parent
         if undelivered is not None and raise_now:
             # Claimed under the lock: two threads charging at once raise it only once.
             undelivered._ledger.delivered = True
     if ACTIVE.budget:
-        _charge_hooks(frame, undelivered if raise_now else None, undelivered_limit)
+        _charge_hooks(frame, undelivered if raise_now else None, undelivered_limit, consumed)
     elif undelivered is not None and raise_now:
-        raise exhaustion_error(undelivered, undelivered._ledger, undelivered_limit)
+        raise exhaustion_error(undelivered, undelivered._ledger, undelivered_limit, consumed)
 
 
-def _charge_hooks(frame: ActiveStep | ActivePersona, raising: Any, limit: str) -> None:
+def _charge_hooks(
+    frame: ActiveStep | ActivePersona,
+    raising: Any,
+    limit: str,
+    consumed: tuple[int, int, int],
+) -> None:
     """Run the budget hooks of a charge, then raise what the charge raises."""
-    exc = None if raising is None else exhaustion_error(raising, raising._ledger, limit)
+    exc = None if raising is None else exhaustion_error(raising, raising._ledger, limit, consumed)
     error = _dispatch.after_charge(frame, exc)
     if error is not None:
         if exc is not None:

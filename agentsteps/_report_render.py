@@ -318,6 +318,7 @@ def print_report(
     Raises:
         FileNotFoundError: ``source`` is a path that does not exist.
         ValueError: ``source`` is a file that holds no span.
+        TypeError: ``source`` is neither a `Run` nor a path.
 
     Example:
         >>> import agentsteps
@@ -331,6 +332,14 @@ def print_report(
 
     .. versionadded:: 0.1.0
     """
+    checked: object = source  # typed as the API says; checked because callers may not be
+    if not isinstance(checked, (Run, str, os.PathLike)):
+        # An int would be taken for a file descriptor by open(): refuse it by name.
+        msg = (
+            "print_report(): 'source' must be a Run (from 'with agentsteps.run() as r:') or "
+            f"the path of a JSONL trace (got {source!r} of type {type(source).__name__})"
+        )
+        raise TypeError(msg)
     if CLI_RUNNING.is_set():
         return
     report = RunReport.from_run(source) if isinstance(source, Run) else RunReport.from_jsonl(source)

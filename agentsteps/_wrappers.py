@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import sys
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
@@ -23,6 +24,8 @@ from ._hooked import acomplete, aenter_hooked, afail, enter_hooked
 from ._hooks import ACTIVE
 from ._lifecycle import complete, end_detached, enter, fail, pop, push
 from ._records import StepStatus
+
+logger = logging.getLogger("agentsteps")
 
 __all__ = ["decorate", "wrap"]
 
@@ -308,12 +311,14 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
                 if await afail(frame, error) if ACTIVE.step_failure else fail(frame, error):
                     raise StopAsyncIteration from None
                 raise
+            awaitable = _first_step(self._agen, value, exc)
         else:
             push(frame)
-        agen = self._agen
-        assert agen is not None
+            agen = self._agen
+            assert agen is not None
+            awaitable = agen.asend(value) if exc is None else agen.athrow(exc)
         try:
-            item = await (agen.asend(value) if exc is None else agen.athrow(exc))
+            item = await awaitable
         except StopAsyncIteration:
             self._done = True
             if ACTIVE.post_step:
@@ -358,9 +363,69 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
         self._abandoned = True
         finalizer = self._finalizer
         if finalizer is not None:
-            # The loop schedules aclose() for us, as it does for native async generators.
-            finalizer(self)
+            # The loop schedules aclose() for us, as it does for native async generators;
+            # through a reaper, which ends the step itself if that never happens (the loop
+            # is closed, or cancels the closing task before it starts at shutdown).
+            finalizer(_Reaper(self))
             return
-        # No event loop hooks: end the step now; the body cannot be resumed to clean up.
+        self._abandon_now()
+
+    def _abandon_now(self) -> None:
+        """End the step without an event loop: the body's cleanup runs up to its first await."""
+        if self._done or self._frame is None:
+            return
         self._done = True
-        end_detached(self._frame, StepStatus.ABANDONED, None)
+        frame, agen = self._frame, self._agen
+        if agen is not None:
+            push(frame)
+            try:
+                closing = agen.aclose()
+                try:
+                    closing.send(None)
+                except StopIteration:
+                    pass
+                else:
+                    closing.close()  # the cleanup awaits, and there is no loop to finish it
+            except BaseException:
+                logger.warning(
+                    "cleanup of abandoned async generator step %r failed",
+                    frame.name,
+                    exc_info=True,
+                )
+            finally:
+                pop(frame)
+        end_detached(frame, StepStatus.ABANDONED, None)
+
+
+class _Reaper:
+    """What an event loop is given to close an abandoned `StepAsyncGenerator`."""
+
+    __slots__ = ("__weakref__", "_gen")
+
+    def __init__(self, gen: StepAsyncGenerator) -> None:
+        self._gen = gen
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+    def __del__(self) -> None:
+        # After aclose() ran this does nothing; if it never ran, the step still ends.
+        self._gen._abandon_now()
+
+
+def _first_step(agen: Any, value: Any, exc: BaseException | None) -> Any:
+    """
+    The first ``asend``/``athrow`` of a body's async generator, hidden from the event loop.
+
+    Native async generators register with the loop on their first step, so that loop
+    shutdown (or the garbage collector) closes them. The body's generator must not: the
+    loop would close it outside the step, and its cleanup code would run, and record
+    usage, with the step not active. `StepAsyncGenerator` registers itself instead and
+    closes the body inside the step.
+    """
+    hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=None, finalizer=None)
+    try:
+        return agen.asend(value) if exc is None else agen.athrow(exc)
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
