@@ -53,6 +53,8 @@ class _Frame:
         "_model",
         "_otel_token",
         "_parent",
+        "_resume_context",
+        "_resume_parent",
         "_run",
         "_span",
         "_start_ns",
@@ -63,6 +65,10 @@ class _Frame:
     _span: Span | None
     _ctx_token: Any
     _otel_token: Any
+    # A generator step resumed from an unchanged consumer context reuses the OpenTelemetry
+    # context it built the last time (contexts are immutable): see _lifecycle.push.
+    _resume_parent: object
+    _resume_context: Any
     _start_ns: int
     _run: Run | None
     _ledger: Ledger
@@ -139,7 +145,7 @@ class ActivePersona(_Frame):
         self._defn = defn
         self._parent = parent
         self._id = _next_id()
-        self._span = self._ctx_token = self._otel_token = None
+        self._span = self._ctx_token = self._otel_token = self._resume_parent = None
         self._start_ns = time.time_ns()
         self._run = RUN.get()
         if parent is None:
@@ -181,7 +187,7 @@ class ActiveStep(_Frame):
         self._defn = defn
         self._parent = parent
         self._id = _next_id()
-        self._span = self._ctx_token = self._otel_token = None
+        self._span = self._ctx_token = self._otel_token = self._resume_parent = None
         self._start_ns = time.time_ns()
         self._run = RUN.get()
         if parent is None:

@@ -40,6 +40,7 @@ __all__ = ["complete", "enter", "fail", "fail_with", "outcome", "pop", "prepare"
 
 _set_span_in_context = trace.set_span_in_context
 _attach = otel_context.attach
+_get_current = otel_context.get_current
 _INTERNAL = trace.SpanKind.INTERNAL
 logger = logging.getLogger("agentsteps")
 _CANCELLING = (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit)
@@ -114,7 +115,14 @@ def push(frame: ActiveStep | ActivePersona) -> None:
     """Make a paused frame current again (a generator step resumes)."""
     span = frame._span
     if span is not None:
-        frame._otel_token = _attach(_set_span_in_context(span))
+        # A consumer usually resumes a generator from the same context every time; then
+        # the span's context built last time is still exact, and building it again (a
+        # dict copy) is most of what a resume costs.
+        consumer = _get_current()
+        if consumer is not frame._resume_parent:
+            frame._resume_parent = consumer
+            frame._resume_context = _set_span_in_context(span, consumer)
+        frame._otel_token = _attach(frame._resume_context)
     frame._ctx_token = CURRENT.set(frame)
 
 

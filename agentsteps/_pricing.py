@@ -55,16 +55,19 @@ class _Rates(NamedTuple):
     """(threshold, rates) by threshold, used when input_tokens > threshold; None if flat."""
 
 
-def _check_rate(name: str, value: object) -> None:
+def _check_rate(name: str, value: object, owner: str = "Price") -> None:
     """Raise a `ValueError`/`TypeError` naming *name* unless *value* is a usable USD/Mtok rate."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         msg = (
-            f"{name!r} must be a number of US dollars per million tokens (int or float), "
+            f"{owner}: {name!r} must be a number of US dollars per million tokens (int or float), "
             f"got {value!r} of type {type(value).__name__}"
         )
         raise TypeError(msg)
     if not math.isfinite(value) or value < 0:
-        msg = f"{name!r} must be a finite number >= 0 (USD per million tokens), got {value!r}"
+        msg = (
+            f"{owner}: {name!r} must be a finite number >= 0 (USD per million tokens), "
+            f"got {value!r}"
+        )
         raise ValueError(msg)
 
 
@@ -206,20 +209,21 @@ def _make_price(
     cache_write_per_mtok: object,
 ) -> Price:
     if not isinstance(model, str):
-        msg = f"'model' must be a model name (str), got {model!r} of type {type(model).__name__}"
+        got = f"{model!r} of type {type(model).__name__}"
+        msg = f"register_price(): 'model' must be a model name (str), got {got}"
         raise TypeError(msg)
     if not model:
-        msg = "'model' must be a non-empty model name, got ''"
+        msg = "register_price(): 'model' must be a non-empty model name, got ''"
         raise ValueError(msg)
     # Validate here too so the error names the argument the caller typed, before attrs sees it.
-    _check_rate("input_per_mtok", input_per_mtok)
-    _check_rate("output_per_mtok", output_per_mtok)
+    _check_rate("input_per_mtok", input_per_mtok, "register_price()")
+    _check_rate("output_per_mtok", output_per_mtok, "register_price()")
     kwargs: dict[str, Any] = {}
     if cache_read_per_mtok is not None:
-        _check_rate("cache_read_per_mtok", cache_read_per_mtok)
+        _check_rate("cache_read_per_mtok", cache_read_per_mtok, "register_price()")
         kwargs["cache_read_per_mtok"] = cache_read_per_mtok
     if cache_write_per_mtok is not None:
-        _check_rate("cache_write_per_mtok", cache_write_per_mtok)
+        _check_rate("cache_write_per_mtok", cache_write_per_mtok, "register_price()")
         kwargs["cache_write_per_mtok"] = cache_write_per_mtok
     return Price(input_per_mtok, output_per_mtok, **kwargs)  # type: ignore[arg-type]
 

@@ -142,6 +142,9 @@ def _check_str(name: str, value: object, what: str = "record_usage()") -> None:
             f"{what}: {name!r} must be a str or None (got {value!r} of type {type(value).__name__})"
         )
         raise TypeError(msg)
+    if value is not None and not value.strip():
+        msg = f"{what}: {name!r} must be a non-empty str or None (got {value!r})"
+        raise ValueError(msg)
 
 
 def _check_cached(inp: int, cread: int, cwrite: int, what: str = "record_usage()") -> None:

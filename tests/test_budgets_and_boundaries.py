@@ -527,3 +527,12 @@ class TestRecordUsage:
         u = r.steps[0].usage
         assert (u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens) == (60, 20, 30)
         assert u.cost_nano_usd == 10_000_000
+
+
+def test_record_usage_rejects_empty_model() -> None:
+    """An empty model name is refused like @step(model="") is, not recorded as a model."""
+    with pytest.raises(
+        ValueError,
+        match=re.escape("record_usage(): 'model' must be a non-empty str or None (got '')"),
+    ):
+        record_usage(model="", input_tokens=1)

@@ -371,7 +371,8 @@ ROWS: list[Row] = [
         "price-negative",
         lambda: api.register_price("m", input_per_mtok=-1, output_per_mtok=1),
         ValueError,
-        "'input_per_mtok' must be a finite number >= 0 (USD per million tokens), got -1",
+        "register_price(): 'input_per_mtok' must be a finite number >= 0 "
+        "(USD per million tokens), got -1",
     ),
     (
         "llm-call-max-output-negative",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
@@ -293,3 +294,32 @@ class TestSamplers:
         assert _sampler_reads_attributes(provider) is reads
         ratio = TracerProvider(sampler=sampling.ParentBasedTraceIdRatio(0.25))
         assert _sampler_reads_attributes(ratio) is False
+
+
+class TestGeneratorContext:
+    def test_body_sees_the_consumers_current_context_at_each_resume(self, spans: Spans) -> None:
+        """Each resume layers the step's span over the consumer's context of that moment."""
+        from opentelemetry import baggage
+        from opentelemetry import context as otel_context
+
+        seen: list[object] = []
+
+        @step(name="gen")
+        def gen() -> Iterator[int]:
+            for i in range(3):
+                seen.append(baggage.get_baggage("k"))
+                assert trace.get_current_span() is not trace.INVALID_SPAN
+                yield i
+
+        it = gen()
+        next(it)
+        token = otel_context.attach(baggage.set_baggage("k", "v"))
+        try:
+            next(it)
+        finally:
+            otel_context.detach(token)
+        next(it)
+        assert list(it) == []
+        assert seen == [None, "v", None]
+        assert trace.get_current_span() is trace.INVALID_SPAN
+        assert spans.step("gen").attributes["agentsteps.step.status"] == "completed"  # type: ignore[index]
