@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import agentsteps
 from agentsteps._context import CURRENT
+
+# The genai-prices catalog supports Python 3.11+ only; on 3.10 its tests are skipped (the
+# test extra does not install it there) and prices come from registrations alone.
+HAS_CATALOG = importlib.util.find_spec("genai_prices") is not None
+requires_catalog = pytest.mark.skipif(
+    not HAS_CATALOG, reason="the genai-prices catalog is not installed (it needs Python 3.11+)"
+)
 
 # Checked by mypy (test_typing.py), not imported: it holds deliberate type errors.
 collect_ignore = ["typing"]

@@ -25,6 +25,7 @@ from agentsteps.integrations import (
     anthropic_usage,
     record_anthropic,
 )
+from tests.conftest import requires_catalog
 
 # The HTTP library this SDK release is built on: httpx2 in current releases, httpx before.
 _sdk_base = importlib.import_module("anthropic._base_client")
@@ -266,7 +267,9 @@ class TestCostsToTheCent:
         ],
         ids=["plain", "cache-read", "cache-write"],
     )
-    @pytest.mark.parametrize("price_source", ["catalog", "registered"])
+    @pytest.mark.parametrize(
+        "price_source", [pytest.param("catalog", marks=requires_catalog), "registered"]
+    )
     def test_haiku_4_5(
         self, cache: dict[str, int], nanos: int, dollars: float, price_source: str
     ) -> None:
@@ -293,6 +296,7 @@ class TestCostsToTheCent:
         assert usage.cache_write_tokens == cache.get("cache_write", 0)
         assert usage.unpriced_calls == 0
 
+    @requires_catalog
     def test_streamed_call(self) -> None:
         """A streamed call's collected usage is charged like a plain message."""
         client = client_for(sse_reply(stream_events(40_000, 2_000, cache_read=60_000)))

@@ -23,6 +23,7 @@ from openai.types.responses import Response, ResponseCompletedEvent
 import agentsteps
 from agentsteps._pricing import reset_pricing
 from agentsteps.integrations import OpenAIStreamUsage, ProviderUsage, openai_usage, record_openai
+from tests.conftest import requires_catalog
 
 # The HTTP library this SDK release is built on: httpx2 in current releases, httpx before.
 _sdk_base = importlib.import_module("openai._base_client")
@@ -366,7 +367,9 @@ class TestCostsToTheCent:
         ],
         ids=["plain", "cache-read", "cache-write"],
     )
-    @pytest.mark.parametrize("price_source", ["catalog", "registered"])
+    @pytest.mark.parametrize(
+        "price_source", [pytest.param("catalog", marks=requires_catalog), "registered"]
+    )
     def test_gpt_4o(
         self, details: dict[str, int], nanos: int, dollars: float, price_source: str
     ) -> None:
@@ -389,6 +392,7 @@ class TestCostsToTheCent:
         assert usage.cache_write_tokens == details.get("cache_write", 0)
         assert usage.unpriced_calls == 0
 
+    @requires_catalog
     def test_responses_api_cached(self) -> None:
         """A Responses API call with cached input is charged like the chat one."""
         payload = response(response_usage(100_000, 2_000, cached=60_000))

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import genai_prices
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +19,10 @@ from hypothesis import strategies as st
 import agentsteps
 from agentsteps import Price, register_price, registered_price, unregister_price
 from agentsteps._pricing import price_usage, reset_pricing
+from tests.conftest import HAS_CATALOG, requires_catalog
+
+if HAS_CATALOG:
+    import genai_prices
 
 NANO = 10**9  # nano-dollars per US dollar
 
@@ -271,6 +274,7 @@ class TestPublishedPrices:
         assert price_usage("tiny", input_tokens=0, output_tokens=1) == (0, "user")
 
 
+@requires_catalog
 class TestCatalog:
     """Prices from the genai-prices package's bundled data."""
 
