@@ -8,9 +8,12 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = ["3.11"]
+# The test suite runs on every supported Python that is installed (others are skipped).
+SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
+nox.options.error_on_missing_interpreters = False
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=SUPPORTED)
 def tests(session: nox.Session) -> None:
     """Run the test suite (doctests in the package included)."""
     session.install("-e", ".[test]")
