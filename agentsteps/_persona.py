@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from ._context import ActivePersona
 from ._definitions import PersonaDefinition, check_name
-from ._lifecycle import complete, enter, fail
+from ._scope import FrameScope
 from ._wrappers import decorate
 
 __all__ = ["persona", "persona_scope"]
@@ -71,7 +70,7 @@ def persona(func: Any = None, /, *, name: str | None = None, model: str | None =
     return decorator
 
 
-class persona_scope:
+class persona_scope(FrameScope):
     """
     Run a block as a persona: the context-manager form of `@persona`.
 
@@ -84,45 +83,19 @@ class persona_scope:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_defn", "_frame")
+    __slots__ = ()
+    _kind = "persona_scope"
 
     def __init__(self, name: str, *, model: str | None = None) -> None:
         check_name(name, "persona_scope()")
         self._defn = PersonaDefinition(name=name, function=name, model=model)
-        self._frame: Any = None
+        self._frame = None
 
     def __enter__(self) -> ActivePersona:
-        if self._frame is not None:
-            msg = (
-                f"persona_scope({self._defn.name!r}) is already active; "
-                "create a new one to re-enter"
-            )
-            raise RuntimeError(msg)
-        self._frame = enter(self._defn)
-        return self._frame  # type: ignore[no-any-return]
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        frame, self._frame = self._frame, None
-        if exc is None:
-            complete(frame, None)
-            return False
-        return fail(frame, exc)
+        return super().__enter__()  # type: ignore[no-any-return]
 
     async def __aenter__(self) -> ActivePersona:
         return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        return self.__exit__(exc_type, exc, tb)
 
 
 persona.__module__ = "agentsteps"

@@ -12,6 +12,7 @@ from ._definitions import NOT_SET, StepDefinition, check_name
 from ._hooked import acomplete, aenter_hooked, afail, enter_hooked
 from ._hooks import ACTIVE
 from ._lifecycle import complete, enter, fail
+from ._scope import FrameScope
 from ._wrappers import decorate
 
 __all__ = ["step", "step_scope"]
@@ -105,7 +106,7 @@ def step(
     return decorator
 
 
-class step_scope:
+class step_scope(FrameScope):
     """
     Run a block as a step: the context-manager form of `@step`, for code that is not a
     function of its own. Works with ``with`` and ``async with``; ``as`` gives the
@@ -127,7 +128,8 @@ class step_scope:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_defn", "_frame")
+    __slots__ = ()
+    _kind = "step_scope"
 
     def __init__(
         self,
@@ -146,40 +148,23 @@ class step_scope:
             error_boundary=error_boundary,
         )
         self._defn.is_scope = True
-        self._frame: Any = None
+        self._frame = None
 
     def __enter__(self) -> ActiveStep:
-        if self._frame is not None:
-            self._reentered()
+        self._check_not_active()
         if ACTIVE.pre_step:
             self._frame = enter_hooked(self._defn, (), {})[0]
         else:
             self._frame = enter(self._defn)
         return self._frame  # type: ignore[no-any-return]
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        frame, self._frame = self._frame, None
-        if exc is None:
-            complete(frame, None)
-            return False
-        return fail(frame, exc)
-
     async def __aenter__(self) -> ActiveStep:
+        # Awaited here, not in __enter__, so that async pre_step handlers can run.
         if not ACTIVE.pre_step:
             return self.__enter__()
-        if self._frame is not None:
-            self._reentered()
+        self._check_not_active()
         self._frame = (await aenter_hooked(self._defn, (), {}))[0]
         return self._frame  # type: ignore[no-any-return]
-
-    def _reentered(self) -> None:
-        msg = f"step_scope({self._defn.name!r}) is already active; create a new one to re-enter"
-        raise RuntimeError(msg)
 
     async def __aexit__(
         self,

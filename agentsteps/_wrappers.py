@@ -67,6 +67,15 @@ def wrap(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
     return _wrap_sync(fn, defn)
 
 
+def _exception(typ: Any, val: Any) -> BaseException:
+    """The exception ``throw(typ, val)`` means, in every form the generator protocol allows."""
+    if val is None and isinstance(typ, BaseException):
+        return typ
+    if val is None:
+        return typ()  # type: ignore[no-any-return]
+    return val if isinstance(val, BaseException) else typ(val)
+
+
 def _wrap_sync(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
     is_step = defn.is_step
 
@@ -155,13 +164,7 @@ class StepGenerator(Generator[Any, Any, Any]):
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         """Raise an exception at the paused ``yield``, inside the step."""
-        if val is None and tb is None and isinstance(typ, BaseException):
-            exc = typ
-        elif val is None:
-            exc = typ()
-        else:
-            exc = val if isinstance(val, BaseException) else typ(val)
-        return self._resume(None, exc)
+        return self._resume(None, _exception(typ, val))
 
     def _resume(self, value: Any, exc: BaseException | None) -> Any:
         if self._done:
@@ -273,13 +276,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
 
     def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         """Raise an exception at the paused ``yield``, inside the step."""
-        if val is None and tb is None and isinstance(typ, BaseException):
-            exc = typ
-        elif val is None:
-            exc = typ()
-        else:
-            exc = val if isinstance(val, BaseException) else typ(val)
-        return self._resume(None, exc)
+        return self._resume(None, _exception(typ, val))
 
     async def _resume(self, value: Any, exc: BaseException | None) -> Any:
         if self._done:
