@@ -18,6 +18,7 @@ of `_hooks.ACTIVE`, so a process without hooks pays a flag read per seam.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import time
 from typing import Any
@@ -203,17 +204,22 @@ def outcome(
     or a `StepEscalated` for a step whose own budget ran out under ``"escalate"``.
     """
     defn = frame._defn
+    own: BaseException | None = exc
+    if defn.is_step and _EXCEPTION_GROUP is not None and isinstance(exc, _EXCEPTION_GROUP):
+        # asyncio.TaskGroup reports a child's error in a group: when everything in it is
+        # this step's own exhaustion, the step's boundary still decides.
+        own = _sole_exhaustion(exc, frame._ledger)
     if (
         defn.is_step
-        and isinstance(exc, StepBudgetExhausted)
-        and exc._origin is frame._ledger
-        and not isinstance(exc, StepEscalated)
+        and isinstance(own, StepBudgetExhausted)
+        and own._origin is frame._ledger
+        and not isinstance(own, StepEscalated)
     ):
         boundary = defn.boundary
         if boundary is ErrorBoundary.CONTINUE:
             return StepStatus.SKIPPED, exc
         if boundary is ErrorBoundary.ESCALATE:
-            escalated = StepEscalated(**exc._fields())
+            escalated = StepEscalated(**own._fields())
             escalated._origin = frame._ledger
             escalated.__cause__ = exc
             return StepStatus.ESCALATED, escalated
@@ -221,6 +227,25 @@ def outcome(
     if isinstance(exc, _CANCELLING) or not isinstance(exc, Exception):
         return StepStatus.CANCELLED, exc
     return StepStatus.FAILED, exc
+
+
+_EXCEPTION_GROUP: Any = getattr(builtins, "BaseExceptionGroup", None)  # Python 3.11+
+
+
+def _sole_exhaustion(group: Any, ledger: Ledger) -> BaseException | None:
+    """The first exhaustion in ``group`` if every exception in it is ``ledger``'s own."""
+    mine, rest = group.split(
+        lambda e: (
+            isinstance(e, StepBudgetExhausted)
+            and e._origin is ledger
+            and not isinstance(e, StepEscalated)
+        )
+    )
+    if mine is None or rest is not None:
+        return None
+    while isinstance(mine, _EXCEPTION_GROUP):
+        mine = mine.exceptions[0]
+    return mine  # type: ignore[no-any-return]
 
 
 def end_detached(

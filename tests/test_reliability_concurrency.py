@@ -25,6 +25,7 @@ from agentsteps import (
     CompletedStep,
     ContextThreadPoolExecutor,
     StepBudgetExhausted,
+    StepEscalated,
     Usage,
     _lifecycle,
     _recording,
@@ -246,8 +247,8 @@ class TestCancellingSiblings:
     def test_task_group(self, spans: Spans) -> None:
         """
         TaskGroup cancels the siblings: each ends ``cancelled``, every span ends. The
-        parent sees the exhaustion inside an ExceptionGroup, which is not its own
-        exhaustion, so its boundary does not apply: it ends ``failed``.
+        parent sees its exhaustion inside an ExceptionGroup holding nothing else, so its
+        ``continue`` boundary still applies: it ends ``skipped`` and returns its default.
         """
 
         @step(name="parent", budget=Budget(max_llm_calls=self.LIMIT), error_boundary="continue")
@@ -256,13 +257,39 @@ class TestCancellingSiblings:
                 for _ in range(self.WORKERS):
                     group.create_task(self.worker())
 
+        with run() as collected:
+            assert asyncio.run(parent()) is None  # the default of a skipped step
+        self.check(collected.steps, spans, parent_status="skipped")
+
+    @pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is 3.11+")
+    def test_task_group_escalates_and_fails(self, spans: Spans) -> None:
+        """Under escalate the grouped exhaustion becomes StepEscalated; under fail the group
+        itself propagates, unchanged."""
+
+        @step(name="parent", budget=Budget(max_llm_calls=self.LIMIT), error_boundary="escalate")
+        async def escalating() -> None:
+            async with asyncio.TaskGroup() as group:  # type: ignore[attr-defined,unused-ignore]
+                for _ in range(self.WORKERS):
+                    group.create_task(self.worker())
+
+        with pytest.raises(StepEscalated) as info:
+            asyncio.run(escalating())
+        assert (info.value.step, info.value.llm_calls) == ("parent", self.LIMIT + 1)
+        assert isinstance(info.value.__cause__, getattr(builtins, "ExceptionGroup", Exception))
+
+        @step(name="parent", budget=Budget(max_llm_calls=self.LIMIT))
+        async def failing() -> None:
+            async with asyncio.TaskGroup() as group:  # type: ignore[attr-defined,unused-ignore]
+                for _ in range(self.WORKERS):
+                    group.create_task(self.worker())
+
         exception_group = getattr(builtins, "ExceptionGroup", Exception)
-        with run() as collected, pytest.raises(exception_group) as info:
-            asyncio.run(parent())
-        (exc,) = info.value.exceptions  # type: ignore[attr-defined,unused-ignore]
+        with run() as collected, pytest.raises(exception_group) as group_info:
+            asyncio.run(failing())
+        (exc,) = group_info.value.exceptions  # type: ignore[attr-defined,unused-ignore]
         assert isinstance(exc, StepBudgetExhausted)
         assert (exc.step, exc.llm_calls) == ("parent", self.LIMIT + 1)
-        self.check(collected.steps, spans, parent_status="failed")
+        assert [s.status.value for s in collected.steps if s.name == "parent"] == ["failed"]
 
     def test_gather_then_cancel(self, spans: Spans) -> None:
         """
