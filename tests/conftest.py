@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -50,6 +50,21 @@ def _fresh_library() -> Iterator[None]:
     yield
     agentsteps.reset_defaults()
     assert CURRENT.get() is None, "a test left a frame on the active stack"
+
+
+PriceSetter = Callable[[str, float, float], None]
+
+
+@pytest.fixture
+def prices() -> PriceSetter:
+    """Register test prices (USD per million tokens); the autouse reset removes them."""
+
+    def set_price(model: str, input_per_mtok: float, output_per_mtok: float) -> None:
+        agentsteps.register_price(
+            model, input_per_mtok=input_per_mtok, output_per_mtok=output_per_mtok
+        )
+
+    return set_price
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,7 +26,6 @@ from agentsteps import (
     StepStatus,
     UsageCaptureProcessor,
     _capture,
-    _pricing,
     current_step,
     llm_call,
     metered,
@@ -34,8 +33,6 @@ from agentsteps import (
     run,
     step,
 )
-
-PriceSetter = Callable[[str, float, float], None]
 
 USAGE = {
     "prompt_tokens": 120,
@@ -45,26 +42,6 @@ USAGE = {
     "completion_tokens_details": {"reasoning_tokens": 10},
 }
 RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
-
-
-@pytest.fixture
-def prices() -> Iterator[PriceSetter]:
-    """Register test prices (USD per million tokens) with whichever pricing module exists."""
-
-    def set_price(model: str, input_per_mtok: float, output_per_mtok: float) -> None:
-        register = getattr(_pricing, "register_price", None)
-        if register is not None:
-            register(model, input_per_mtok=input_per_mtok, output_per_mtok=output_per_mtok)
-        else:
-            rates = (input_per_mtok, output_per_mtok, input_per_mtok, input_per_mtok)
-            _pricing._USER_PRICES[model] = rates  # type: ignore[attr-defined]
-
-    yield set_price
-    reset = getattr(_pricing, "reset_pricing", None)
-    if reset is not None:
-        reset()
-    else:
-        _pricing._USER_PRICES.clear()  # type: ignore[attr-defined]
 
 
 @pytest.fixture

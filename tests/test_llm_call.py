@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
@@ -14,7 +13,6 @@ from agentsteps import (
     LLMCall,
     StepBudgetExhausted,
     StepStatus,
-    _pricing,
     current_step,
     llm_call,
     record_usage,
@@ -22,28 +20,6 @@ from agentsteps import (
     step,
     step_scope,
 )
-
-PriceSetter = Callable[[str, float, float], None]
-
-
-@pytest.fixture
-def prices() -> Iterator[PriceSetter]:
-    """Register test prices (USD per million tokens) with whichever pricing module exists."""
-
-    def set_price(model: str, input_per_mtok: float, output_per_mtok: float) -> None:
-        register = getattr(_pricing, "register_price", None)
-        if register is not None:
-            register(model, input_per_mtok=input_per_mtok, output_per_mtok=output_per_mtok)
-        else:
-            rates = (input_per_mtok, output_per_mtok, input_per_mtok, input_per_mtok)
-            _pricing._USER_PRICES[model] = rates  # type: ignore[attr-defined]
-
-    yield set_price
-    reset = getattr(_pricing, "reset_pricing", None)
-    if reset is not None:
-        reset()
-    else:
-        _pricing._USER_PRICES.clear()  # type: ignore[attr-defined]
 
 
 class TestSpan:
