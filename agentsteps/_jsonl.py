@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,6 +14,25 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
+
+if sys.platform != "win32":
+    import fcntl
+
+    def _lock_file(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def _unlock_file(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+else:  # pragma: no cover - exercised only on Windows
+    # Without flock, appends stay whole (O_APPEND); only the partial-line repair can then
+    # mistake another process's line in progress for a crashed one and add a blank line.
+    def _lock_file(fd: int) -> None:
+        pass
+
+    def _unlock_file(fd: int) -> None:
+        pass
+
 
 __all__ = ["FORMAT_VERSION", "JsonlSpanExporter", "span_to_dict"]
 
@@ -103,7 +123,9 @@ class JsonlSpanExporter(SpanExporter):
     processes, can share one file: each line is written with a single ``write()`` on a file
     opened with ``O_APPEND``, which the operating system appends whole. If the file ends with
     a partial line (a writer that crashed mid-line), a newline is added first so the next
-    line stays readable; readers should skip a line that is not valid JSON.
+    line stays readable; readers should skip a line that is not valid JSON. On POSIX systems
+    writers hold an advisory ``flock`` while they write, so that check never mistakes another
+    writer's line in progress for a crashed one.
 
     Writes are unbuffered, so a line is in the file as soon as `export` returns;
     `force_flush` and `shutdown` also ask the OS to put it on disk.
@@ -164,12 +186,19 @@ class JsonlSpanExporter(SpanExporter):
             if self._fd is None:
                 return SpanExportResult.FAILURE
             try:
-                if self._needs_newline_check:
-                    self._repair_partial_line(self._fd)
-                for line in lines:
-                    # One write per line: O_APPEND makes each write land whole at the end,
-                    # even when another process appends to the same file.
-                    self._write(self._fd, line.encode("utf-8"))
+                # The advisory lock is held by every agentsteps writer while it writes, so
+                # the partial-line check below never sees another process's line half
+                # written (a large write grows the file in steps) and "repairs" it.
+                _lock_file(self._fd)
+                try:
+                    if self._needs_newline_check:
+                        self._repair_partial_line(self._fd)
+                    for line in lines:
+                        # One write per line: O_APPEND makes each write land whole at the
+                        # end, even when a writer that does not lock appends too.
+                        self._write(self._fd, line.encode("utf-8"))
+                finally:
+                    _unlock_file(self._fd)
             except OSError:
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS

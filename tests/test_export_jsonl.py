@@ -175,7 +175,11 @@ class TestAppending:
         assert path.exists()
 
     def test_concurrent_processes_keep_lines_whole(self, tmp_path: Path) -> None:
-        """Two processes appending to one file at once leave only whole, parseable lines."""
+        """Processes appending to one file at once leave only whole lines, and no blank ones.
+
+        Each span gets a fresh exporter, so every line is preceded by the partial-line check,
+        and lines are large, so another writer's line is often half-written when it runs.
+        """
         path = tmp_path / "shared.jsonl"
         program = textwrap.dedent(
             """
@@ -184,30 +188,31 @@ class TestAppending:
             from opentelemetry.sdk.trace.export import SimpleSpanProcessor
             from agentsteps import JsonlSpanExporter
 
-            exporter = JsonlSpanExporter(sys.argv[1])
-            provider = TracerProvider()
-            provider.add_span_processor(SimpleSpanProcessor(exporter))
-            tracer = provider.get_tracer("t")
-            padding = "x" * 3000  # lines longer than a pipe buffer
-            for index in range(300):
+            padding = "x" * 400_000  # far more than one page, so a write grows the file in steps
+            for index in range(40):
+                exporter = JsonlSpanExporter(sys.argv[1])
+                provider = TracerProvider()
+                provider.add_span_processor(SimpleSpanProcessor(exporter))
+                tracer = provider.get_tracer("t")
                 attributes = {"i": index, "p": padding}
                 with tracer.start_as_current_span(sys.argv[2], attributes=attributes):
                     pass
-            exporter.shutdown()
+                exporter.shutdown()
             """
         )
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        names = ("a", "b", "c", "d")
         writers = [
             subprocess.Popen([sys.executable, "-c", program, str(path), name], env=env)
-            for name in ("a", "b")
+            for name in names
         ]
-        assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
+        assert [writer.wait(timeout=120) for writer in writers] == [0] * len(names)
         lines = _lines(path)
-        assert len(lines) == 600
-        for name in ("a", "b"):
+        assert len(lines) == 40 * len(names)
+        for name in names:
             assert sorted(
                 line["attributes"]["i"] for line in lines if line["name"] == name
-            ) == list(range(300))
+            ) == list(range(40))
 
 
 class TestLifecycle:
