@@ -364,6 +364,30 @@ def after_charge(
     return error
 
 
+def after_refusal(frame: ActiveStep, exc: StepBudgetExhausted) -> BaseException | None:
+    """
+    Fire ``budget_exhausted`` for a step whose budget refused a model call before it was
+    made (`llm_call`'s pre-flight check); returns the error to raise instead, if any.
+
+    Nothing was exceeded, so the ledger's own latch stays open for a real overrun later;
+    the hook latch is shared with `after_charge`, so a step's handlers hear of its
+    exhaustion once per activation, whichever way it came.
+    """
+    hooks = _select(HookEvent.BUDGET_EXHAUSTED, _persona_name(frame), frame._defn.name)
+    if not hooks:
+        return None
+    ledger = frame._ledger
+    with LEDGER_LOCK:
+        fired = ledger.thresholds_fired
+        if fired is None:
+            fired = ledger.thresholds_fired = set()
+        if _EXHAUSTED in fired:
+            return None
+        fired.add(_EXHAUSTED)
+    ctx = _step_context(HookEvent.BUDGET_EXHAUSTED, frame, limit=exc.limit, exception=exc)
+    return _run(hooks, ctx, frame)
+
+
 def _budget_calls(
     frame: ActiveStep,
     thresholds: tuple[HookHandle, ...],

@@ -90,18 +90,18 @@ class HookContext:
     Fields are read-only; handlers act through `deny`, `replace_args` and
     `replace_output`. Which fields are set depends on the event:
 
-    ====================  ==================================================
+    ====================  ================================================================
     event                 also set
-    ====================  ==================================================
+    ====================  ================================================================
     ``persona_start``     (``step`` is ``None``; ``function`` is the persona's)
     ``persona_end``       ``status``, ``exception`` when one ended it
     ``pre_step``          ``args``, ``kwargs``
     ``post_step``         ``output``
     ``step_error``        ``status``, ``exception``
     ``budget_threshold``  ``threshold_pct``
-    ``budget_exhausted``  ``limit``, ``exception`` when this record raises it
+    ``budget_exhausted``  ``limit``, ``exception`` when this record (or refusal) raises it
     ``escalated``         ``status``, ``exception`` (the `StepEscalated`)
-    ====================  ==================================================
+    ====================  ================================================================
 
     Example:
         >>> from agentsteps import Budget, HookEvent, on_step, record_usage, scoped_hooks, step

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from . import _hook_dispatch as _dispatch
 from ._budget import NANOS_PER_USD
 from ._context import ActivePersona, ActiveStep
+from ._hooks import ACTIVE
 from ._lifecycle import exhaustion_error
 from ._pricing import price_usage
 from ._usage import LEDGER_LOCK
@@ -186,4 +188,9 @@ def preflight(
             f"step {step.name!r} refused a model call before making it: its {limit} "
             f"budget cannot afford it ({detail})",
         )
+        if ACTIVE.budget:
+            # A strict-mode handler's error wins, as it does for an overrun (_recording).
+            error = _dispatch.after_refusal(step, exc)
+            if error is not None:
+                raise error
         raise exc

@@ -13,6 +13,7 @@ from agentsteps import (
     HookContext,
     HookEvent,
     StepBudgetExhausted,
+    configure,
     llm_call,
     on_persona,
     on_step,
@@ -307,3 +308,61 @@ class TestExhausted:
             observe()
         assert during == [[("max_tokens", None)]]
         assert len(seen) == 1
+
+    def test_preflight_refusal(self) -> None:
+        """A model call refused before it is made fires budget_exhausted with the refusal."""
+        seen: list[tuple[str | None, str | None, BaseException | None]] = []
+        register_step_hook(
+            "*",
+            "ask",
+            "budget_exhausted",
+            lambda e: seen.append((e.step_name, e.limit, e.exception)),
+        )
+
+        @step(name="ask", model="m", budget=Budget(max_llm_calls=1), error_boundary="continue")
+        def ask() -> str:
+            tokens(2)
+            with llm_call():
+                raise AssertionError("the call must not be made")
+
+        assert ask() is None
+        assert len(seen) == 1
+        name, limit, exc = seen[0]
+        assert (name, limit) == ("ask", "max_llm_calls")
+        assert isinstance(exc, StepBudgetExhausted)
+        assert str(exc).startswith("step 'ask' refused a model call before making it")
+
+    def test_refusal_then_overrun_fires_once(self) -> None:
+        """A refusal the body catches, then a real overrun: one event, and the overrun still
+        raises (the refusal did not latch the budget itself)."""
+        seen: list[str | None] = []
+        register_persona_hook("*", "budget_exhausted", lambda e: seen.append(e.limit))
+
+        @step(name="s", model="m", budget=Budget(max_tokens=10))
+        def s() -> None:
+            tokens(10)
+            with pytest.raises(StepBudgetExhausted, match="refused"):  # noqa: SIM117
+                with llm_call():
+                    pass
+            tokens(1)
+
+        with pytest.raises(StepBudgetExhausted, match=r"'s' exceeded max_tokens budget"):
+            s()
+        assert seen == ["max_tokens"]
+
+    def test_refusal_strict_handler_error_wins(self) -> None:
+        """In strict mode a failing budget_exhausted handler's error reaches the caller."""
+
+        def boom(event: HookContext) -> None:
+            raise RuntimeError("pager down")
+
+        register_persona_hook("*", "budget_exhausted", boom)
+
+        @step(name="s", model="m", budget=Budget(max_llm_calls=0))
+        def s() -> None:
+            with llm_call():
+                pass
+
+        configure(strict_hooks=True)  # the autouse fixture resets it
+        with pytest.raises(RuntimeError, match="pager down"):
+            s()
