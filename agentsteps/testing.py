@@ -44,11 +44,11 @@ from typing import cast
 
 import attrs
 
-from . import _pricing
-from ._budget import NANOS_PER_USD
-from ._context import current_model
-from ._llm_call import LLMCall, llm_call
-from ._pricing import Price
+from ._accounting import pricing as _pricing
+from ._accounting.budget import NANOS_PER_USD
+from ._accounting.pricing import Price
+from ._core.context import current_model
+from ._llm.call import LLMCall, llm_call
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agentsteps
-from agentsteps._context import CURRENT
+from agentsteps._core.context import CURRENT
 
 # The genai-prices catalog supports Python 3.11+ only; on 3.10 its tests are skipped (the
 # test extra does not install it there) and prices come from registrations alone.

@@ -25,7 +25,6 @@ from agentsteps import (
     StepBudgetExhausted,
     StepStatus,
     UsageCaptureProcessor,
-    _capture,
     current_step,
     llm_call,
     metered,
@@ -33,6 +32,7 @@ from agentsteps import (
     run,
     step,
 )
+from agentsteps._llm import capture as _capture
 
 USAGE = {
     "prompt_tokens": 120,

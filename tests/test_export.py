@@ -21,7 +21,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util._once import Once
 
-from agentsteps._export import TracingHandle, _resolve_endpoint, configure_tracing
+from agentsteps._tracing.setup import TracingHandle, _resolve_endpoint, configure_tracing
 
 # --- fixtures -------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from agentsteps._export_guard import GuardedExporter
+from agentsteps._tracing.guard import GuardedExporter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +71,7 @@ class TestGuardedExporter:
 
     def test_exporter_log_is_the_reason(self, caplog: pytest.LogCaptureFixture) -> None:
         """The exporter's own error log becomes the reason instead of being printed."""
-        from agentsteps._export_guard import quiet_exporter_loggers
+        from agentsteps._tracing.guard import quiet_exporter_loggers
 
         logging.getLogger("opentelemetry.exporter.otlp.fake")
         quiet_exporter_loggers()
@@ -114,7 +114,7 @@ _PROGRAM = textwrap.dedent(
     """
     import sys
     from opentelemetry import trace
-    from agentsteps._export import configure_tracing
+    from agentsteps._tracing.setup import configure_tracing
 
     handle = configure_tracing("down", protocol=sys.argv[2], export_timeout=1.0,
                                endpoint=f"http://127.0.0.1:{sys.argv[1]}")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from agentsteps import Budget, persona, record_usage, step
-from agentsteps import _attributes as A
+from agentsteps._core import attributes as A
 
 if TYPE_CHECKING:
     from tests.conftest import Spans

@@ -25,8 +25,8 @@ from agentsteps import (
     step,
     step_scope,
 )
-from agentsteps._hooks import REGISTRY
-from agentsteps._recording import charge
+from agentsteps._accounting.recording import charge
+from agentsteps._hooks.registry import REGISTRY
 
 
 @pytest.fixture(autouse=True)

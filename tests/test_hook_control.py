@@ -29,7 +29,7 @@ from agentsteps import (
     step,
     step_scope,
 )
-from agentsteps._hooks import REGISTRY
+from agentsteps._hooks.registry import REGISTRY
 from tests.conftest import Spans
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentsteps import scoped_hooks
-from agentsteps._hooks import REGISTRY
+from agentsteps._hooks.registry import REGISTRY
 
 DOC = Path(__file__).parent.parent / "docs" / "hooks.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)

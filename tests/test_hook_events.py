@@ -28,8 +28,8 @@ from agentsteps import (
     step,
     step_scope,
 )
-from agentsteps._hooks import REGISTRY
-from agentsteps._usage import ZERO_USAGE
+from agentsteps._accounting.usage import ZERO_USAGE
+from agentsteps._hooks.registry import REGISTRY
 from tests.conftest import Spans
 
 KINDS = ["sync", "async", "gen", "agen"]

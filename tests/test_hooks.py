@@ -23,7 +23,7 @@ from agentsteps import (
     step,
     step_scope,
 )
-from agentsteps._hooks import ACTIVE, REGISTRY
+from agentsteps._hooks.registry import ACTIVE, REGISTRY
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from agentsteps._html_report import STATUS_COLORS, render_html
-from agentsteps._report import RunReport
+from agentsteps._report.html import STATUS_COLORS, render_html
+from agentsteps._report.tree import RunReport
 
 from .test_report import GOLDEN_SPANS, _span
 

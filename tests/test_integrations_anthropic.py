@@ -18,7 +18,7 @@ import pytest
 from anthropic.types import Message, RawMessageDeltaEvent, RawMessageStartEvent, Usage
 
 import agentsteps
-from agentsteps._pricing import reset_pricing
+from agentsteps._accounting.pricing import reset_pricing
 from agentsteps.integrations import (
     AnthropicStreamUsage,
     ProviderUsage,

@@ -21,7 +21,7 @@ from openai.types.completion_usage import CompletionUsage
 from openai.types.responses import Response, ResponseCompletedEvent
 
 import agentsteps
-from agentsteps._pricing import reset_pricing
+from agentsteps._accounting.pricing import reset_pricing
 from agentsteps.integrations import OpenAIStreamUsage, ProviderUsage, openai_usage, record_openai
 from tests.conftest import requires_catalog
 

@@ -29,7 +29,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from agentsteps import Budget, configure_tracing, persona, record_usage, step
-from agentsteps import _attributes as A
+from agentsteps._core import attributes as A
 
 # --- the query client -----------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from agentsteps import _main
-from agentsteps._main import DEFAULT_TRACE_PATH, main
+from agentsteps._report import cli as _main
+from agentsteps._report.cli import DEFAULT_TRACE_PATH, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,7 +124,7 @@ class TestRun:
         assert f'File "{path}", line {raise_line}, in <module>' in err
         assert "ValueError: bad input" in err
         assert "runpy" not in err
-        assert "_main.py" not in err
+        assert "_report/cli.py" not in err
         assert "agentsteps report:" in err  # the report still shows what ran
 
     @pytest.mark.parametrize(("value", "code"), [(None, 0), ("'message'", 1), (256 + 7, 7)])

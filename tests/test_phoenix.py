@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.util._once import Once
 
 from agentsteps import Budget, configure_tracing, persona, record_usage, step
-from agentsteps import _attributes as A
+from agentsteps._core import attributes as A
 
 _IN_CI = os.environ.get("CI", "").strip().lower() == "true"
 _BUILD_HINT = 'build it with: export AGENTSTEPS_PHOENIX_BIN="$(bash .ci/phoenix.sh)"'

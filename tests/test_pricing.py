@@ -1,4 +1,4 @@
-"""Tests for agentsteps._pricing: registered prices, the genai-prices catalog, unknown models."""
+"""Pricing (agentsteps._accounting.pricing): registered prices, the catalog, unknown models."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import agentsteps
 from agentsteps import Price, register_price, registered_price, unregister_price
-from agentsteps._pricing import price_usage, reset_pricing
+from agentsteps._accounting.pricing import price_usage, reset_pricing
 from tests.conftest import HAS_CATALOG, requires_catalog
 
 if HAS_CATALOG:
@@ -414,7 +414,7 @@ class TestCatalog:
             socket.getaddrinfo = refuse
 
             import agentsteps
-            from agentsteps._pricing import price_usage
+            from agentsteps._accounting.pricing import price_usage
 
             print(price_usage("gpt-4o", input_tokens=1_000_000, output_tokens=0))
             """

@@ -23,10 +23,10 @@ import pytest
 import agentsteps
 from agentsteps import (
     Budget,
-    _main,
     step_scope,
 )
-from agentsteps._hooks import clear_hooks
+from agentsteps._hooks.registry import clear_hooks
+from agentsteps._report import cli as _main
 
 
 def _fn() -> None:

@@ -31,7 +31,7 @@ from agentsteps import (
     step,
     step_scope,
 )
-from agentsteps._context import CURRENT
+from agentsteps._core.context import CURRENT
 from tests.conftest import Spans
 
 

@@ -27,16 +27,16 @@ from agentsteps import (
     StepBudgetExhausted,
     StepEscalated,
     Usage,
-    _lifecycle,
-    _recording,
     current_step,
     record_usage,
     run,
     step,
     step_scope,
 )
-from agentsteps._context import CURRENT
-from agentsteps._recording import charge
+from agentsteps._accounting import recording as _recording
+from agentsteps._accounting.recording import charge
+from agentsteps._core import lifecycle as _lifecycle
+from agentsteps._core.context import CURRENT
 from tests.conftest import Spans
 
 # One record: 3 tokens, 1 call, $0.000123 (123,000 nano-dollars, exactly).

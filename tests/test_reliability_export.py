@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import (
 
 import agentsteps
 from agentsteps import Budget, StepBudgetExhausted, llm_call, persona, record_usage, run, step
-from agentsteps._context import CURRENT
+from agentsteps._core.context import CURRENT
 
 STEPS = 300
 

@@ -57,7 +57,7 @@ from agentsteps import (
     step,
     step_scope,
 )
-from agentsteps._context import CURRENT
+from agentsteps._core.context import CURRENT
 
 PROPERTY_SETTINGS = settings(
     max_examples=int(os.environ.get("AGENTSTEPS_PROPERTY_EXAMPLES", "200")),

@@ -29,7 +29,7 @@ from agentsteps import (
     step_scope,
     with_remote_parent,
 )
-from agentsteps._context import CURRENT
+from agentsteps._core.context import CURRENT
 from tests.conftest import Spans
 
 

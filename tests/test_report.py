@@ -12,9 +12,7 @@ import pytest
 
 import agentsteps
 from agentsteps import Budget, StepEscalated, persona, record_usage, step
-from agentsteps._jsonl import span_to_dict
-from agentsteps._report import InvalidTraceError, RunReport, load_spans
-from agentsteps._report_render import (
+from agentsteps._report.render import (
     CLI_RUNNING,
     format_cost,
     format_duration,
@@ -22,6 +20,8 @@ from agentsteps._report_render import (
     render_text,
     write_report,
 )
+from agentsteps._report.tree import InvalidTraceError, RunReport, load_spans
+from agentsteps._tracing.jsonl import span_to_dict
 
 from .conftest import Spans
 

@@ -288,7 +288,7 @@ class TestSamplers:
         """The SDK's stock samplers are recognised as not reading attributes."""
         from opentelemetry.sdk.trace import TracerProvider, sampling
 
-        from agentsteps._config import _sampler_reads_attributes
+        from agentsteps._core.config import _sampler_reads_attributes
 
         provider = TracerProvider(sampler=getattr(sampling, sampler_name))
         assert _sampler_reads_attributes(provider) is reads

@@ -252,7 +252,7 @@ def test_misuse():
 
 def test_generator_step_streams_to_its_consumer(spans):
     """A generator step may meter a stream and yield its chunks; the consumer sees no call."""
-    from agentsteps._llm_call import CALL
+    from agentsteps._llm.call import CALL
 
     @step(name="relay", model="m", budget=Budget(max_tokens=100))
     def relay():

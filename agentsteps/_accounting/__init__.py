@@ -1,0 +1,1 @@
+"""Budgets, usage ledgers, charging usage to the active steps, and pricing."""

@@ -1,0 +1,262 @@
+"""
+`record_usage`: charging model usage to the active step and every step around it.
+
+A record is added to the innermost step's own ("self") account and to the subtree
+account of every enclosing step and persona, under one lock, so a parent's total is the
+exact sum of its children's. Then each step's budget is checked; the outermost step that
+this record took over a limit raises `StepBudgetExhausted` (its exhaustion dominates:
+a nested step's boundary must not swallow a parent running out of money).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .._core.context import CURRENT, ActivePersona, ActiveStep
+from .._core.lifecycle import exhaustion_error
+from .._hooks import dispatch as _dispatch
+from .._hooks.registry import ACTIVE
+from .budget import NANOS_PER_USD
+from .pricing import price_usage
+from .usage import LEDGER_LOCK
+
+__all__ = ["record_usage"]
+
+
+def _count(name: str, value: object, what: str = "record_usage()") -> int:
+    # type() is, not isinstance: bool is an int subclass and True tokens is a bug.
+    if type(value) is int:
+        if value >= 0:
+            return value
+        msg = f"{what}: {name!r} must be >= 0 (got {value!r})"
+        raise ValueError(msg)
+    msg = f"{what}: {name!r} must be an int (got {value!r} of type {type(value).__name__})"
+    raise TypeError(msg)
+
+
+def _cost(value: object, what: str = "record_usage()") -> int:
+    if (type(value) is float or type(value) is int) and value >= 0 and math.isfinite(value):
+        return round(value * NANOS_PER_USD)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        msg = (
+            f"{what}: 'cost_usd' must be a number of US dollars or None "
+            f"(got {value!r} of type {type(value).__name__})"
+        )
+        raise TypeError(msg)
+    msg = f"{what}: 'cost_usd' must be a finite number >= 0 (got {value!r})"
+    raise ValueError(msg)
+
+
+def record_usage(
+    model: str | None = None,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    *,
+    cost_usd: float | None = None,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    llm_calls: int = 1,
+    provider: str | None = None,
+) -> None:
+    """
+    Charge one model call's usage to the active step and every step around it.
+
+    Token counts follow the OpenTelemetry GenAI conventions: ``input_tokens`` *includes*
+    the cached input tokens (``cache_read_tokens``, ``cache_write_tokens``), and
+    ``output_tokens`` includes ``reasoning_tokens``. When ``cost_usd`` is not given the
+    cost is computed from the model's price (see `register_price`); unknown models cost
+    ``$0`` and are counted as unpriced calls.
+
+    Outside any step this does nothing and returns ``None``: libraries can record
+    unconditionally. Arguments are validated either way.
+
+    Args:
+        model: The model that served the call (defaults to `current_model`).
+        input_tokens: Prompt tokens, cached ones included.
+        output_tokens: Completion tokens, reasoning tokens included.
+        cost_usd: What the call cost, if the provider told you.
+        cache_read_tokens: Input tokens served from the prompt cache.
+        cache_write_tokens: Input tokens written to the prompt cache.
+        reasoning_tokens: Output tokens spent on hidden reasoning.
+        llm_calls: How many model calls this record stands for.
+        provider: The provider's name, e.g. ``"openai"`` (informational).
+
+    Raises:
+        StepBudgetExhausted: This record took a step over one of its limits. The usage
+            is charged all the same.
+        TypeError: An argument has the wrong type (names the argument).
+        ValueError: A count is negative, or the cached part exceeds the input.
+
+    Example:
+        >>> from agentsteps import Budget, record_usage, step
+        >>> @step(model="claude-haiku-4-5", budget=Budget(max_tokens=2_000))
+        ... def summarize():
+        ...     record_usage(input_tokens=812, output_tokens=95, cost_usd=0.0012)
+        >>> summarize()
+
+    .. versionadded:: 0.1.0
+    """
+    inp = _count("input_tokens", input_tokens)
+    out = _count("output_tokens", output_tokens)
+    cread = _count("cache_read_tokens", cache_read_tokens) if cache_read_tokens else 0
+    cwrite = _count("cache_write_tokens", cache_write_tokens) if cache_write_tokens else 0
+    reason = _count("reasoning_tokens", reasoning_tokens) if reasoning_tokens else 0
+    calls = _count("llm_calls", llm_calls)
+    if cread or cwrite:
+        _check_cached(inp, cread, cwrite)
+    if reason > out:
+        msg = (
+            f"record_usage(): 'reasoning_tokens' ({reason}) exceeds 'output_tokens' ({out}); "
+            "output_tokens includes reasoning tokens (OpenTelemetry convention)"
+        )
+        raise ValueError(msg)
+    _check_str("model", model)
+    _check_str("provider", provider)
+    nanos = None if cost_usd is None else _cost(cost_usd)
+    frame = CURRENT.get()
+    if frame is None or frame._step is None:
+        return
+    if model is None:
+        model = frame._model
+    unpriced = 0
+    if nanos is None:
+        nanos, source = price_usage(
+            model,
+            input_tokens=inp,
+            output_tokens=out,
+            cache_read_tokens=cread,
+            cache_write_tokens=cwrite,
+            reasoning_tokens=reason,
+            provider=provider,
+        )
+        if source == "unknown":
+            unpriced = calls
+    charge(frame, model, inp, out, cread, cwrite, reason, nanos, calls, unpriced)
+
+
+def _check_str(name: str, value: object, what: str = "record_usage()") -> None:
+    if value is not None and not isinstance(value, str):
+        msg = (
+            f"{what}: {name!r} must be a str or None (got {value!r} of type {type(value).__name__})"
+        )
+        raise TypeError(msg)
+    if value is not None and not value.strip():
+        msg = f"{what}: {name!r} must be a non-empty str or None (got {value!r})"
+        raise ValueError(msg)
+
+
+def _check_cached(inp: int, cread: int, cwrite: int, what: str = "record_usage()") -> None:
+    if cread + cwrite > inp:
+        msg = (
+            f"{what}: cached tokens (cache_read_tokens={cread} + "
+            f"cache_write_tokens={cwrite}) exceed 'input_tokens' ({inp}); input_tokens "
+            "includes cached tokens (OpenTelemetry convention). Anthropic reports them "
+            "separately: pass input_tokens + cache_read_input_tokens + "
+            "cache_creation_input_tokens"
+        )
+        raise ValueError(msg)
+
+
+def charge(
+    frame: ActiveStep | ActivePersona,
+    model: str | None,
+    inp: int,
+    out: int,
+    cread: int,
+    cwrite: int,
+    reason: int,
+    nanos: int,
+    calls: int,
+    unpriced: int,
+    *,
+    raise_now: bool = True,
+    remote: bool = False,
+) -> None:
+    """
+    Add one record to the innermost step and to every frame around it, then check budgets.
+
+    With ``raise_now=False`` (usage observed from another library's span) an exhaustion
+    is only latched; the step raises it at its next checkpoint. Every charge with
+    ``raise_now=True`` is such a checkpoint: it raises the exhaustion of the outermost
+    step that is over budget and has not raised it yet, whether this record or an earlier
+    latched one took it over (so a nested boundary cannot swallow an enclosing step's).
+
+    With ``remote=True`` (usage a callee in another process reported) the record counts
+    in the subtree of every frame but in no frame's own ("self") figures: the callee's
+    spans carry it as theirs, so self figures summed over a distributed trace still count
+    it once.
+    """
+    undelivered: Any = None
+    undelivered_limit = ""
+    consumed = (0, 0, 0)
+    with LEDGER_LOCK:
+        if not remote:
+            own = frame._step._ledger  # type: ignore[union-attr]
+            own.self_input += inp
+            own.self_output += out
+            own.self_cache_read += cread
+            own.self_cache_write += cwrite
+            own.self_reasoning += reason
+            own.self_nanos += nanos
+            own.self_calls += calls
+            own.self_unpriced += unpriced
+            if model is not None:
+                own.last_model = model
+        f: ActiveStep | ActivePersona | None = frame
+        while f is not None:
+            led = f._ledger
+            led.input += inp
+            led.output += out
+            led.cache_read += cread
+            led.cache_write += cwrite
+            led.reasoning += reason
+            led.nanos += nanos
+            led.calls += calls
+            led.unpriced += unpriced
+            if led.exhausted is None and (
+                led.max_tokens is not None or led.max_nanos is not None or led.max_calls is not None
+            ):
+                limit = led.over_limit()
+                if limit is not None:
+                    # Latched: a budget trips once, however many records cross it. Not yet
+                    # delivered, even if a pre-flight refusal already raised for this step.
+                    led.exhausted = limit
+                    led.delivered = False
+            if led.exhausted is not None and not led.delivered:
+                undelivered, undelivered_limit = f, led.exhausted
+                # The figures at the crossing, read under the lock: by the time the error
+                # is built, other threads may have charged more.
+                consumed = (led.input + led.output, led.nanos, led.calls)
+            f = f._parent
+        if undelivered is not None and raise_now:
+            # Claimed under the lock: two threads charging at once raise it only once.
+            undelivered._ledger.delivered = True
+    if ACTIVE.budget:
+        _charge_hooks(frame, undelivered if raise_now else None, undelivered_limit, consumed)
+    elif undelivered is not None and raise_now:
+        raise exhaustion_error(undelivered, undelivered._ledger, undelivered_limit, consumed)
+
+
+def _charge_hooks(
+    frame: ActiveStep | ActivePersona,
+    raising: Any,
+    limit: str,
+    consumed: tuple[int, int, int],
+) -> None:
+    """Run the budget hooks of a charge, then raise what the charge raises."""
+    exc = None if raising is None else exhaustion_error(raising, raising._ledger, limit, consumed)
+    error = _dispatch.after_charge(frame, exc)
+    if error is not None:
+        if exc is not None:
+            # The handler's error wins; the exhaustion stays latched and is raised at the
+            # step's next checkpoint instead (its exit, if the body gets there).
+            with LEDGER_LOCK:
+                raising._ledger.delivered = False
+        raise error
+    if exc is not None:
+        raise exc
+
+
+record_usage.__module__ = "agentsteps"

@@ -1,0 +1,1 @@
+"""The runtime: the active stack, the decorators and scopes, and how a step starts and ends."""

@@ -1,0 +1,484 @@
+"""
+The hot path: how a step or persona starts, pauses, resumes and ends.
+
+Every decorated call and every scope goes through these few functions, so they are
+written for speed: no allocation that a disabled feature would not use, one lock-free
+`ContextVar` set per push, and OpenTelemetry touched only when a tracer exists.
+The decorator wrappers (`_core/wrappers.py`) and the scopes call them in this order::
+
+    frame = enter(defn)          # span started, frame pushed
+    pop(frame) / push(frame)     # generators only: around each yield to the caller
+    complete(frame, value)       # or: fail(frame, exc) inside the except block
+
+Steps with ``pre_step`` hooks start in two moves instead, ``prepare`` then ``push``, with
+the handlers in between (see `_hooks/hooked.py`). Every hook seam here is guarded by one flag
+of `_hooks.registry.ACTIVE`, so a process without hooks pays a flag read per seam.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import time
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode, format_span_id
+
+from .._accounting.budget import ErrorBoundary
+from .._accounting.usage import LEDGER_LOCK, Ledger
+from .._hooks import dispatch as _dispatch
+from .._hooks.registry import ACTIVE
+from ..exceptions import StepBudgetExhausted, StepEscalated
+from . import attributes as A
+from .config import SETTINGS, get_tracer
+from .context import CURRENT, ActivePersona, ActiveStep
+from .records import CompletedPersona, CompletedStep, StepStatus
+
+__all__ = ["complete", "enter", "fail", "fail_with", "outcome", "pop", "prepare", "push"]
+
+_set_span_in_context = trace.set_span_in_context
+_attach = otel_context.attach
+_get_current = otel_context.get_current
+_INTERNAL = trace.SpanKind.INTERNAL
+logger = logging.getLogger("agentsteps")
+_CANCELLING = (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit)
+# Statuses whose span is marked as an error; a denied step's caller gets StepDenied.
+_ERROR_STATUSES = (StepStatus.FAILED, StepStatus.ESCALATED, StepStatus.DENIED)
+
+
+def enter(defn: Any) -> ActiveStep | ActivePersona:
+    """Create the frame for one activation, start its span and make it current."""
+    parent = CURRENT.get()
+    frame: ActiveStep | ActivePersona = (
+        ActiveStep(defn, parent) if defn.is_step else ActivePersona(defn, parent)
+    )
+    tracer = get_tracer()
+    if tracer is not None:
+        span = _start_span(tracer, frame)
+        if span is not None:
+            frame._span = span
+            frame._otel_token = _attach(_set_span_in_context(span))
+    frame._ctx_token = CURRENT.set(frame)
+    if ACTIVE.persona_start and not defn.is_step:
+        error = _dispatch.persona_started(frame)  # type: ignore[arg-type]
+        if error is not None:
+            fail(frame, error)  # the persona ends (failed) before its body runs
+            raise error
+    return frame
+
+
+def prepare(defn: Any) -> ActiveStep:
+    """
+    Create a step's frame and start its span without making it current: `pre_step`
+    handlers run between this and `push`, and may deny the step (then it never runs).
+    """
+    frame = ActiveStep(defn, CURRENT.get())
+    tracer = get_tracer()
+    if tracer is not None:
+        frame._span = _start_span(tracer, frame)
+    return frame
+
+
+def _start_span(tracer: Any, frame: ActiveStep | ActivePersona) -> Any:
+    """Start the frame's span; ``None`` (the step runs untraced) if tracing fails."""
+    defn = frame._defn
+    try:
+        if SETTINGS.early_attributes:
+            return tracer.start_span(
+                defn.span_name, kind=_INTERNAL, attributes=_start_attributes(frame)
+            )
+        return tracer.start_span(defn.span_name, kind=_INTERNAL)
+    except Exception:
+        # A span processor's on_start raised (the SDK does not guard them). Telemetry
+        # must not break the program: the step runs, and is recorded, without a span.
+        logger.warning("could not start the span of %r; it runs untraced", defn.name, exc_info=True)
+        return None
+
+
+def _start_attributes(frame: ActiveStep | ActivePersona) -> dict[str, Any]:
+    """What a sampler may want to see: operation, agent (persona) and requested model."""
+    defn = frame._defn
+    attributes: dict[str, Any] = defn.span_attributes
+    persona = frame._persona
+    if defn.is_step and (persona is not None or (defn.model is None and frame._model)):
+        attributes = dict(attributes)
+        if persona is not None:
+            attributes[A.GEN_AI_AGENT_NAME] = persona._defn.name
+        if defn.model is None and frame._model:
+            attributes[A.GEN_AI_REQUEST_MODEL] = frame._model
+    return attributes
+
+
+def push(frame: ActiveStep | ActivePersona) -> None:
+    """Make a paused frame current again (a generator step resumes)."""
+    span = frame._span
+    if span is not None:
+        # A consumer usually resumes a generator from the same context every time; then
+        # the span's context built last time is still exact, and building it again (a
+        # dict copy) is most of what a resume costs.
+        consumer = _get_current()
+        if consumer is not frame._resume_parent:
+            frame._resume_parent = consumer
+            frame._resume_context = _set_span_in_context(span, consumer)
+        frame._otel_token = _attach(frame._resume_context)
+    frame._ctx_token = CURRENT.set(frame)
+
+
+def pop(frame: ActiveStep | ActivePersona) -> None:
+    """Stop a frame being current, restoring what was current before `push`/`enter`."""
+    try:
+        CURRENT.reset(frame._ctx_token)
+    except ValueError:
+        # The token belongs to another context (an async generator finalised by the event
+        # loop): put the parent back by hand rather than leave this frame current.
+        CURRENT.set(frame._parent)
+    token = frame._otel_token
+    if token is not None:
+        frame._otel_token = None
+        otel_context.detach(token)
+
+
+def complete(frame: ActiveStep | ActivePersona, value: Any, run_hooks: bool = True) -> Any:
+    """
+    End a frame whose body returned ``value``; returns what the caller should get.
+
+    ``post_step`` handlers run here unless ``run_hooks`` is false (an async step's
+    wrapper has awaited them already, see `_hooks/hooked.py`).
+    """
+    if frame._defn.is_step:
+        ledger = frame._ledger
+        if ledger.exhausted is not None and not ledger.delivered:
+            # Usage observed from outside (another library's span) took the step over its
+            # budget while it ran: its exit is the checkpoint where that is raised.
+            exc = exhaustion_error(frame, ledger, ledger.exhausted)  # type: ignore[arg-type]
+            return fail_with(frame, exc)
+        if ACTIVE.post_step and run_hooks:
+            value, error = _dispatch.post_step(frame, value)  # type: ignore[arg-type]
+            if error is not None:
+                return fail_with(frame, error)
+    pop(frame)
+    _end(frame, StepStatus.COMPLETED, None)
+    return value
+
+
+def fail_with(frame: ActiveStep | ActivePersona, exc: BaseException) -> Any:
+    """End a current frame with ``exc`` raised at its exit; the step's default if swallowed."""
+    try:
+        raise exc
+    except BaseException as raised:
+        if fail(frame, raised):
+            return frame._defn.default
+        raise
+
+
+def fail(frame: ActiveStep | ActivePersona, exc: BaseException) -> bool:
+    """
+    End a frame that an exception is leaving; call it inside the ``except`` block.
+
+    Returns True when the caller should swallow ``exc`` and return the step's default
+    (a ``"continue"`` boundary). Raises `StepEscalated` for an ``"escalate"`` boundary.
+    Otherwise returns False and the caller re-raises ``exc`` unchanged (unless a
+    ``step_error`` handler's error is raised instead, see `_hooks/dispatch.py`).
+    """
+    pop(frame)
+    status, error = outcome(frame, exc)
+    hook_error = None
+    if ACTIVE.step_failure and status is not StepStatus.SKIPPED and frame._defn.is_step:
+        hook_error = _dispatch.step_failed(frame, status, error)  # type: ignore[arg-type]
+    _end(frame, status, error)
+    if hook_error is not None:
+        raise hook_error
+    if error is not exc:
+        raise error
+    return status is StepStatus.SKIPPED
+
+
+def outcome(
+    frame: ActiveStep | ActivePersona, exc: BaseException
+) -> tuple[StepStatus, BaseException]:
+    """
+    How a frame that ``exc`` is leaving ends, and what its caller sees: ``exc`` itself,
+    or a `StepEscalated` for a step whose own budget ran out under ``"escalate"``.
+    """
+    defn = frame._defn
+    own: BaseException | None = exc
+    if defn.is_step and _EXCEPTION_GROUP is not None and isinstance(exc, _EXCEPTION_GROUP):
+        # asyncio.TaskGroup reports a child's error in a group: when everything in it is
+        # this step's own exhaustion, the step's boundary still decides.
+        own = _sole_exhaustion(exc, frame._ledger)
+    if (
+        defn.is_step
+        and isinstance(own, StepBudgetExhausted)
+        and own._origin is frame._ledger
+        and not isinstance(own, StepEscalated)
+    ):
+        boundary = defn.boundary
+        if boundary is ErrorBoundary.CONTINUE:
+            return StepStatus.SKIPPED, exc
+        if boundary is ErrorBoundary.ESCALATE:
+            escalated = StepEscalated(**own._fields())
+            escalated._origin = frame._ledger
+            escalated.__cause__ = exc
+            return StepStatus.ESCALATED, escalated
+        return StepStatus.FAILED, exc
+    if isinstance(exc, _CANCELLING) or not isinstance(exc, Exception):
+        return StepStatus.CANCELLED, exc
+    return StepStatus.FAILED, exc
+
+
+_EXCEPTION_GROUP: Any = getattr(builtins, "BaseExceptionGroup", None)  # Python 3.11+
+
+
+def _sole_exhaustion(group: Any, ledger: Ledger) -> BaseException | None:
+    """The first exhaustion in ``group`` if every exception in it is ``ledger``'s own."""
+    mine, rest = group.split(
+        lambda e: (
+            isinstance(e, StepBudgetExhausted)
+            and e._origin is ledger
+            and not isinstance(e, StepEscalated)
+        )
+    )
+    if mine is None or rest is not None:
+        return None
+    while isinstance(mine, _EXCEPTION_GROUP):
+        mine = mine.exceptions[0]
+    return mine  # type: ignore[no-any-return]
+
+
+def end_detached(
+    frame: ActiveStep | ActivePersona, status: StepStatus, exc: BaseException | None
+) -> None:
+    """
+    End a frame that is not current: a generator closed between two resumes, a step
+    denied before it started, an async step whose hooks were awaited after `pop`.
+    """
+    _end(frame, status, exc)
+
+
+def exhaustion_error(
+    frame: ActiveStep,
+    ledger: Ledger,
+    limit: str,
+    consumed: tuple[int, int, int] | None = None,
+) -> StepBudgetExhausted:
+    """
+    The typed error for ``frame`` going over ``limit``; marks it delivered.
+
+    ``consumed`` is (tokens, nano-dollars, calls) as the caller read them under the lock
+    when the limit was crossed; without it the ledger is read now, which may already
+    include records other threads made since.
+    """
+    with LEDGER_LOCK:
+        ledger.delivered = True
+        if consumed is None:
+            consumed = (ledger.input + ledger.output, ledger.nanos, ledger.calls)
+    tokens, nanos, calls = consumed
+    budget = frame._defn.budget
+    trace_id, span_id = frame.trace_id, frame.span_id
+    exc = StepBudgetExhausted(
+        step=frame._defn.name,
+        function=frame._defn.function,
+        persona=frame.persona,
+        limit=limit,
+        limit_value=getattr(budget, limit),
+        consumed_tokens=tokens,
+        consumed_usd=nanos / 1_000_000_000,
+        llm_calls=calls,
+        error_boundary=frame._defn.boundary.value,
+        trace_id=trace_id,
+        span_id=span_id,
+    )
+    exc._origin = ledger
+    return exc
+
+
+def _end(
+    frame: ActiveStep | ActivePersona,
+    status: StepStatus,
+    exc: BaseException | None,
+    run_hooks: bool = True,
+) -> None:
+    if ACTIVE.persona_end and run_hooks and not frame._defn.is_step:
+        # Before the span ends, so the handlers' span events land on it; their error (strict
+        # mode) is raised once the persona has ended all the same.
+        error = _dispatch.persona_ended(frame, status, exc)  # type: ignore[arg-type]
+        _end(frame, status, exc, False)
+        if error is not None:
+            raise error
+        return
+    span = frame._span
+    run = frame._run
+    is_step = frame._defn.is_step
+    if span is not None:
+        try:
+            if span.is_recording():
+                _finish_span(frame, span, status, exc)
+            else:
+                span.end()
+        except Exception:
+            # A span processor's on_end raised (the SDK does not guard them): the step's
+            # outcome and its record must not depend on telemetry.
+            logger.warning("could not end the span of %r", frame._defn.name, exc_info=True)
+    if run is not None:
+        _deliver(frame, run, status, exc, is_step)
+
+
+def _finish_span(
+    frame: ActiveStep | ActivePersona, span: Any, status: StepStatus, exc: BaseException | None
+) -> None:
+    ledger = frame._ledger
+    # Unlocked first look: counters only grow, and a step that recorded nothing is the
+    # common case. The figures themselves are read under the lock.
+    has_usage = ledger.calls or ledger.input or ledger.output or ledger.nanos
+    if has_usage:
+        usage: dict[str, Any] = {}
+        with LEDGER_LOCK:
+            _usage_attributes(usage, ledger)
+            last_model = ledger.last_model
+    if not has_usage and exc is None:
+        # The common case (a step that ended without error and spent nothing itself or
+        # below): its attributes are the same every time, so they are built once.
+        span.set_attributes(_static_end_attributes(frame, status))
+        span.end()
+        return
+    attributes = _static_end_attributes(frame, status).copy()
+    if has_usage:
+        attributes.update(usage)
+    if has_usage and last_model is not None:
+        attributes[A.GEN_AI_RESPONSE_MODEL] = last_model
+    if exc is not None and status is not StepStatus.COMPLETED:
+        if status is StepStatus.SKIPPED:
+            span.add_event(A.EVENT_BUDGET_EXHAUSTED, _exhaustion_event(exc))
+        elif status in _ERROR_STATUSES:
+            attributes[A.ERROR_TYPE] = type(exc).__qualname__
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        else:
+            attributes[A.ERROR_TYPE] = type(exc).__qualname__
+        if isinstance(exc, StepBudgetExhausted) and exc._origin is ledger:
+            attributes[A.BUDGET_EXHAUSTED_LIMIT] = exc.limit
+    span.set_attributes(attributes)
+    span.end()
+
+
+_END_CACHE_LIMIT = 64
+
+
+def _static_end_attributes(frame: ActiveStep | ActivePersona, status: StepStatus) -> dict[str, Any]:
+    """
+    The attributes a span ends with that depend only on the definition, persona, model and
+    status, cached on the definition (never mutate the result).
+    """
+    defn = frame._defn
+    persona = frame._persona
+    early = SETTINGS.early_attributes
+    key = (status, None if persona is None else persona._defn.name, frame._model, early)
+    cached = defn.end_cache.get(key)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    attributes: dict[str, Any] = dict(defn.end_attributes)
+    if not early:
+        attributes.update(_start_attributes(frame))
+    attributes[A.STEP_STATUS if defn.is_step else A.PERSONA_STATUS] = status.value
+    if len(defn.end_cache) < _END_CACHE_LIMIT:  # bounded: personas x models x statuses
+        defn.end_cache[key] = attributes
+    return attributes
+
+
+def _usage_attributes(attributes: dict[str, Any], ledger: Ledger) -> None:
+    sub = A.SUBTREE_USAGE
+    own = A.SELF_USAGE
+    attributes[sub["input_tokens"]] = ledger.input
+    attributes[sub["output_tokens"]] = ledger.output
+    attributes[sub["cache_read_tokens"]] = ledger.cache_read
+    attributes[sub["cache_write_tokens"]] = ledger.cache_write
+    attributes[sub["reasoning_tokens"]] = ledger.reasoning
+    attributes[sub["cost_usd"]] = ledger.nanos / 1_000_000_000
+    attributes[sub["llm_calls"]] = ledger.calls
+    attributes[sub["unpriced_calls"]] = ledger.unpriced
+    attributes[own["input_tokens"]] = ledger.self_input
+    attributes[own["output_tokens"]] = ledger.self_output
+    attributes[own["cache_read_tokens"]] = ledger.self_cache_read
+    attributes[own["cache_write_tokens"]] = ledger.self_cache_write
+    attributes[own["reasoning_tokens"]] = ledger.self_reasoning
+    attributes[own["cost_usd"]] = ledger.self_nanos / 1_000_000_000
+    attributes[own["llm_calls"]] = ledger.self_calls
+    attributes[own["unpriced_calls"]] = ledger.self_unpriced
+
+
+def _exhaustion_event(exc: BaseException) -> dict[str, Any]:
+    if not isinstance(exc, StepBudgetExhausted):
+        return {"exception.type": type(exc).__qualname__, "exception.message": str(exc)}
+    return {
+        "exception.type": type(exc).__qualname__,
+        "exception.message": str(exc),
+        "agentsteps.budget.limit": exc.limit,
+        "agentsteps.budget.limit_value": exc.limit_value,
+        "agentsteps.budget.consumed_tokens": exc.consumed_tokens,
+        "agentsteps.budget.consumed_usd": exc.consumed_usd,
+        "agentsteps.budget.llm_calls": exc.llm_calls,
+    }
+
+
+def _deliver(
+    frame: ActiveStep | ActivePersona,
+    run: Any,
+    status: StepStatus,
+    exc: BaseException | None,
+    is_step: bool,
+) -> None:
+    ledger = frame._ledger
+    with LEDGER_LOCK:
+        subtree = ledger.usage()
+        own = ledger.self_usage()
+        last_model = ledger.last_model
+    end = time.time_ns()
+    trace_id, span_id = frame.trace_id, frame.span_id
+    parent = frame._parent
+    error = None if exc is None else f"{type(exc).__name__}: {exc}"
+    if is_step:
+        assert isinstance(frame, ActiveStep)
+        parent_step = frame._parent_step
+        parent_ctx = getattr(frame._span, "parent", None)
+        parent_span_id = None if parent_ctx is None else format_span_id(parent_ctx.span_id)
+        run._add_step(
+            CompletedStep(
+                name=frame._defn.name,
+                function=frame._defn.function,
+                persona=frame.persona,
+                model=last_model or frame._model,
+                status=status,
+                error=error,
+                start_time=frame._start_ns / 1e9,
+                end_time=end / 1e9,
+                usage=own,
+                subtree_usage=subtree,
+                budget=frame._defn.budget,
+                error_boundary=frame._defn.boundary.value,
+                step_id=frame._id,
+                parent_id=None if parent is None else parent._id,
+                parent=None if parent_step is None else parent_step._defn.name,
+                trace_id=trace_id,
+                span_id=span_id,
+                parent_span_id=parent_span_id,
+            )
+        )
+    else:
+        run._add_persona(
+            CompletedPersona(
+                name=frame._defn.name,
+                function=frame._defn.function,
+                status=status,
+                error=error,
+                start_time=frame._start_ns / 1e9,
+                end_time=end / 1e9,
+                subtree_usage=subtree,
+                persona_id=frame._id,
+                parent_id=None if parent is None else parent._id,
+                trace_id=trace_id,
+                span_id=span_id,
+            )
+        )

@@ -1,0 +1,188 @@
+"""The `@step` decorator and `step_scope`: units of agent work with a budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, Literal, ParamSpec, TypeVar, overload
+
+from .._accounting.budget import Budget, ErrorBoundary
+from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
+from .._hooks.registry import ACTIVE
+from .context import ActiveStep
+from .definitions import NOT_SET, StepDefinition, check_name
+from .lifecycle import complete, enter, fail
+from .scope import FrameScope
+from .wrappers import decorate
+
+__all__ = ["step", "step_scope"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+BoundaryName = Literal["fail", "continue", "escalate"] | ErrorBoundary
+BudgetArg = Budget | Mapping[str, Any] | None
+
+
+@overload
+def step(func: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    budget: BudgetArg = None,
+    error_boundary: BoundaryName = "fail",
+    default: Any = NOT_SET,
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def step(
+    func: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    budget: BudgetArg = None,
+    error_boundary: BoundaryName = "fail",
+    default: Any = NOT_SET,
+) -> Any:
+    """
+    Run each call of the decorated function as a step: a unit of agent work with a
+    name, a model, a budget and an error boundary, traced as an OpenTelemetry span.
+
+    Works on plain functions, ``async def``, generators, async generators and methods
+    (instance, class, static), bare (``@step``) or called (``@step(...)``). The step's
+    budget covers everything it calls, nested steps included.
+
+    Args:
+        name: The step's name; defaults to the function's ``__qualname__``.
+        model: The model the step uses (nested steps without one inherit it).
+        budget: A `Budget`, or a dict with the same keys (``max_tokens``, ``max_usd``,
+            ``max_llm_calls``).
+        error_boundary: What the caller sees when this step's budget runs out:
+            ``"fail"`` (`StepBudgetExhausted` propagates), ``"continue"`` (the step
+            returns ``default``, status ``skipped``) or ``"escalate"`` (`StepEscalated`).
+        default: What a ``"continue"`` step returns when its budget runs out
+            (``None`` if not given). Only valid with ``error_boundary="continue"``.
+
+    Raises:
+        TypeError, ValueError: At decoration time, for a bad argument (the message
+            names it).
+
+    Example:
+        >>> from agentsteps import Budget, record_usage, step
+        >>> @step(model="claude-haiku-4-5", budget=Budget(max_tokens=100),
+        ...       error_boundary="continue", default="(skipped)")
+        ... def summarize(text):
+        ...     record_usage(input_tokens=90, output_tokens=30, cost_usd=0.0001)
+        ...     return "summary"
+        >>> summarize("a long diff")
+        '(skipped)'
+
+    .. versionadded:: 0.1.0
+    """
+    if name is not None:
+        check_name(name, "@step")
+
+    def make(qualname: str) -> StepDefinition:
+        return StepDefinition(
+            name=qualname if name is None else name,
+            function=qualname,
+            model=model,
+            budget=budget,
+            error_boundary=error_boundary,
+            default=default,
+        )
+
+    if func is not None:
+        return decorate("step", func, make)
+
+    def decorator(fn: Callable[P, R]) -> Callable[P, R]:
+        return decorate("step", fn, make)  # type: ignore[no-any-return]
+
+    return decorator
+
+
+class step_scope(FrameScope):
+    """
+    Run a block as a step: the context-manager form of `@step`, for code that is not a
+    function of its own. Works with ``with`` and ``async with``; ``as`` gives the
+    `ActiveStep`.
+
+    Under ``error_boundary="continue"`` an exhausted budget ends the block early and
+    execution resumes after it (the exception is swallowed), status ``skipped``.
+
+    Example:
+        >>> from agentsteps import Budget, record_usage, step_scope
+        >>> with step_scope("plan", budget=Budget(max_llm_calls=1),
+        ...                 error_boundary="continue") as plan:
+        ...     record_usage(model="m", input_tokens=1, output_tokens=1, cost_usd=0)
+        ...     record_usage(model="m", input_tokens=1, output_tokens=1, cost_usd=0)
+        ...     print("not reached")
+        >>> plan.subtree_usage.llm_calls
+        2
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ()
+    _kind = "step_scope"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        budget: BudgetArg = None,
+        error_boundary: BoundaryName = "fail",
+    ) -> None:
+        check_name(name, "step_scope()")
+        self._defn = StepDefinition(
+            name=name,
+            function=name,
+            model=model,
+            budget=budget,
+            error_boundary=error_boundary,
+        )
+        self._defn.is_scope = True
+        self._frame = None
+
+    def __enter__(self) -> ActiveStep:
+        self._check_not_active()
+        if ACTIVE.pre_step:
+            self._frame = enter_hooked(self._defn, (), {})[0]
+        else:
+            self._frame = enter(self._defn)
+        return self._frame  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> ActiveStep:
+        # Awaited here, not in __enter__, so that async pre_step handlers can run.
+        if not ACTIVE.pre_step:
+            return self.__enter__()
+        self._check_not_active()
+        self._frame = (await aenter_hooked(self._defn, (), {}))[0]
+        return self._frame  # type: ignore[no-any-return]
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        frame, self._frame = self._frame, None
+        if exc is None:
+            if ACTIVE.post_step:
+                await acomplete(frame, None)
+            else:
+                complete(frame, None)
+            return False
+        if ACTIVE.step_failure:
+            return await afail(frame, exc)
+        return fail(frame, exc)
+
+
+step.__module__ = "agentsteps"
+step_scope.__module__ = "agentsteps"

@@ -1,0 +1,428 @@
+"""
+Wrapping a function so each call runs as a step or persona: sync, async, generators.
+
+Generator steps are active only while the generator body runs: the frame is pushed
+around each ``next``/``send``/``throw`` and popped before the value goes back to the
+consumer, so code between two iterations never runs "inside" the step. That is why the
+generator wrappers are classes implementing the iterator protocols by hand rather than
+generator functions: a class can also tell an explicit ``close()`` (status
+``cancelled``) from the garbage collector dropping an unfinished generator
+(``abandoned``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sys
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import Any
+
+from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
+from .._hooks.registry import ACTIVE
+from .context import ActivePersona, ActiveStep
+from .lifecycle import complete, end_detached, enter, fail, pop, push
+from .records import StepStatus
+
+logger = logging.getLogger("agentsteps")
+
+__all__ = ["decorate", "wrap"]
+
+
+def decorate(kind: str, target: object, make: Callable[[str], Any]) -> Any:
+    """
+    Check what ``@kind`` was applied to, build its definition with ``make(qualname)``
+    and return the wrapper. Method descriptors are unwrapped and rebuilt.
+    """
+    if isinstance(target, (classmethod, staticmethod)):
+        return type(target)(decorate(kind, target.__func__, make))
+    if isinstance(target, type):
+        msg = (
+            f"@{kind} decorates functions and methods, not classes (got class "
+            f"{target.__name__!r}). Decorate the methods that do the work instead."
+        )
+        raise TypeError(msg)
+    if isinstance(target, str):
+        msg = (
+            f"@{kind}({target!r}): the name is a keyword argument. Instead, you want "
+            f"@{kind}(name={target!r})"
+        )
+        raise TypeError(msg)
+    if not callable(target):
+        msg = f"@{kind} must decorate a function (got {target!r} of type {type(target).__name__})"
+        raise TypeError(msg)
+    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    return wrap(target, make(qualname or repr(target)))
+
+
+def wrap(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
+    """Return the wrapper of ``fn`` that runs each call under ``defn``."""
+    if inspect.isasyncgenfunction(fn):
+        return _wrap_async_gen(fn, defn)
+    if inspect.isgeneratorfunction(fn):
+        return _wrap_gen(fn, defn)
+    if inspect.iscoroutinefunction(fn):
+        return _wrap_async(fn, defn)
+    return _wrap_sync(fn, defn)
+
+
+def _exception(typ: Any, val: Any) -> BaseException:
+    """The exception ``throw(typ, val)`` means, in every form the generator protocol allows."""
+    if val is None and isinstance(typ, BaseException):
+        return typ
+    if val is None:
+        return typ()  # type: ignore[no-any-return]
+    return val if isinstance(val, BaseException) else typ(val)
+
+
+def _wrap_sync(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
+    is_step = defn.is_step
+
+    @functools.wraps(fn)
+    def step_wrapper(*args: Any, **kwargs: Any) -> Any:
+        frame: ActiveStep | ActivePersona
+        if ACTIVE.pre_step and is_step:
+            frame, args, kwargs = enter_hooked(defn, args, kwargs)
+        else:
+            frame = enter(defn)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            if fail(frame, exc):
+                return defn.default
+            raise
+        return complete(frame, result)
+
+    return step_wrapper
+
+
+def _wrap_async(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
+    is_step = defn.is_step
+
+    # Hooks are awaited here rather than in the (sync) lifecycle functions, so that
+    # async handlers can run; each seam still costs one flag read when there are none.
+    @functools.wraps(fn)
+    async def step_wrapper(*args: Any, **kwargs: Any) -> Any:
+        frame: ActiveStep | ActivePersona
+        if ACTIVE.pre_step and is_step:
+            frame, args, kwargs = await aenter_hooked(defn, args, kwargs)
+        else:
+            frame = enter(defn)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            if await afail(frame, exc) if ACTIVE.step_failure else fail(frame, exc):
+                return defn.default
+            raise
+        if ACTIVE.post_step:
+            return await acomplete(frame, result)
+        return complete(frame, result)
+
+    return step_wrapper
+
+
+def _wrap_gen(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def step_wrapper(*args: Any, **kwargs: Any) -> StepGenerator:
+        return StepGenerator(fn, args, kwargs, defn)
+
+    return step_wrapper
+
+
+def _wrap_async_gen(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def step_wrapper(*args: Any, **kwargs: Any) -> StepAsyncGenerator:
+        return StepAsyncGenerator(fn, args, kwargs, defn)
+
+    return step_wrapper
+
+
+class StepGenerator(Generator[Any, Any, Any]):
+    """A generator whose body runs as a step, one activation from first ``next`` to its end."""
+
+    __slots__ = ("_args", "_defn", "_done", "_fn", "_frame", "_gen", "_kwargs")
+
+    def __init__(self, fn: Callable[..., Any], args: Any, kwargs: Any, defn: Any) -> None:
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+        self._defn = defn
+        self._gen: Generator[Any, Any, Any] | None = None
+        self._frame: Any = None
+        self._done = False
+
+    def __iter__(self) -> StepGenerator:
+        return self
+
+    def __next__(self) -> Any:
+        return self._resume(None, None)
+
+    def send(self, value: Any) -> Any:
+        """Resume the body with ``value``, inside the step."""
+        return self._resume(value, None)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        """Raise an exception at the paused ``yield``, inside the step."""
+        return self._resume(None, _exception(typ, val))
+
+    def _resume(self, value: Any, exc: BaseException | None) -> Any:
+        if self._done:
+            if exc is not None:
+                raise exc
+            raise StopIteration
+        frame = self._frame
+        if frame is None:
+            # First resume: this is when the step starts (and its body is created).
+            try:
+                if ACTIVE.pre_step and self._defn.is_step:
+                    frame, self._args, self._kwargs = enter_hooked(
+                        self._defn, self._args, self._kwargs
+                    )
+                else:
+                    frame = enter(self._defn)
+            except BaseException:
+                self._done = True  # denied, or a strict hook failed: the body never runs
+                raise
+            self._frame = frame
+            try:
+                self._gen = self._fn(*self._args, **self._kwargs)
+            except BaseException as error:
+                self._done = True
+                if fail(frame, error):
+                    raise StopIteration(self._defn.default) from None
+                raise
+        else:
+            push(frame)
+        gen = self._gen
+        assert gen is not None
+        try:
+            item = gen.send(value) if exc is None else gen.throw(exc)
+        except StopIteration as stop:
+            self._done = True
+            result = complete(frame, stop.value)
+            raise StopIteration(result) from None
+        except BaseException as error:
+            self._done = True
+            if fail(frame, error):
+                raise StopIteration(self._defn.default) from None
+            raise
+        pop(frame)
+        return item
+
+    def close(self) -> None:
+        """Close the generator early: the step ends with status ``cancelled``."""
+        self._finish(StepStatus.CANCELLED)
+
+    def _finish(self, status: StepStatus) -> None:
+        if self._done:
+            return
+        self._done = True
+        frame = self._frame
+        if frame is None:
+            return  # never started: there was no step
+        gen = self._gen
+        assert gen is not None
+        push(frame)
+        try:
+            gen.close()
+        except BaseException as error:
+            fail(frame, error)
+            raise
+        pop(frame)
+        end_detached(frame, status, None)
+
+    def __del__(self) -> None:
+        if not self._done and self._frame is not None:
+            self._finish(StepStatus.ABANDONED)
+
+
+class StepAsyncGenerator(AsyncGenerator[Any, Any]):
+    """An async generator whose body runs as a step, from first ``anext`` to its end."""
+
+    __slots__ = (
+        "__weakref__",
+        "_abandoned",
+        "_agen",
+        "_args",
+        "_defn",
+        "_done",
+        "_finalizer",
+        "_fn",
+        "_frame",
+        "_kwargs",
+    )
+
+    def __init__(self, fn: Callable[..., Any], args: Any, kwargs: Any, defn: Any) -> None:
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+        self._defn = defn
+        self._agen: AsyncGenerator[Any, Any] | None = None
+        self._frame: Any = None
+        self._done = False
+        self._abandoned = False
+        self._finalizer: Callable[[Any], Any] | None = None
+
+    def __aiter__(self) -> StepAsyncGenerator:
+        return self
+
+    def __anext__(self) -> Any:
+        return self._resume(None, None)
+
+    def asend(self, value: Any) -> Any:
+        """Resume the body with ``value``, inside the step."""
+        return self._resume(value, None)
+
+    def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        """Raise an exception at the paused ``yield``, inside the step."""
+        return self._resume(None, _exception(typ, val))
+
+    async def _resume(self, value: Any, exc: BaseException | None) -> Any:
+        if self._done:
+            if exc is not None:
+                raise exc
+            raise StopAsyncIteration
+        frame = self._frame
+        if frame is None:
+            # Tell the event loop about us like a native async generator does, so that
+            # loop shutdown closes us (and the garbage collector can hand us back to it).
+            firstiter, self._finalizer = sys.get_asyncgen_hooks()
+            if firstiter is not None:
+                firstiter(self)
+            try:
+                if ACTIVE.pre_step and self._defn.is_step:
+                    frame, self._args, self._kwargs = await aenter_hooked(
+                        self._defn, self._args, self._kwargs
+                    )
+                else:
+                    frame = enter(self._defn)
+            except BaseException:
+                self._done = True  # denied, or a strict hook failed: the body never runs
+                raise
+            self._frame = frame
+            try:
+                self._agen = self._fn(*self._args, **self._kwargs)
+            except BaseException as error:
+                self._done = True
+                if await afail(frame, error) if ACTIVE.step_failure else fail(frame, error):
+                    raise StopAsyncIteration from None
+                raise
+            awaitable = _first_step(self._agen, value, exc)
+        else:
+            push(frame)
+            agen = self._agen
+            assert agen is not None
+            awaitable = agen.asend(value) if exc is None else agen.athrow(exc)
+        try:
+            item = await awaitable
+        except StopAsyncIteration:
+            self._done = True
+            if ACTIVE.post_step:
+                await acomplete(frame, None, "an async generator")
+            else:
+                complete(frame, None)
+            raise
+        except BaseException as error:
+            self._done = True
+            if await afail(frame, error) if ACTIVE.step_failure else fail(frame, error):
+                raise StopAsyncIteration from None
+            raise
+        pop(frame)
+        return item
+
+    async def aclose(self) -> None:
+        """Close early: the step ends ``cancelled`` (``abandoned`` when garbage collected)."""
+        if self._done:
+            return
+        self._done = True
+        frame = self._frame
+        if frame is None:
+            return
+        agen = self._agen
+        assert agen is not None
+        push(frame)
+        try:
+            await agen.aclose()
+        except BaseException as error:
+            if ACTIVE.step_failure:
+                await afail(frame, error)
+            else:
+                fail(frame, error)
+            raise
+        pop(frame)
+        status = StepStatus.ABANDONED if self._abandoned else StepStatus.CANCELLED
+        end_detached(frame, status, None)
+
+    def __del__(self) -> None:
+        if self._done or self._frame is None:
+            return
+        self._abandoned = True
+        finalizer = self._finalizer
+        if finalizer is not None:
+            # The loop schedules aclose() for us, as it does for native async generators;
+            # through a reaper, which ends the step itself if that never happens (the loop
+            # is closed, or cancels the closing task before it starts at shutdown).
+            finalizer(_Reaper(self))
+            return
+        self._abandon_now()
+
+    def _abandon_now(self) -> None:
+        """End the step without an event loop: the body's cleanup runs up to its first await."""
+        if self._done or self._frame is None:
+            return
+        self._done = True
+        frame, agen = self._frame, self._agen
+        if agen is not None:
+            push(frame)
+            try:
+                closing = agen.aclose()
+                try:
+                    closing.send(None)
+                except StopIteration:
+                    pass
+                else:
+                    closing.close()  # the cleanup awaits, and there is no loop to finish it
+            except BaseException:
+                logger.warning(
+                    "cleanup of abandoned async generator step %r failed",
+                    frame.name,
+                    exc_info=True,
+                )
+            finally:
+                pop(frame)
+        end_detached(frame, StepStatus.ABANDONED, None)
+
+
+class _Reaper:
+    """What an event loop is given to close an abandoned `StepAsyncGenerator`."""
+
+    __slots__ = ("__weakref__", "_gen")
+
+    def __init__(self, gen: StepAsyncGenerator) -> None:
+        self._gen = gen
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+    def __del__(self) -> None:
+        # After aclose() ran this does nothing; if it never ran, the step still ends.
+        self._gen._abandon_now()
+
+
+def _first_step(agen: Any, value: Any, exc: BaseException | None) -> Any:
+    """
+    The first ``asend``/``athrow`` of a body's async generator, hidden from the event loop.
+
+    Native async generators register with the loop on their first step, so that loop
+    shutdown (or the garbage collector) closes them. The body's generator must not: the
+    loop would close it outside the step, and its cleanup code would run, and record
+    usage, with the step not active. `StepAsyncGenerator` registers itself instead and
+    closes the body inside the step.
+    """
+    hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=None, finalizer=None)
+    try:
+        return agen.asend(value) if exc is None else agen.athrow(exc)
+    finally:
+        sys.set_asyncgen_hooks(*hooks)

@@ -1,0 +1,1 @@
+"""Across processes: trace and budget propagation in and out, usage sent back."""

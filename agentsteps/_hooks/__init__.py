@@ -1,0 +1,1 @@
+"""Hooks: the registry, registration API, event objects, and running handlers at each seam."""

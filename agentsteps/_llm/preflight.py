@@ -1,0 +1,196 @@
+"""What a model call may still spend: the pre-flight check and the output headroom."""
+
+from __future__ import annotations
+
+from .._accounting.budget import NANOS_PER_USD
+from .._accounting.pricing import price_usage
+from .._accounting.usage import LEDGER_LOCK
+from .._core.context import ActivePersona, ActiveStep
+from .._core.lifecycle import exhaustion_error
+from .._hooks import dispatch as _dispatch
+from .._hooks.registry import ACTIVE
+
+__all__ = ["affordable_output", "headroom", "preflight", "price_call", "raise_pending"]
+
+_TOKENS_PER_PROBE = 1_000_000
+
+
+def _chain(frame: ActiveStep | ActivePersona) -> list[ActiveStep]:
+    """The steps with a budget from ``frame`` outwards, innermost first."""
+    steps: list[ActiveStep] = []
+    f: ActiveStep | ActivePersona | None = frame
+    while f is not None:
+        if isinstance(f, ActiveStep) and f._ledger.has_limits:
+            steps.append(f)
+        f = f._parent
+    return steps
+
+
+def headroom(frame: ActiveStep | ActivePersona) -> tuple[int | None, int | None]:
+    """Tokens and nano-dollars left under the tightest enclosing budget (None: no limit)."""
+    tokens: int | None = None
+    nanos: int | None = None
+    with LEDGER_LOCK:
+        for step in _chain(frame):
+            t, n, _ = step._ledger.remaining()
+            if t is not None:
+                tokens = t if tokens is None else min(tokens, t)
+            if n is not None:
+                nanos = n if nanos is None else min(nanos, n)
+    return tokens, nanos
+
+
+def price_call(
+    model: str | None,
+    response_model: str | None,
+    provider: str | None,
+    counts: tuple[int, ...],
+) -> tuple[int, str]:
+    """
+    Price one call's token counts (input, output, cache read, cache write, reasoning).
+
+    The requested model first: it is the name users register prices under. The
+    provider's answer (often a dated snapshot name) only when that one has no price.
+    """
+    inp, out, cread, cwrite, reason = counts
+    nanos, source = price_usage(
+        model,
+        input_tokens=inp,
+        output_tokens=out,
+        cache_read_tokens=cread,
+        cache_write_tokens=cwrite,
+        reasoning_tokens=reason,
+        provider=provider,
+    )
+    if source == "unknown" and response_model is not None and response_model != model:
+        nanos, source = price_usage(
+            response_model,
+            input_tokens=inp,
+            output_tokens=out,
+            cache_read_tokens=cread,
+            cache_write_tokens=cwrite,
+            reasoning_tokens=reason,
+            provider=provider,
+        )
+    return nanos, source
+
+
+def _probe(model: str | None, provider: str | None, inp: int, out: int) -> tuple[int, str]:
+    return price_usage(
+        model,
+        input_tokens=inp,
+        output_tokens=out,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        reasoning_tokens=0,
+        provider=provider,
+    )
+
+
+def affordable_output(
+    model: str | None, provider: str | None, inp: int, nanos_left: int
+) -> int | None:
+    """The most output tokens ``nanos_left`` pays for after ``inp`` input (None: unpriced)."""
+    base, source = _probe(model, provider, inp, 0)
+    if source == "unknown":
+        return None
+    if base > nanos_left:
+        return 0
+    per_probe = _probe(model, provider, inp, _TOKENS_PER_PROBE)[0] - base
+    if per_probe <= 0:
+        return None  # output is free: dollars do not limit it
+    guess = (nanos_left - base) * _TOKENS_PER_PROBE // per_probe
+
+    def fits(out: int) -> bool:
+        return _probe(model, provider, inp, out)[0] <= nanos_left
+
+    # The guess is off by rounding at most; settle it exactly (cost grows with output).
+    if fits(guess):
+        lo, hi = guess, guess + 1
+        while fits(hi):
+            lo, hi = hi, hi * 2
+    else:
+        lo, hi = 0, guess
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def raise_pending(frame: ActiveStep | ActivePersona) -> None:
+    """Raise an exhaustion observed earlier (a captured span) that nobody raised yet."""
+    found: ActiveStep | None = None
+    limit = ""
+    consumed = (0, 0, 0)
+    with LEDGER_LOCK:
+        f: ActiveStep | ActivePersona | None = frame
+        while f is not None:
+            led = f._ledger
+            if led.exhausted is not None and not led.delivered and isinstance(f, ActiveStep):
+                found, limit = f, led.exhausted
+                consumed = (led.input + led.output, led.nanos, led.calls)
+            f = f._parent
+        if found is not None:
+            found._ledger.delivered = True
+    if found is not None:
+        raise exhaustion_error(found, found._ledger, limit, consumed)
+
+
+def preflight(
+    frame: ActiveStep | ActivePersona, model: str | None, provider: str | None, est: int
+) -> None:
+    """Refuse a call that an enclosing budget cannot afford, before it is made."""
+    with LEDGER_LOCK:
+        state = [
+            (
+                step,
+                step._ledger.remaining(),
+                step._ledger.input + step._ledger.output,
+                step._ledger.nanos,
+                step._ledger.calls,
+            )
+            for step in _chain(frame)
+        ]
+    refused: tuple[ActiveStep, str, str] | None = None
+    probe: tuple[int, str] | None = None
+    # Innermost first; the last refusal found is the outermost step's, which dominates.
+    for step, (tokens, nanos, calls), used, spent, made in state:
+        budget = step._defn.budget
+        if tokens is not None and tokens <= est:
+            detail = f"{used} of {budget.max_tokens} tokens used"
+            if est:
+                detail += f", and the call's {est} input tokens leave no room for output"
+            refused = (step, "max_tokens", detail)
+            continue
+        if nanos is not None:
+            if probe is None:
+                probe = _probe(model, provider, est, 1)
+            cost, source = probe
+            if (source == "unknown" and nanos == 0) or (source != "unknown" and cost > nanos):
+                detail = f"${spent / NANOS_PER_USD:.4f} of ${budget.max_usd:.4f} spent"
+                if source != "unknown" and cost:
+                    detail += (
+                        f", and {est} input tokens plus one output token would cost "
+                        f"${cost / NANOS_PER_USD:.6f}"
+                    )
+                refused = (step, "max_usd", detail)
+                continue
+        if calls is not None and calls == 0:
+            refused = (step, "max_llm_calls", f"{made} of {budget.max_llm_calls} calls made")
+    if refused is not None:
+        step, limit, detail = refused
+        exc = exhaustion_error(step, step._ledger, limit)
+        # Nothing was exceeded, nothing spent: say so rather than "exceeded (x > x)".
+        exc.args = (
+            f"step {step.name!r} refused a model call before making it: its {limit} "
+            f"budget cannot afford it ({detail})",
+        )
+        if ACTIVE.budget:
+            # A strict-mode handler's error wins, as for an overrun (see recording.charge).
+            error = _dispatch.after_refusal(step, exc)
+            if error is not None:
+                raise error
+        raise exc

@@ -1,0 +1,185 @@
+"""Metering a streamed answer: charged chunk by chunk, stopped when a budget runs out."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from .._accounting.recording import _count
+from .call import LLMCall
+
+__all__ = ["ametered", "metered"]
+
+T = TypeVar("T")
+
+_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+def metered(
+    stream: Iterable[T],
+    call: LLMCall,
+    *,
+    tokens: Callable[[T], int] | None = None,
+    usage: Callable[[T], object] | None = None,
+) -> Iterator[T]:
+    """
+    Pass a streamed answer through, charging each chunk to ``call`` before handing it on.
+
+    Every chunk is charged with `LLMCall.add_usage` and checked against every enclosing
+    budget, so a stream that runs over budget stops at the chunk that crossed the limit:
+    `StepBudgetExhausted` is raised from the loop, that chunk is not handed on, the
+    underlying stream is closed (the provider stops generating) and the step's span ends
+    with the usage charged so far. Breaking out of the loop closes the stream too.
+
+    The first chunk also charges the ``input_tokens`` estimate given to `llm_call` (the
+    provider bills the prompt as soon as it answers). When a chunk carries the provider's
+    final usage (``usage`` returns it), it replaces the running estimate with
+    `LLMCall.record`, so the call ends charged exactly what the provider reported.
+
+    Args:
+        stream: The provider's stream (any iterable of chunks).
+        call: The open `LLMCall` the stream belongs to.
+        tokens: How many output tokens a chunk adds. Defaults to one per chunk, the
+            granularity of OpenAI's and most chat streams; pass your own (for example
+            counting the chunk's text with a tokenizer) for an exact running figure.
+        usage: Reads a chunk's final usage, or returns ``None`` for chunks without one:
+            a `Mapping` or an object with ``input_tokens``, ``output_tokens``,
+            ``cache_read_tokens``, ``cache_write_tokens``, ``reasoning_tokens`` and
+            optionally ``cost_usd`` and ``model`` (as ``agentsteps.integrations``'
+            ``openai_usage`` returns for OpenAI chunks). The chunk that carries it is not
+            counted by ``tokens``.
+
+    Raises:
+        StepBudgetExhausted: From the iteration, when a chunk took a budget over.
+        TypeError: ``call`` is not an `LLMCall`, or ``tokens`` returned a non-int.
+
+    Example:
+        >>> from agentsteps import Budget, StepBudgetExhausted, llm_call, metered, step
+        >>> @step(model="m", budget=Budget(max_tokens=50), error_boundary="continue")
+        ... def write():
+        ...     words = []
+        ...     with llm_call(input_tokens=20) as call:
+        ...         for word in metered(iter(["lorem"] * 100), call, tokens=lambda w: 10):
+        ...             words.append(word)
+        ...     return words
+        >>> write() is None    # stopped at the chunk that crossed 50 tokens: skipped
+        True
+
+    .. versionadded:: 0.1.0
+    """
+    _check(call, "metered()")
+    return _metered(stream, call, tokens, usage)
+
+
+def ametered(
+    stream: AsyncIterable[T],
+    call: LLMCall,
+    *,
+    tokens: Callable[[T], int] | None = None,
+    usage: Callable[[T], object] | None = None,
+) -> AsyncIterator[T]:
+    """
+    The ``async for`` form of `metered`, for async clients' streams.
+
+    The underlying stream is closed with its ``aclose()`` (or an awaitable ``close()``)
+    when the budget stops it or the loop is left early.
+
+    .. versionadded:: 0.1.0
+    """
+    _check(call, "ametered()")
+    return _ametered(stream, call, tokens, usage)
+
+
+def _check(call: object, what: str) -> None:
+    if not isinstance(call, LLMCall):
+        msg = (
+            f"{what}: 'call' must be the LLMCall of an open llm_call() block (got {call!r} "
+            f"of type {type(call).__name__}); write 'with llm_call(...) as call:'"
+        )
+        raise TypeError(msg)
+
+
+def _metered(
+    stream: Iterable[T],
+    call: LLMCall,
+    tokens: Callable[[T], int] | None,
+    usage: Callable[[T], object] | None,
+) -> Iterator[T]:
+    iterator = iter(stream)
+    first = True
+    try:
+        for chunk in iterator:
+            _charge(call, chunk, tokens, usage, first)
+            first = False
+            yield chunk
+    finally:
+        closer = getattr(stream, "close", None) or getattr(iterator, "close", None)
+        if closer is not None:
+            closer()
+
+
+async def _ametered(
+    stream: AsyncIterable[T],
+    call: LLMCall,
+    tokens: Callable[[T], int] | None,
+    usage: Callable[[T], object] | None,
+) -> AsyncIterator[T]:
+    iterator = stream.__aiter__()
+    first = True
+    try:
+        async for chunk in iterator:
+            _charge(call, chunk, tokens, usage, first)
+            first = False
+            yield chunk
+    finally:
+        closer = (
+            getattr(stream, "aclose", None)
+            or getattr(stream, "close", None)
+            or getattr(iterator, "aclose", None)
+        )
+        if closer is not None:
+            result = closer()
+            if inspect.isawaitable(result):
+                await result
+
+
+def _charge(
+    call: LLMCall,
+    chunk: T,
+    tokens: Callable[[T], int] | None,
+    usage: Callable[[T], object] | None,
+    first: bool,
+) -> None:
+    final = None if usage is None else usage(chunk)
+    if final is not None:
+        _record_final(call, final)
+        return
+    out = (
+        1 if tokens is None else _count("output_tokens", tokens(chunk), "metered(): tokens(chunk)")
+    )
+    inp = 0
+    if first and call._input_estimate and call._totals[0] == 0:
+        inp = call._input_estimate
+    call.add_usage(input_tokens=inp, output_tokens=out)
+
+
+def _record_final(call: LLMCall, final: object) -> None:
+    get: Callable[[str], Any]
+    if isinstance(final, Mapping):
+        get = final.get
+    else:
+
+        def get(name: str) -> Any:
+            return getattr(final, name, None)
+
+    counts = {name: get(name) or 0 for name in (*_FIELDS, "reasoning_tokens")}
+    call.record(
+        **counts,
+        cost_usd=get("cost_usd"),
+        response_model=get("response_model") or get("model"),
+    )
+
+
+metered.__module__ = "agentsteps"
+ametered.__module__ = "agentsteps"

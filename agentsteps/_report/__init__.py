@@ -1,0 +1,1 @@
+"""Looking at a run: the report tree, its renderings, the HTML waterfall, the CLI."""

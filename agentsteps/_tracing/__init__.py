@@ -1,0 +1,1 @@
+"""Exporting spans: configure_tracing, failure-proof exporters, the JSONL trace file."""
