@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from opentelemetry import trace
@@ -323,3 +323,105 @@ class TestGeneratorContext:
         assert seen == [None, "v", None]
         assert trace.get_current_span() is trace.INVALID_SPAN
         assert spans.step("gen").attributes["agentsteps.step.status"] == "completed"  # type: ignore[index]
+
+    def test_scope_across_a_yield_stays_current_in_the_body(self, spans: Spans) -> None:
+        """A scope the body opens around a ``yield`` is still current when the body resumes:
+        usage and child steps there belong to it; the consumer never sees it."""
+        from agentsteps import current_step, run, step_scope
+
+        seen_in_body: list[str | None] = []
+        seen_by_consumer: list[object] = []
+
+        @step(name="child")
+        def child() -> None:
+            record_usage(model="m", input_tokens=1, output_tokens=1, cost_usd=0)
+
+        @step(name="gen")
+        def gen() -> Iterator[int]:
+            with step_scope("inner"):
+                yield 1
+                seen_in_body.append(agentsteps.current_step().name)  # type: ignore[union-attr]
+                record_usage(model="m", input_tokens=3, output_tokens=4, cost_usd=0)
+                child()
+                yield 2
+            seen_in_body.append(agentsteps.current_step().name)  # type: ignore[union-attr]
+            yield 3
+
+        with run() as r:
+            for _ in gen():
+                seen_by_consumer.append(current_step())
+        assert seen_in_body == ["inner", "gen"]
+        assert seen_by_consumer == [None, None, None]
+        by_name = {s.name: s for s in r.steps}
+        assert by_name["inner"].usage.total_tokens == 7
+        assert by_name["inner"].subtree_usage.total_tokens == 9
+        assert by_name["gen"].usage.total_tokens == 0
+        assert by_name["child"].parent == "inner"
+        inner_span = spans.step("inner")
+        assert spans.step("child").parent.span_id == inner_span.context.span_id  # type: ignore[union-attr]
+        assert inner_span.parent.span_id == spans.step("gen").context.span_id  # type: ignore[union-attr]
+
+    def test_async_scope_across_a_yield(self, spans: Spans) -> None:
+        """The same for an async generator step, with awaits inside the scope."""
+        from agentsteps import step_scope
+
+        seen: list[str | None] = []
+
+        @step(name="child")
+        async def child() -> None:
+            await asyncio.sleep(0)
+
+        @step(name="agen")
+        async def agen() -> AsyncIterator[int]:
+            async with step_scope("inner"):
+                yield 1
+                await asyncio.sleep(0)
+                seen.append(agentsteps.current_step().name)  # type: ignore[union-attr]
+                await child()
+                yield 2
+            seen.append(agentsteps.current_step().name)  # type: ignore[union-attr]
+
+        async def consume() -> list[object]:
+            outside = []
+            async for _ in agen():
+                outside.append(agentsteps.current_step())
+            return outside
+
+        assert asyncio.run(consume()) == [None, None]
+        assert seen == ["inner", "agen"]
+        assert spans.step("child").parent.span_id == spans.step("inner").context.span_id  # type: ignore[union-attr]
+
+    def test_body_scope_left_open_when_closed_early(self, spans: Spans) -> None:
+        """Closing the generator inside such a scope ends the scope, then the step."""
+        from agentsteps import StepStatus, run, step_scope
+
+        @step(name="gen")
+        def gen() -> Iterator[int]:
+            with step_scope("inner"):
+                yield 1
+                yield 2
+
+        with run() as r:
+            it = gen()
+            next(it)
+            it.close()
+        statuses = {s.name: s.status for s in r.steps}
+        assert statuses == {"inner": StepStatus.CANCELLED, "gen": StepStatus.CANCELLED}
+        assert agentsteps.current_step() is None
+
+    def test_consumer_context_vars_still_reach_the_body(self) -> None:
+        """Other context variables follow the consumer, as in a plain generator."""
+        import contextvars
+
+        var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+        @step(name="gen")
+        def gen() -> Iterator[str]:
+            yield var.get()
+            yield var.get()
+
+        it = gen()
+        first = next(it)
+        var.set("set by the consumer")
+        assert (first, next(it)) == ("unset", "set by the consumer")
+        assert list(it) == []

@@ -46,6 +46,8 @@ class _Frame:
     """What steps and personas share: identity, links, ledger, span."""
 
     __slots__ = (
+        "_body_context",
+        "_body_frame",
         "_ctx_token",
         "_defn",
         "_id",
@@ -53,7 +55,6 @@ class _Frame:
         "_model",
         "_otel_token",
         "_parent",
-        "_resume_context",
         "_resume_parent",
         "_run",
         "_span",
@@ -65,10 +66,12 @@ class _Frame:
     _span: Span | None
     _ctx_token: Any
     _otel_token: Any
-    # A generator step resumed from an unchanged consumer context reuses the OpenTelemetry
-    # context it built the last time (contexts are immutable): see lifecycle.push.
+    # Generator frames only (see lifecycle.suspend/resume): what the body had made current
+    # when it last yielded (its own frame is stored as None, never as a self-reference),
+    # and the consumer's OpenTelemetry context that the body's context was built on.
+    _body_frame: ActiveStep | ActivePersona | None
+    _body_context: Any
     _resume_parent: object
-    _resume_context: Any
     _start_ns: int
     _run: Run | None
     _ledger: Ledger

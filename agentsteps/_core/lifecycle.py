@@ -6,9 +6,9 @@ written for speed: no allocation that a disabled feature would not use, one lock
 `ContextVar` set per push, and OpenTelemetry touched only when a tracer exists.
 The decorator wrappers (`_core/wrappers.py`) and the scopes call them in this order::
 
-    frame = enter(defn)          # span started, frame pushed
-    pop(frame) / push(frame)     # generators only: around each yield to the caller
-    complete(frame, value)       # or: fail(frame, exc) inside the except block
+    frame = enter(defn)               # span started, frame pushed
+    suspend(frame) / resume(frame)    # generators only: around each yield to the caller
+    complete(frame, value)            # or: fail(frame, exc) inside the except block
 
 Steps with ``pre_step`` hooks start in two moves instead, ``prepare`` then ``push``, with
 the handlers in between (see `_hooks/hooked.py`). Every hook seam here is guarded by one flag
@@ -21,10 +21,12 @@ import asyncio
 import builtins
 import logging
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import Status, StatusCode, format_span_id
 
 from .._accounting.budget import ErrorBoundary
@@ -37,11 +39,56 @@ from .config import SETTINGS, get_tracer
 from .context import CURRENT, ActivePersona, ActiveStep
 from .records import CompletedPersona, CompletedStep, StepStatus
 
-__all__ = ["complete", "enter", "fail", "fail_with", "outcome", "pop", "prepare", "push"]
+__all__ = [
+    "begin_generator",
+    "complete",
+    "enter",
+    "fail",
+    "fail_with",
+    "outcome",
+    "pop",
+    "prepare",
+    "push",
+    "resume",
+    "suspend",
+]
 
 _set_span_in_context = trace.set_span_in_context
-_attach = otel_context.attach
-_get_current = otel_context.get_current
+
+
+def _otel_context_var() -> Any:
+    """
+    The ContextVar behind OpenTelemetry's current context, if the default runtime holds it.
+
+    ``attach``/``detach``/``get_current`` reach that variable through two or three Python
+    calls each, and a generator step makes several per item. With the default runtime
+    (anything else, chosen by ``OTEL_PYTHON_CONTEXT``, keeps the API path) the same
+    operations are made on the variable directly; a failed reset still goes through
+    ``detach``, which logs it as the API does.
+    """
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(var, ContextVar):
+        return var
+    return None
+
+
+_OTEL_VAR = _otel_context_var()
+if _OTEL_VAR is not None:
+    _attach = _OTEL_VAR.set
+    _get_current = _OTEL_VAR.get
+    _reset = _OTEL_VAR.reset
+
+    def _detach(token: Any) -> None:
+        try:
+            _reset(token)
+        except ValueError:
+            otel_context.detach(token)
+
+else:  # pragma: no cover - another runtime context was configured
+    _attach = otel_context.attach
+    _get_current = otel_context.get_current
+    _detach = otel_context.detach
 _INTERNAL = trace.SpanKind.INTERNAL
 logger = logging.getLogger("agentsteps")
 _CANCELLING = (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit)
@@ -60,7 +107,7 @@ def enter(defn: Any) -> ActiveStep | ActivePersona:
         span = _start_span(tracer, frame)
         if span is not None:
             frame._span = span
-            frame._otel_token = _attach(_set_span_in_context(span))
+            frame._otel_token = _attach(_set_span_in_context(span, _get_current()))
     frame._ctx_token = CURRENT.set(frame)
     if ACTIVE.persona_start and not defn.is_step:
         error = _dispatch.persona_started(frame)  # type: ignore[arg-type]
@@ -113,18 +160,65 @@ def _start_attributes(frame: ActiveStep | ActivePersona) -> dict[str, Any]:
 
 
 def push(frame: ActiveStep | ActivePersona) -> None:
-    """Make a paused frame current again (a generator step resumes)."""
+    """Make a prepared frame current (a step whose ``pre_step`` handlers let it run)."""
     span = frame._span
     if span is not None:
-        # A consumer usually resumes a generator from the same context every time; then
-        # the span's context built last time is still exact, and building it again (a
-        # dict copy) is most of what a resume costs.
+        frame._otel_token = _attach(_set_span_in_context(span, _get_current()))
+    frame._ctx_token = CURRENT.set(frame)
+
+
+def begin_generator(frame: ActiveStep | ActivePersona, consumer: Any) -> None:
+    """
+    Set up a generator frame for `suspend`/`resume`, right after `enter` made it current;
+    ``consumer`` is the OpenTelemetry context that was current before `enter`.
+    """
+    frame._body_frame = None
+    frame._body_context = None
+    frame._resume_parent = consumer
+
+
+def suspend(frame: ActiveStep | ActivePersona) -> None:
+    """
+    A generator's body yielded: give the consumer its context back, keeping the body's.
+
+    The body may have opened a scope (``with step_scope(...)``, a span) that spans the
+    ``yield``: what it made current is saved here and restored by `resume`, so the body
+    goes on inside that scope, and the consumer never sees it.
+    """
+    body = CURRENT.get()
+    frame._body_frame = None if body is frame else body
+    # `pop`, inlined: this runs once per item.
+    try:
+        CURRENT.reset(frame._ctx_token)
+    except ValueError:
+        CURRENT.set(frame._parent)  # resumed from another context: see `pop`
+    token = frame._otel_token
+    if token is not None:
+        frame._body_context = _get_current()
+        frame._otel_token = None
+        _detach(token)
+
+
+def resume(frame: ActiveStep | ActivePersona) -> None:
+    """Make a suspended generator frame current again, as the body left it."""
+    if frame._span is not None:
+        context = frame._body_context
         consumer = _get_current()
         if consumer is not frame._resume_parent:
+            # The consumer's context changed between two items (new baggage, another
+            # current span): rebuild the body's context on it. A consumer usually resumes
+            # from the same context, and then the saved one is exact and free.
+            context = _rebase(context, frame._resume_parent, consumer)
             frame._resume_parent = consumer
-            frame._resume_context = _set_span_in_context(span, consumer)
-        frame._otel_token = _attach(frame._resume_context)
-    frame._ctx_token = CURRENT.set(frame)
+        frame._otel_token = _attach(context)
+    body = frame._body_frame
+    frame._ctx_token = CURRENT.set(frame if body is None else body)
+
+
+def _rebase(body: Any, old_base: Any, new_base: Any) -> Any:
+    """``body`` (a context built on ``old_base``) rebuilt on ``new_base``."""
+    own = {k: v for k, v in body.items() if k not in old_base or old_base[k] is not v}
+    return otel_context.Context({**new_base, **own})
 
 
 def pop(frame: ActiveStep | ActivePersona) -> None:
@@ -138,7 +232,7 @@ def pop(frame: ActiveStep | ActivePersona) -> None:
     token = frame._otel_token
     if token is not None:
         frame._otel_token = None
-        otel_context.detach(token)
+        _detach(token)
 
 
 def complete(frame: ActiveStep | ActivePersona, value: Any, run_hooks: bool = True) -> Any:

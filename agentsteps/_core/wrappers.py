@@ -1,9 +1,11 @@
 """
 Wrapping a function so each call runs as a step or persona: sync, async, generators.
 
-Generator steps are active only while the generator body runs: the frame is pushed
-around each ``next``/``send``/``throw`` and popped before the value goes back to the
-consumer, so code between two iterations never runs "inside" the step. That is why the
+Generator steps are active only while the generator body runs: the frame is made
+current around each ``next``/``send``/``throw`` and the consumer's stack is restored
+before the value goes back to it, so code between two iterations never runs "inside" the
+step. What the body itself made current is kept from one resume to the next, so a scope
+it opened around a ``yield`` is still the current one when it goes on. That is why the
 generator wrappers are classes implementing the iterator protocols by hand rather than
 generator functions: a class can also tell an explicit ``close()`` (status
 ``cancelled``) from the garbage collector dropping an unfinished generator
@@ -22,7 +24,17 @@ from typing import Any
 from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
 from .._hooks.registry import ACTIVE
 from .context import ActivePersona, ActiveStep
-from .lifecycle import complete, end_detached, enter, fail, pop, push
+from .lifecycle import (
+    _get_current,
+    begin_generator,
+    complete,
+    end_detached,
+    enter,
+    fail,
+    pop,
+    resume,
+    suspend,
+)
 from .records import StepStatus
 
 logger = logging.getLogger("agentsteps")
@@ -174,6 +186,7 @@ class StepGenerator(Generator[Any, Any, Any]):
         frame = self._frame
         if frame is None:
             # First resume: this is when the step starts (and its body is created).
+            consumer = _get_current()
             try:
                 if ACTIVE.pre_step and self._defn.is_step:
                     frame, self._args, self._kwargs = enter_hooked(
@@ -184,6 +197,7 @@ class StepGenerator(Generator[Any, Any, Any]):
             except BaseException:
                 self._done = True  # denied, or a strict hook failed: the body never runs
                 raise
+            begin_generator(frame, consumer)
             self._frame = frame
             try:
                 self._gen = self._fn(*self._args, **self._kwargs)
@@ -193,7 +207,7 @@ class StepGenerator(Generator[Any, Any, Any]):
                     raise StopIteration(self._defn.default) from None
                 raise
         else:
-            push(frame)
+            resume(frame)
         gen = self._gen
         assert gen is not None
         try:
@@ -207,7 +221,7 @@ class StepGenerator(Generator[Any, Any, Any]):
             if fail(frame, error):
                 raise StopIteration(self._defn.default) from None
             raise
-        pop(frame)
+        suspend(frame)
         return item
 
     def close(self) -> None:
@@ -223,7 +237,7 @@ class StepGenerator(Generator[Any, Any, Any]):
             return  # never started: there was no step
         gen = self._gen
         assert gen is not None
-        push(frame)
+        resume(frame)
         try:
             gen.close()
         except BaseException as error:
@@ -290,6 +304,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
             firstiter, self._finalizer = sys.get_asyncgen_hooks()
             if firstiter is not None:
                 firstiter(self)
+            consumer = _get_current()
             try:
                 if ACTIVE.pre_step and self._defn.is_step:
                     frame, self._args, self._kwargs = await aenter_hooked(
@@ -300,6 +315,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
             except BaseException:
                 self._done = True  # denied, or a strict hook failed: the body never runs
                 raise
+            begin_generator(frame, consumer)
             self._frame = frame
             try:
                 self._agen = self._fn(*self._args, **self._kwargs)
@@ -310,7 +326,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
                 raise
             awaitable = _first_step(self._agen, value, exc)
         else:
-            push(frame)
+            resume(frame)
             agen = self._agen
             assert agen is not None
             awaitable = agen.asend(value) if exc is None else agen.athrow(exc)
@@ -328,7 +344,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
             if await afail(frame, error) if ACTIVE.step_failure else fail(frame, error):
                 raise StopAsyncIteration from None
             raise
-        pop(frame)
+        suspend(frame)
         return item
 
     async def aclose(self) -> None:
@@ -341,7 +357,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
             return
         agen = self._agen
         assert agen is not None
-        push(frame)
+        resume(frame)
         try:
             await agen.aclose()
         except BaseException as error:
@@ -374,7 +390,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
         self._done = True
         frame, agen = self._frame, self._agen
         if agen is not None:
-            push(frame)
+            resume(frame)
             try:
                 closing = agen.aclose()
                 try:
