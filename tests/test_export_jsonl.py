@@ -167,6 +167,22 @@ class TestAppending:
         assert lines[1] == '{"v":1,"na'
         assert json.loads(lines[2])["name"] == "after crash"
 
+    @pytest.mark.skipif(sys.platform == "win32", reason="no flock on Windows")
+    def test_file_system_without_flock(self, tmp_path: Path, monkeypatch: Any) -> None:
+        """Where the file system refuses flock, lines are still written (unlocked)."""
+        import fcntl
+
+        def refuse(fd: int, operation: int) -> None:
+            raise OSError(37, "No locks available")
+
+        monkeypatch.setattr(fcntl, "flock", refuse)
+        path = tmp_path / "spans.jsonl"
+        provider, exporter = _provider(path)
+        with provider.get_tracer("t").start_as_current_span("unlocked"):
+            pass
+        exporter.shutdown()
+        assert [line["name"] for line in _lines(path)] == ["unlocked"]
+
     def test_creates_parent_directories(self, tmp_path: Path) -> None:
         """Missing parent directories are created."""
         path = tmp_path / "runs" / "today" / "spans.jsonl"

@@ -18,8 +18,13 @@ from opentelemetry.trace import format_span_id, format_trace_id
 if sys.platform != "win32":
     import fcntl
 
-    def _lock_file(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    def _lock_file(fd: int) -> bool:
+        """Take the advisory lock; False where the file system does not support it."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            return False
+        return True
 
     def _unlock_file(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -27,8 +32,8 @@ if sys.platform != "win32":
 else:  # pragma: no cover - exercised only on Windows
     # Without flock, appends stay whole (O_APPEND); only the partial-line repair can then
     # mistake another process's line in progress for a crashed one and add a blank line.
-    def _lock_file(fd: int) -> None:
-        pass
+    def _lock_file(fd: int) -> bool:
+        return False
 
     def _unlock_file(fd: int) -> None:
         pass
@@ -189,7 +194,9 @@ class JsonlSpanExporter(SpanExporter):
                 # The advisory lock is held by every agentsteps writer while it writes, so
                 # the partial-line check below never sees another process's line half
                 # written (a large write grows the file in steps) and "repairs" it.
-                _lock_file(self._fd)
+                # Some network and FUSE file systems refuse flock: write unlocked there,
+                # as on Windows, rather than fail every export.
+                locked = _lock_file(self._fd)
                 try:
                     if self._needs_newline_check:
                         self._repair_partial_line(self._fd)
@@ -198,7 +205,8 @@ class JsonlSpanExporter(SpanExporter):
                         # end, even when a writer that does not lock appends too.
                         self._write(self._fd, line.encode("utf-8"))
                 finally:
-                    _unlock_file(self._fd)
+                    if locked:
+                        _unlock_file(self._fd)
             except OSError:
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
