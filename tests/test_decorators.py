@@ -267,6 +267,56 @@ class TestKinds:
             asyncio.run(main())
         assert [s.status for s in r.steps] == [StepStatus.CANCELLED]
 
+    def test_generator_resumed_from_its_own_body(self) -> None:
+        """next() or close() from inside the body is refused as for a plain generator, and
+        the step goes on undisturbed."""
+        errors: list[str] = []
+
+        @step(name="g")
+        def g() -> Iterator[int]:
+            for action in (lambda: next(it), it.close):
+                try:
+                    action()
+                except ValueError as exc:
+                    errors.append(str(exc))
+                yield len(errors)
+                assert _names() == ("g", None)
+
+        with agentsteps.run() as r:
+            it = g()
+            assert list(it) == [1, 2]
+        assert errors == ["generator already executing"] * 2
+        assert [s.status for s in r.steps] == [StepStatus.COMPLETED]
+        assert current_step() is None
+
+    def test_async_generator_advanced_by_two_tasks(self) -> None:
+        """A second anext() while one is awaited gets RuntimeError; the first finishes and
+        the step is not ended by the refused one."""
+
+        @step(name="ag")
+        async def ag() -> AsyncIterator[int]:
+            await asyncio.sleep(0.01)
+            yield 1
+            yield 2
+
+        async def main() -> tuple[int, str, list[int]]:
+            it = ag()
+            first = asyncio.ensure_future(it.__anext__())
+            await asyncio.sleep(0)
+            with pytest.raises(RuntimeError) as second:
+                await it.__anext__()
+            with pytest.raises(RuntimeError, match=re.escape("aclose(): asynchronous")):
+                await it.aclose()
+            return await first, str(second.value), [i async for i in it]
+
+        with agentsteps.run() as r:
+            assert asyncio.run(main()) == (
+                1,
+                "anext(): asynchronous generator is already running",
+                [2],
+            )
+        assert [s.status for s in r.steps] == [StepStatus.COMPLETED]
+
     def test_async_generator_left_open_at_loop_end(self) -> None:
         """An async generator not closed before asyncio.run returns still ends its step."""
 

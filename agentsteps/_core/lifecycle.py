@@ -204,7 +204,10 @@ def resume(frame: ActiveStep | ActivePersona) -> None:
     if frame._span is not None:
         context = frame._body_context
         consumer = _get_current()
-        if consumer is not frame._resume_parent:
+        if context is None:
+            # Never suspended (closed from inside its own first run): start from the span.
+            context = _set_span_in_context(frame._span, consumer)
+        elif consumer is not frame._resume_parent:
             # The consumer's context changed between two items (new baggage, another
             # current span): rebuild the body's context on it. A consumer usually resumes
             # from the same context, and then the saved one is exact and free.

@@ -19,6 +19,7 @@ import inspect
 import logging
 import sys
 from collections.abc import AsyncGenerator, Callable, Generator
+from types import GeneratorType
 from typing import Any
 
 from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
@@ -160,7 +161,7 @@ class StepGenerator(Generator[Any, Any, Any]):
         self._args = args
         self._kwargs = kwargs
         self._defn = defn
-        self._gen: Generator[Any, Any, Any] | None = None
+        self._gen: GeneratorType[Any, Any, Any] | None = None
         self._frame: Any = None
         self._done = False
 
@@ -183,6 +184,11 @@ class StepGenerator(Generator[Any, Any, Any]):
             if exc is not None:
                 raise exc
             raise StopIteration
+        if self._gen is not None and self._gen.gi_running:
+            # Resumed from inside its own body: refuse before touching the stack, as a
+            # plain generator does (the step is running, and must not be ended here).
+            msg = "generator already executing"
+            raise ValueError(msg)
         frame = self._frame
         if frame is None:
             # First resume: this is when the step starts (and its body is created).
@@ -231,6 +237,9 @@ class StepGenerator(Generator[Any, Any, Any]):
     def _finish(self, status: StepStatus) -> None:
         if self._done:
             return
+        if self._gen is not None and self._gen.gi_running:
+            msg = "generator already executing"
+            raise ValueError(msg)
         self._done = True
         frame = self._frame
         if frame is None:
@@ -265,6 +274,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
         "_fn",
         "_frame",
         "_kwargs",
+        "_running",
     )
 
     def __init__(self, fn: Callable[..., Any], args: Any, kwargs: Any, defn: Any) -> None:
@@ -276,6 +286,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
         self._frame: Any = None
         self._done = False
         self._abandoned = False
+        self._running = False
         self._finalizer: Callable[[Any], Any] | None = None
 
     def __aiter__(self) -> StepAsyncGenerator:
@@ -297,60 +308,77 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
             if exc is not None:
                 raise exc
             raise StopAsyncIteration
-        frame = self._frame
-        if frame is None:
-            # Tell the event loop about us like a native async generator does, so that
-            # loop shutdown closes us (and the garbage collector can hand us back to it).
-            firstiter, self._finalizer = sys.get_asyncgen_hooks()
-            if firstiter is not None:
-                firstiter(self)
-            consumer = _get_current()
+        if self._running:
+            # A second anext() while one is awaited (another task): refuse before touching
+            # the stack, as a native async generator does.
+            msg = "anext(): asynchronous generator is already running"
+            raise RuntimeError(msg)
+        self._running = True
+        try:
+            frame = self._frame
+            if frame is None:
+                frame, awaitable = await self._start(value, exc)
+            else:
+                resume(frame)
+                agen = self._agen
+                assert agen is not None
+                awaitable = agen.asend(value) if exc is None else agen.athrow(exc)
             try:
-                if ACTIVE.pre_step and self._defn.is_step:
-                    frame, self._args, self._kwargs = await aenter_hooked(
-                        self._defn, self._args, self._kwargs
-                    )
+                item = await awaitable
+            except StopAsyncIteration:
+                self._done = True
+                if ACTIVE.post_step:
+                    await acomplete(frame, None, "an async generator")
                 else:
-                    frame = enter(self._defn)
-            except BaseException:
-                self._done = True  # denied, or a strict hook failed: the body never runs
+                    complete(frame, None)
                 raise
-            begin_generator(frame, consumer)
-            self._frame = frame
-            try:
-                self._agen = self._fn(*self._args, **self._kwargs)
             except BaseException as error:
                 self._done = True
                 if await afail(frame, error) if ACTIVE.step_failure else fail(frame, error):
                     raise StopAsyncIteration from None
                 raise
-            awaitable = _first_step(self._agen, value, exc)
-        else:
-            resume(frame)
-            agen = self._agen
-            assert agen is not None
-            awaitable = agen.asend(value) if exc is None else agen.athrow(exc)
+            suspend(frame)
+            return item
+        finally:
+            self._running = False
+
+    async def _start(self, value: Any, exc: BaseException | None) -> tuple[Any, Any]:
+        """First resume: the step starts, its body is created; returns its first step."""
+        # Tell the event loop about us like a native async generator does, so that
+        # loop shutdown closes us (and the garbage collector can hand us back to it).
+        firstiter, self._finalizer = sys.get_asyncgen_hooks()
+        if firstiter is not None:
+            firstiter(self)
+        consumer = _get_current()
+        frame: ActiveStep | ActivePersona
         try:
-            item = await awaitable
-        except StopAsyncIteration:
-            self._done = True
-            if ACTIVE.post_step:
-                await acomplete(frame, None, "an async generator")
+            if ACTIVE.pre_step and self._defn.is_step:
+                frame, self._args, self._kwargs = await aenter_hooked(
+                    self._defn, self._args, self._kwargs
+                )
             else:
-                complete(frame, None)
+                frame = enter(self._defn)
+        except BaseException:
+            self._done = True  # denied, or a strict hook failed: the body never runs
             raise
+        begin_generator(frame, consumer)
+        self._frame = frame
+        try:
+            self._agen = self._fn(*self._args, **self._kwargs)
         except BaseException as error:
             self._done = True
             if await afail(frame, error) if ACTIVE.step_failure else fail(frame, error):
                 raise StopAsyncIteration from None
             raise
-        suspend(frame)
-        return item
+        return frame, _first_step(self._agen, value, exc)
 
     async def aclose(self) -> None:
         """Close early: the step ends ``cancelled`` (``abandoned`` when garbage collected)."""
         if self._done:
             return
+        if self._running:
+            msg = "aclose(): asynchronous generator is already running"
+            raise RuntimeError(msg)
         self._done = True
         frame = self._frame
         if frame is None:
