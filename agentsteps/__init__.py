@@ -17,6 +17,9 @@ shows up as an OpenTelemetry span.
     'summary of #42'
 """
 
+import importlib as _importlib
+import typing as _typing
+
 from ._accounting.budget import Budget as Budget
 from ._accounting.budget import ErrorBoundary as ErrorBoundary
 from ._accounting.pricing import Price as Price
@@ -59,18 +62,44 @@ from ._hooks.registry import HookHandle as HookHandle
 from ._hooks.registry import scoped_hooks as scoped_hooks
 from ._llm.call import LLMCall as LLMCall
 from ._llm.call import llm_call as llm_call
-from ._llm.capture import UsageCaptureProcessor as UsageCaptureProcessor
 from ._llm.streaming import ametered as ametered
 from ._llm.streaming import metered as metered
 from ._report.render import print_report as print_report
-from ._tracing.jsonl import JsonlSpanExporter as JsonlSpanExporter
-from ._tracing.setup import TracingHandle as TracingHandle
-from ._tracing.setup import configure_tracing as configure_tracing
 from ._version import __version__ as __version__
 from .exceptions import AgentStepsError as AgentStepsError
 from .exceptions import StepBudgetExhausted as StepBudgetExhausted
 from .exceptions import StepDenied as StepDenied
 from .exceptions import StepEscalated as StepEscalated
+
+if _typing.TYPE_CHECKING:
+    from ._llm.capture import UsageCaptureProcessor as UsageCaptureProcessor
+    from ._tracing.jsonl import JsonlSpanExporter as JsonlSpanExporter
+    from ._tracing.setup import TracingHandle as TracingHandle
+    from ._tracing.setup import configure_tracing as configure_tracing
+
+# These four need the OpenTelemetry SDK. The library itself works through the API only, and
+# loading an SDK is the application's choice: they are imported when first used.
+_NEEDS_SDK = {
+    "JsonlSpanExporter": "._tracing.jsonl",
+    "TracingHandle": "._tracing.setup",
+    "UsageCaptureProcessor": "._llm.capture",
+    "configure_tracing": "._tracing.setup",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _NEEDS_SDK.get(name)
+    if module is None:
+        msg = f"module 'agentsteps' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_NEEDS_SDK})
+
 
 __all__ = [
     "ActivePersona",

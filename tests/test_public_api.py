@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 import agentsteps
 
 
@@ -41,3 +43,28 @@ def test_py_typed_is_shipped() -> None:
     from importlib.resources import files
 
     assert files("agentsteps").joinpath("py.typed").is_file()
+
+
+def test_import_uses_the_api_only() -> None:
+    """`import agentsteps` does not load the OpenTelemetry SDK; the names that need it
+    load it when first used."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, agentsteps\n"
+        "before = any(m.startswith('opentelemetry.sdk') for m in sys.modules)\n"
+        "agentsteps.JsonlSpanExporter\n"
+        "after = any(m.startswith('opentelemetry.sdk') for m in sys.modules)\n"
+        "print(before, after)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False", "True"]
+
+
+def test_unknown_attribute() -> None:
+    """A name the package does not have is an ordinary AttributeError."""
+    with pytest.raises(AttributeError, match="module 'agentsteps' has no attribute 'stepz'"):
+        agentsteps.stepz  # type: ignore[attr-defined]  # noqa: B018
