@@ -25,6 +25,7 @@ from agentsteps import (
     ActiveStep,
     CompletedStep,
     current_step,
+    llm_call,
     persona,
     record_usage,
     run,
@@ -32,6 +33,7 @@ from agentsteps import (
     step_scope,
 )
 from agentsteps._core.context import CURRENT
+from agentsteps._core.wrappers import StepGenerator
 from tests.conftest import Spans
 
 
@@ -218,6 +220,42 @@ class TestAbandonedGenerators:
         assert record.usage.llm_calls == 2
         assert parent_of(spans.step("stream"), spans) == "invoke_workflow caller"
         assert span_statuses(spans)["invoke_workflow stream"] == "abandoned"
+        assert_nothing_current()
+
+    def test_body_finalised_before_its_step(self, spans: Spans) -> None:
+        """
+        Objects of one garbage cycle are finalised in no set order: the body's own
+        generator may be closed before the step wrapping it. Its cleanup then runs where
+        the body is not current; the scopes it had open end ``cancelled`` but leave the
+        running step, its span and its usage alone.
+        """
+
+        @step(name="gen")
+        def gen() -> Iterator[int]:
+            with step_scope("inner"), llm_call(model="m"):
+                yield 1
+                yield 2
+
+        @step(name="bystander")
+        def bystander(items: StepGenerator) -> tuple[str | None, int]:
+            items._gen.close()  # type: ignore[union-attr]  # the collector, taking the body first
+            one_call()
+            span_id = trace.get_current_span().get_span_context().span_id
+            return current_step().name, span_id  # type: ignore[union-attr]
+
+        with run() as collected:
+            items = gen()
+            next(items)
+            name, span_id = bystander(cast("StepGenerator", items))
+            assert CURRENT.get() is None
+            del items
+        assert name == "bystander"
+        assert span_id == spans.step("bystander").context.span_id  # type: ignore[union-attr]
+        by_name = {s.name: s for s in collected.steps}
+        assert by_name["bystander"].usage.llm_calls == 1
+        assert by_name["inner"].status.value == "cancelled"
+        assert by_name["gen"].status.value == "abandoned"
+        assert by_name["gen"].subtree_usage.llm_calls == 0
         assert_nothing_current()
 
     def test_collected_in_a_cycle_while_another_step_runs(self, spans: Spans) -> None:

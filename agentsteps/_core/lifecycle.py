@@ -45,6 +45,7 @@ __all__ = [
     "enter",
     "fail",
     "fail_with",
+    "is_current",
     "outcome",
     "pop",
     "prepare",
@@ -64,7 +65,7 @@ def _otel_context_var() -> Any:
     calls each, and a generator step makes several per item. With the default runtime
     (anything else, chosen by ``OTEL_PYTHON_CONTEXT``, keeps the API path) the same
     operations are made on the variable directly; a failed reset still goes through
-    ``detach``, which logs it as the API does.
+    ``detach``, which logs it (and raises nothing) as the API does.
     """
     runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
     var = getattr(runtime, "_current_context", None)
@@ -82,8 +83,8 @@ if _OTEL_VAR is not None:
     def _detach(token: Any) -> None:
         try:
             _reset(token)
-        except ValueError:
-            otel_context.detach(token)
+        except Exception:
+            otel_context.detach(token)  # fails the same way, and logs it as the API does
 
 else:  # pragma: no cover - another runtime context was configured
     _attach = otel_context.attach
@@ -226,16 +227,36 @@ def _rebase(body: Any, old_base: Any, new_base: Any) -> Any:
 
 def pop(frame: ActiveStep | ActivePersona) -> None:
     """Stop a frame being current, restoring what was current before `push`/`enter`."""
+    token = frame._otel_token
+    frame._otel_token = None
+    if not is_current(frame):
+        # The frame ends where it is not current: a scope a generator's body opened across
+        # a ``yield``, closed by the garbage collector finalising the body on its own
+        # (objects of one garbage cycle are finalised in no set order, so the body may go
+        # before its step could resume it). The stack here belongs to whatever code is
+        # running; restoring this frame's tokens would put a finished step back on it.
+        return
     try:
         CURRENT.reset(frame._ctx_token)
     except ValueError:
         # The token belongs to another context (an async generator finalised by the event
         # loop): put the parent back by hand rather than leave this frame current.
         CURRENT.set(frame._parent)
-    token = frame._otel_token
     if token is not None:
-        frame._otel_token = None
         _detach(token)
+
+
+def is_current(frame: ActiveStep | ActivePersona) -> bool:
+    """
+    Whether ``frame`` is the current frame here, or encloses it (frames left open inside
+    it). Scopes check it before restoring what was current when they began: see `pop`.
+    """
+    current = CURRENT.get()
+    while current is not None:
+        if current is frame:
+            return True
+        current = current._parent
+    return False
 
 
 def complete(frame: ActiveStep | ActivePersona, value: Any, run_hooks: bool = True) -> Any:

@@ -285,7 +285,10 @@ def run() -> Iterator[Run]:
     try:
         yield collector
     finally:
-        RUN.reset(token)
+        # Not when a generator's body is finalised on its own by the garbage collector:
+        # restoring would clobber the running code's value (see lifecycle.pop).
+        if RUN.get() is collector:
+            RUN.reset(token)
 
 
 for _obj in (StepStatus, CompletedStep, CompletedPersona, Run, run):

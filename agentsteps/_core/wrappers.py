@@ -14,6 +14,7 @@ generator functions: a class can also tell an explicit ``close()`` (status
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import logging
@@ -257,7 +258,7 @@ class StepGenerator(Generator[Any, Any, Any]):
 
     def __del__(self) -> None:
         if not self._done and self._frame is not None:
-            self._finish(StepStatus.ABANDONED)
+            _in_own_context(self._finish, StepStatus.ABANDONED)
 
 
 class StepAsyncGenerator(AsyncGenerator[Any, Any]):
@@ -409,7 +410,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
             # is closed, or cancels the closing task before it starts at shutdown).
             finalizer(_Reaper(self))
             return
-        self._abandon_now()
+        _in_own_context(self._abandon_now)
 
     def _abandon_now(self) -> None:
         """End the step without an event loop: the body's cleanup runs up to its first await."""
@@ -451,7 +452,22 @@ class _Reaper:
 
     def __del__(self) -> None:
         # After aclose() ran this does nothing; if it never ran, the step still ends.
-        self._gen._abandon_now()
+        _in_own_context(self._gen._abandon_now)
+
+
+def _in_own_context(finish: Callable[..., None], *args: Any) -> None:
+    """
+    End an abandoned generator step from a finaliser, in a copy of the current context.
+
+    The garbage collector runs finalisers wherever an allocation triggers it, including
+    inside a context-variable operation of the running code. CPython 3.11 loses a change
+    made to a variable while that variable is being reset to "unset", and keeps a stale
+    cached value (found by tests/test_reliability_properties.py: the stack then named a
+    finished step). Ending the step makes such changes (the step is resumed for its
+    cleanup code, then popped), so it makes them in a context of its own; the running
+    code's context is not touched at all.
+    """
+    contextvars.copy_context().run(finish, *args)
 
 
 def _first_step(agen: Any, value: Any, exc: BaseException | None) -> Any:

@@ -27,7 +27,7 @@ from .._accounting.usage import LEDGER_LOCK, ZERO_USAGE, Usage
 from .._core import attributes as A
 from .._core.context import ActiveStep
 from .._core.definitions import StepDefinition
-from .._core.lifecycle import complete, enter, exhaustion_error, fail
+from .._core.lifecycle import complete, enter, exhaustion_error, fail, is_current
 from ..exceptions import StepBudgetExhausted
 from .propagation import Carried, extract, normalize_carrier
 
@@ -213,6 +213,7 @@ class remote_parent:
     ) -> Literal[False]:
         frame, self._frame = self._frame, None
         token, self._token = self._token, None
+        here = is_current(frame)  # not when a generator's body is finalised on its own
         try:
             if exc is None:
                 complete(frame, None)
@@ -220,7 +221,8 @@ class remote_parent:
                 # The boundary is "fail": fail() never asks to swallow the exception.
                 fail(frame, exc)
         finally:
-            otel_context.detach(token)
+            if here:
+                otel_context.detach(token)
         return False
 
     async def __aenter__(self) -> ActiveStep:

@@ -210,7 +210,10 @@ def scoped_hooks() -> Iterator[list[HookHandle]]:
     try:
         yield handles
     finally:
-        _SCOPE.reset(token)
+        # Not when a generator's body is finalised on its own by the garbage collector:
+        # restoring would clobber the running code's value (see lifecycle.pop).
+        if _SCOPE.get() is handles:
+            _SCOPE.reset(token)
         for handle in handles:
             handle.unregister()
 

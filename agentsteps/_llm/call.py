@@ -64,6 +64,7 @@ class LLMCall:
         "_max_output_cap",
         "_model",
         "_operation",
+        "_otel_context",
         "_otel_token",
         "_provider",
         "_provider_nanos",
@@ -92,6 +93,7 @@ class LLMCall:
         self._span: Any = None
         self._ctx_token: Any = None
         self._otel_token: Any = None
+        self._otel_context: Any = None
         self._state = _NEW
         self._lock = threading.Lock()
         # Input, output, cache read, cache write, reasoning tokens reported so far.
@@ -397,7 +399,8 @@ class LLMCall:
                 logger.warning("could not start the span of model call %r", name, exc_info=True)
             else:
                 self._span = span
-                self._otel_token = otel_context.attach(trace.set_span_in_context(span))
+                self._otel_context = trace.set_span_in_context(span)
+                self._otel_token = otel_context.attach(self._otel_context)
         self._ctx_token = CALL.set(self)
         return self
 
@@ -433,13 +436,18 @@ class LLMCall:
         self.__exit__(exc_type, exc, tb)
 
     def _close(self, error: BaseException | None) -> None:
-        try:
-            CALL.reset(self._ctx_token)
-        except ValueError:
-            # Left in another context than it was opened in: put back what was there.
-            CALL.set(None)
         token, self._otel_token = self._otel_token, None
-        if token is not None:
+        context, self._otel_context = self._otel_context, None
+        # Each only where this call is still the current one: a generator's body finalised
+        # on its own by the garbage collector must not restore what was current when the
+        # call began over the running code's context (see lifecycle.pop).
+        if CALL.get() is self:
+            try:
+                CALL.reset(self._ctx_token)
+            except ValueError:
+                # Left in another context than it was opened in: put back what was there.
+                CALL.set(None)
+        if token is not None and otel_context.get_current() is context:
             otel_context.detach(token)
         span = self._span
         if span is None:
