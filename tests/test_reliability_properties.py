@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
@@ -666,6 +667,9 @@ def checkpoint_tree(
     return Tree(is_async, [Call(outer, True, None, True)], [outer, inner, leaf])
 
 
+# A failing example can be a large tree; Hypothesis then warns that its repr is large, and
+# with warnings as errors that warning would replace the real failure in the report.
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
 @PROPERTY_SETTINGS
 @given(trees())
 @example(checkpoint_tree("scope", "continue"))
