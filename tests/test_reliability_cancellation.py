@@ -222,6 +222,32 @@ class TestAbandonedGenerators:
         assert span_statuses(spans)["invoke_workflow stream"] == "abandoned"
         assert_nothing_current()
 
+    def test_collected_while_this_thread_holds_the_ledger_lock(self) -> None:
+        """
+        The collector can end an abandoned step at any allocation, also one made while
+        this thread holds the ledger lock (reading or charging a ledger). That must not
+        deadlock. Run in a worker thread, so a regression fails instead of hanging.
+        """
+        import threading
+
+        from agentsteps._accounting.usage import LEDGER_LOCK
+
+        outcome: list[object] = []
+
+        def scenario() -> None:
+            with run() as collected:
+                items = self.stream()
+                next(items)
+                with LEDGER_LOCK:
+                    del items  # finalised here, as a collection inside a charge would
+                outcome.extend(s.status.value for s in collected.steps)
+
+        worker = threading.Thread(target=scenario, daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "ending an abandoned step deadlocked on the ledger lock"
+        assert outcome == ["abandoned"]
+
     def test_body_finalised_before_its_step(self, spans: Spans) -> None:
         """
         Objects of one garbage cycle are finalised in no set order: the body's own

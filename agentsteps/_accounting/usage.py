@@ -19,7 +19,12 @@ __all__ = ["Ledger", "Usage"]
 # One lock for every ledger: a record charges the whole chain of enclosing steps at once,
 # and a single lock makes that charge atomic (no thread sees a child charged and its
 # parent not yet). Critical sections are a handful of integer additions.
-LEDGER_LOCK = threading.Lock()
+#
+# Re-entrant, like every lock in the package: the garbage collector can finalise an
+# abandoned generator step (which ends it, taking this lock) at any allocation, including
+# one made while this thread already holds it. A plain Lock deadlocks the program there
+# (found by tests/test_reliability_properties.py).
+LEDGER_LOCK = threading.RLock()
 
 
 @attrs.frozen

@@ -47,7 +47,7 @@ class _Active:
 
 ACTIVE = _Active()
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
 REGISTRY: dict[HookEvent, tuple[HookHandle, ...]] = dict.fromkeys(HookEvent, ())
 _SCOPE: ContextVar[list[HookHandle] | None] = ContextVar("agentsteps.hook_scope", default=None)
 
