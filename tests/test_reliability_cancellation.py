@@ -248,6 +248,38 @@ class TestAbandonedGenerators:
         assert not worker.is_alive(), "ending an abandoned step deadlocked on the ledger lock"
         assert outcome == ["abandoned"]
 
+    def test_collected_inside_a_hook_handler(self) -> None:
+        """Ended by the collector while a hook handler runs (where hooks are silenced, to
+        stop handlers triggering handlers), a persona still fires its own ``persona_end``."""
+        from agentsteps import register_persona_hook, register_step_hook, scoped_hooks
+
+        @persona(name="narrator")
+        def narrator() -> Iterator[int]:
+            yield 1
+            yield 2
+
+        ended: list[str | None] = []
+        held: list[object] = []
+
+        def drop(event: object) -> None:
+            held.clear()  # the last reference: finalised right here, inside the handler
+
+        with scoped_hooks():
+            register_persona_hook("narr*", "persona_end", lambda e: ended.append(e.persona))
+            register_step_hook("*", "later", "post_step", drop)
+            items = narrator()
+            next(items)
+            held.append(items)
+            del items
+
+            @step(name="later")
+            def later() -> None:
+                pass
+
+            later()
+        assert ended == ["narrator"]
+        assert CURRENT.get() is None
+
     def test_body_finalised_before_its_step(self, spans: Spans) -> None:
         """
         Objects of one garbage cycle are finalised in no set order: the body's own

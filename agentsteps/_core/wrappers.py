@@ -23,6 +23,7 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from types import GeneratorType
 from typing import Any
 
+from .._hooks.dispatch import IN_HANDLER
 from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
 from .._hooks.registry import ACTIVE
 from .context import ActivePersona, ActiveStep
@@ -467,7 +468,14 @@ def _in_own_context(finish: Callable[..., None], *args: Any) -> None:
     cleanup code, then popped), so it makes them in a context of its own; the running
     code's context is not touched at all.
     """
-    contextvars.copy_context().run(finish, *args)
+    contextvars.copy_context().run(_finish_abandoned, finish, args)
+
+
+def _finish_abandoned(finish: Callable[..., None], args: tuple[Any, ...]) -> None:
+    # The collection may have happened inside a hook handler, whose context hides the
+    # stack and silences hooks; the abandoned step's own hooks must still fire.
+    IN_HANDLER.set(False)
+    finish(*args)
 
 
 def _first_step(agen: Any, value: Any, exc: BaseException | None) -> Any:

@@ -33,7 +33,9 @@ from .events import HookContext, HookEvent
 from .registry import REGISTRY, HookHandle
 
 __all__ = [
+    "IN_HANDLER",
     "after_charge",
+    "after_refusal",
     "apost_step",
     "apre_step",
     "astep_failed",
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 LOG = logging.getLogger("agentsteps")
-_IN_HANDLER: ContextVar[bool] = ContextVar("agentsteps.in_hook", default=False)
+IN_HANDLER: ContextVar[bool] = ContextVar("agentsteps.in_hook", default=False)
 # Latch key in Ledger.thresholds_fired for budget_exhausted (thresholds latch by handle).
 _EXHAUSTED = "budget_exhausted"
 
@@ -59,7 +61,7 @@ def _persona_name(frame: ActiveStep | ActivePersona) -> str:
 
 def _select(event: HookEvent, persona: str, step_name: str | None) -> list[HookHandle]:
     hooks = REGISTRY[event]
-    if not hooks or _IN_HANDLER.get():
+    if not hooks or IN_HANDLER.get():
         return []
     return [h for h in hooks if h.matches(persona, step_name)]
 
@@ -112,7 +114,7 @@ def _run(hooks: list[HookHandle], ctx: HookContext, frame: Any) -> BaseException
     """Call ``hooks`` in order from sync code; returns the error to raise, if any."""
     error: BaseException | None = None
     hidden = CURRENT.set(None)
-    guard = _IN_HANDLER.set(True)
+    guard = IN_HANDLER.set(True)
     try:
         for hook in hooks:
             if hook.is_async:
@@ -136,7 +138,7 @@ def _run(hooks: list[HookHandle], ctx: HookContext, frame: Any) -> BaseException
                 return exc
             _mark(frame, ctx, hook, None, denied)
     finally:
-        _IN_HANDLER.reset(guard)
+        IN_HANDLER.reset(guard)
         CURRENT.reset(hidden)
     return error
 
@@ -145,7 +147,7 @@ async def _arun(hooks: list[HookHandle], ctx: HookContext, frame: Any) -> BaseEx
     """Call ``hooks`` in order from an async step, awaiting the async ones."""
     error: BaseException | None = None
     hidden = CURRENT.set(None)
-    guard = _IN_HANDLER.set(True)
+    guard = IN_HANDLER.set(True)
     try:
         for hook in hooks:
             denied = ctx.denied
@@ -162,7 +164,7 @@ async def _arun(hooks: list[HookHandle], ctx: HookContext, frame: Any) -> BaseEx
                 return exc
             _mark(frame, ctx, hook, None, denied)
     finally:
-        _IN_HANDLER.reset(guard)
+        IN_HANDLER.reset(guard)
         CURRENT.reset(hidden)
     return error
 
@@ -350,7 +352,7 @@ def after_charge(
     handler fires once per step activation, latched in the step's ledger, however many
     records (or threads) cross it.
     """
-    if _IN_HANDLER.get():
+    if IN_HANDLER.get():
         return None
     thresholds = REGISTRY[HookEvent.BUDGET_THRESHOLD]
     exhausted = REGISTRY[HookEvent.BUDGET_EXHAUSTED]
