@@ -42,6 +42,7 @@ from .records import CompletedPersona, CompletedStep, StepStatus
 __all__ = [
     "begin_generator",
     "complete",
+    "current_otel_context",
     "enter",
     "fail",
     "fail_with",
@@ -90,6 +91,9 @@ else:  # pragma: no cover - another runtime context was configured
     _attach = otel_context.attach
     _get_current = otel_context.get_current
     _detach = otel_context.detach
+
+current_otel_context = _get_current
+"""The current OpenTelemetry context, read the fast way (see `_otel_context_var`)."""
 _INTERNAL = trace.SpanKind.INTERNAL
 logger = logging.getLogger("agentsteps")
 _CANCELLING = (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit)

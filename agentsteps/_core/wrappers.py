@@ -28,9 +28,9 @@ from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
 from .._hooks.registry import ACTIVE
 from .context import ActivePersona, ActiveStep
 from .lifecycle import (
-    _get_current,
     begin_generator,
     complete,
+    current_otel_context,
     end_detached,
     enter,
     fail,
@@ -194,7 +194,7 @@ class StepGenerator(Generator[Any, Any, Any]):
         frame = self._frame
         if frame is None:
             # First resume: this is when the step starts (and its body is created).
-            consumer = _get_current()
+            consumer = current_otel_context()
             try:
                 if ACTIVE.pre_step and self._defn.is_step:
                     frame, self._args, self._kwargs = enter_hooked(
@@ -351,7 +351,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
         firstiter, self._finalizer = sys.get_asyncgen_hooks()
         if firstiter is not None:
             firstiter(self)
-        consumer = _get_current()
+        consumer = current_otel_context()
         frame: ActiveStep | ActivePersona
         try:
             if ACTIVE.pre_step and self._defn.is_step:
