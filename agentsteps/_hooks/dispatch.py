@@ -23,7 +23,7 @@ import logging
 from contextvars import ContextVar
 from typing import Any
 
-from .._accounting.usage import LEDGER_LOCK
+from .._accounting.usage import LEDGER_LOCK, Ledger
 from .._core import attributes as A
 from .._core.config import SETTINGS
 from .._core.context import CURRENT, ActivePersona, ActiveStep
@@ -378,16 +378,21 @@ def after_refusal(frame: ActiveStep, exc: StepBudgetExhausted) -> BaseException 
     hooks = _select(HookEvent.BUDGET_EXHAUSTED, _persona_name(frame), frame._defn.name)
     if not hooks:
         return None
-    ledger = frame._ledger
     with LEDGER_LOCK:
-        fired = ledger.thresholds_fired
-        if fired is None:
-            fired = ledger.thresholds_fired = set()
+        fired = _fired(frame._ledger)
         if _EXHAUSTED in fired:
             return None
         fired.add(_EXHAUSTED)
     ctx = _step_context(HookEvent.BUDGET_EXHAUSTED, frame, limit=exc.limit, exception=exc)
     return _run(hooks, ctx, frame)
+
+
+def _fired(ledger: Ledger) -> set[object]:
+    """The budget hooks already fired for this activation (call with the lock held)."""
+    fired = ledger.thresholds_fired
+    if fired is None:
+        fired = ledger.thresholds_fired = set()
+    return fired
 
 
 def _budget_calls(
@@ -406,9 +411,7 @@ def _budget_calls(
     limit = None
     with LEDGER_LOCK:
         pct = ledger.used_pct()
-        fired = ledger.thresholds_fired
-        if fired is None:
-            fired = ledger.thresholds_fired = set()
+        fired = _fired(ledger)
         for hook in wanted:
             if pct >= hook.threshold_pct and hook not in fired:  # type: ignore[operator]
                 fired.add(hook)
