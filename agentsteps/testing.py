@@ -248,7 +248,7 @@ class ScriptedModel:
         """Seconds each call waits before answering."""
         self.cycle = cycle
         """Whether the script starts over when it runs out."""
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK
+        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
         self._calls: list[ScriptedCall] = []
         self._next = 0
         self._cached: dict[str, set[tuple[tuple[str, str], ...]]] = {}

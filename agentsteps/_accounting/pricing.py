@@ -149,7 +149,7 @@ _resolved: dict[tuple[str | None, str | None], tuple[_Rates | _Slow, PriceSource
 # "gpt-4o-2024-08-06" and "claude-sonnet-4-20250514" are dated snapshots of the undated names.
 _DATED = re.compile(r"(.+)-(?:\d{4}-\d{2}-\d{2}|\d{8})")
 _warned_models: set[str | None] = set()
-_lock = threading.RLock()  # re-entrant: see LEDGER_LOCK
+_lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
 _snapshot: DataSnapshot | None = None
 _catalog_available: bool | None = None
 

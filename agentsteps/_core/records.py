@@ -213,7 +213,7 @@ class Run:
 
     def __init__(self, parent: Run | None = None) -> None:
         self._parent = parent
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK
+        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
         self._steps: list[CompletedStep] = []
         self._personas: list[CompletedPersona] = []
 

@@ -95,7 +95,7 @@ class LLMCall:
         self._otel_token: Any = None
         self._otel_context: Any = None
         self._state = _NEW
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK
+        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
         # Input, output, cache read, cache write, reasoning tokens reported so far.
         self._totals = (0, 0, 0, 0, 0)
         # A cost the provider gave (nano-dollars), which then replaces our own pricing.

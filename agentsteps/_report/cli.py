@@ -94,7 +94,7 @@ class _CollectSpans(SpanProcessor):
     """Keep every finished span as a JSONL-format dict, for the report at exit."""
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK
+        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
         self.spans: list[dict[str, Any]] = []
 
     def on_end(self, span: ReadableSpan) -> None:

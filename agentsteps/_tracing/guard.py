@@ -75,7 +75,7 @@ class GuardedExporter(SpanExporter):
         """The wrapped exporter."""
         self.destination = destination
         """Where the wrapped exporter sends spans, as shown in messages."""
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK
+        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
         self._dropped = 0
         self._warned = False
         self._closing = False

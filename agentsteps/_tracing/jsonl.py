@@ -148,7 +148,7 @@ class JsonlSpanExporter(SpanExporter):
         self.path = Path(path)
         """The file spans are appended to."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK
+        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._needs_newline_check = True
 

@@ -183,7 +183,7 @@ class TracingHandle:
         self._owns_provider = owns_provider
         self._guard = guard
         self._processor = processor
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK
+        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
         self._shut_down = False
         if processor is not None:
             atexit.register(self.shutdown)
