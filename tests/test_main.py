@@ -106,6 +106,29 @@ class TestRun:
         assert root["name"] == "agentsteps run agent.py"
         assert root["attributes"]["agentsteps.run.exit_code"] == 0
 
+    @pytest.mark.parametrize(
+        ("env", "service"),
+        [
+            ({}, "agent"),
+            ({"OTEL_SERVICE_NAME": "reviewer-bot"}, "reviewer-bot"),
+            ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs,team=ml"}, "from-attrs"),
+        ],
+    )
+    def test_service_name(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], service: str
+    ) -> None:
+        """The script's name is the service unless the standard variables name one."""
+        for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        main(["run", script(tmp_path)])
+        lines = (tmp_path / DEFAULT_TRACE_PATH).read_text(encoding="utf-8").splitlines()
+        resources = [json.loads(line)["resource"] for line in lines]
+        assert {r["service.name"] for r in resources} == {service}
+        if "OTEL_RESOURCE_ATTRIBUTES" in env:
+            assert {r["team"] for r in resources} == {"ml"}
+
     def test_exit_code_is_passed_through(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -227,6 +227,19 @@ def _install_global(provider: TracerProvider) -> None:
         trace.set_tracer_provider(provider)
 
 
+def _resource(default_service: str) -> Resource:
+    """The run's resource: the standard variables, with the script's name as a fallback.
+
+    ``OTEL_SERVICE_NAME`` (or ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``) must win
+    over the script's name, which is only a better default than the SDK's own
+    ``unknown_service``: passing it to ``Resource.create`` would override the variables.
+    """
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: default_service}))
+    return resource
+
+
 def _run(args: argparse.Namespace) -> int:
     target = args.script
     if not args.module and not Path(target).is_file():
@@ -237,7 +250,7 @@ def _run(args: argparse.Namespace) -> int:
     trace_path = args.trace or DEFAULT_TRACE_PATH
     name = target if args.module else Path(target).name
     service = target if args.module else Path(target).stem
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+    provider = TracerProvider(resource=_resource(service))
     try:
         handle = configure_tracing(
             exporter=exporter,  # type: ignore[arg-type]
