@@ -1,12 +1,14 @@
 """
 A tool service for ``test_distributed.py``, run in its own process.
 
-``python tests/distributed_service.py SPANS.jsonl`` serves ``POST /summarize`` on
+``python tests/distributed_service.py SPANS.jsonl [--otlp]`` serves ``POST /summarize`` on
 127.0.0.1 (a free port, printed on the first line of stdout) and writes every span it
-finishes to ``SPANS.jsonl``. Each request runs inside `agentsteps.remote_parent`, spends
-what the JSON body asks for in a step ``tool.summarize`` and reports its usage back in
-the ``agentsteps-usage`` response header. A request whose carried budget is spent, or
-runs out, gets HTTP 402.
+finishes to ``SPANS.jsonl``; with ``--otlp`` it also sends them over OTLP where the
+standard ``OTEL_EXPORTER_OTLP_*`` variables say (``test_jaeger.py``), flushed before each
+response so the caller finds them in the backend once it has its answer. Each request runs
+inside `agentsteps.remote_parent`, spends what the JSON body asks for in a step
+``tool.summarize`` and reports its usage back in the ``agentsteps-usage`` response header.
+A request whose carried budget is spent, or runs out, gets HTTP 402.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.trace import format_span_id, format_trace_id
 
 import agentsteps
+
+# Set by --otlp: the OTLP export, flushed after each request.
+OTLP: agentsteps.TracingHandle | None = None
 
 
 class JsonLinesExporter(SpanExporter):
@@ -94,6 +99,8 @@ class ToolHandler(BaseHTTPRequestHandler):
                 status, payload = 200, {"summary": summarize(request)}
         except agentsteps.StepBudgetExhausted as exc:
             status, payload = 402, {"error": "budget_exhausted", "limit": exc.limit}
+        if OTLP is not None:
+            OTLP.force_flush()
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -111,6 +118,9 @@ class ToolHandler(BaseHTTPRequestHandler):
 def main(argv: list[str]) -> None:
     provider = tracer_provider("tool-service", Path(argv[1]))
     agentsteps.configure(tracer_provider=provider)
+    if "--otlp" in argv[2:]:
+        global OTLP
+        OTLP = agentsteps.configure_tracing(tracer_provider=provider)
     server = HTTPServer(("127.0.0.1", 0), ToolHandler)
     print(server.server_address[1], flush=True)
     try:
