@@ -398,7 +398,7 @@ def runs(jaeger: Jaeger, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        assert "agentsteps.export" not in done.stderr, done.stderr  # no dropped spans
+        assert "dropped" not in done.stderr, done.stderr  # the export's one warning
         sent = [json.loads(line) for line in copy.read_text(encoding="utf-8").splitlines()]
         (trace_id,) = {span["trace_id"] for span in sent}
         stored = _poll_trace(jaeger, trace_id, len(sent))
