@@ -400,6 +400,10 @@ def runs(jaeger: Jaeger, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
         assert done.returncode == 0, done.stderr
         assert "dropped" not in done.stderr, done.stderr  # the export's one warning
         sent = [json.loads(line) for line in copy.read_text(encoding="utf-8").splitlines()]
+        assert sent, (
+            f"{RUNNER.name} kept no copy: does `agentsteps run` still build its tracer "
+            "provider from agentsteps._report.cli.TracerProvider?"
+        )
         (trace_id,) = {span["trace_id"] for span in sent}
         stored = _poll_trace(jaeger, trace_id, len(sent))
         end = datetime.now(timezone.utc) + timedelta(minutes=1)
