@@ -1,7 +1,7 @@
 """
 Take docs/img/jaeger-trace.png: a real run of examples/code_review.py in the Jaeger UI.
 
-    python docs/_tools/jaeger_screenshot.py --ui-assets PATH/TO/jaeger-ui/packages/jaeger-ui/build
+    python docs/_tools/jaeger_screenshot.py --ui-assets PATH/TO/JAEGER-UI-ASSETS
 
 It starts the Jaeger v2 binary (``AGENTSTEPS_JAEGER_BIN``, built by ``.ci/jaeger.sh``) on free
 loopback ports as ``tests/test_jaeger.py`` does, sends it ``agentsteps run
@@ -12,8 +12,7 @@ failed model call's attributes, and saves the page as a PNG.
 
 The binary built from the Go module serves only a placeholder page where the UI should be
 (release builds embed the jaeger-ui assets, which the module does not carry), so the UI comes
-from a jaeger-ui build of the same version, v1.75.0: ``npm ci && npm run build`` in a
-checkout of github.com/jaegertracing/jaeger-ui at that tag (docs/jaeger.md has the commands).
+from the jaeger-ui assets of the same version, v1.75.0, taken from a Jaeger release.
 """
 
 from __future__ import annotations
