@@ -70,7 +70,7 @@ class TestSpan:
         embed()
         span = spans.named("embeddings emb-model")
         assert span.attributes["gen_ai.operation.name"] == "embeddings"
-        assert span.attributes["gen_ai.usage.cache_write.input_tokens"] == 40
+        assert span.attributes["gen_ai.usage.cache_creation.input_tokens"] == 40
         assert "gen_ai.provider.name" not in span.attributes
 
     def test_span_without_model(self, spans):

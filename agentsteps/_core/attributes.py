@@ -18,13 +18,26 @@ GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
 GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
-GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
+# The released conventions package (and the genai registry) name cache writes
+# "cache_creation"; a draft renames them "cache_write". Written: the released name.
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
 ERROR_TYPE = "error.type"
 # Older names some instrumentations still write; read (never written) by usage capture.
 GEN_AI_SYSTEM = "gen_ai.system"
 GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"
 GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"  # the draft's
+# OpenLLMetry's names (one underscore-joined segment), for Anthropic spans among others.
+LLM_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation_input_tokens"
+LLM_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read_input_tokens"
+# Cache-write names read by usage capture and reports, preferred first.
+CACHE_WRITE_NAMES = (
+    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    LLM_USAGE_CACHE_CREATION_INPUT_TOKENS,
+)
+CACHE_READ_NAMES = (GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, LLM_USAGE_CACHE_READ_INPUT_TOKENS)
 
 # OpenInference span kind (Arize Phoenix; Langfuse reads it before gen_ai.operation.name).
 # Neither backend knows invoke_workflow: without this, Phoenix shows a step as UNKNOWN and
@@ -35,7 +48,6 @@ OPENINFERENCE_KIND_AGENT = "AGENT"
 OPERATION_INVOKE_AGENT = "invoke_agent"
 OPERATION_INVOKE_WORKFLOW = "invoke_workflow"
 OPERATION_CHAT = "chat"
-PROVIDER_AGENTSTEPS = "agentsteps"
 
 # agentsteps' own namespace
 KIND = "agentsteps.kind"  # "step" | "persona" | "llm_call"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from contextvars import ContextVar
 from types import TracebackType
@@ -20,7 +21,7 @@ from .._core.config import get_tracer
 from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
 
-__all__ = ["CALL", "LLMCall", "llm_call"]
+__all__ = ["CALL", "LLMCall", "infer_provider", "llm_call"]
 
 # The model call open in this context, so that usage captured from another library's span
 # started inside it is given to the call instead of being charged a second time.
@@ -123,7 +124,7 @@ class LLMCall:
 
     @property
     def provider(self) -> str | None:
-        """The provider's name (``gen_ai.provider.name``), if given."""
+        """The provider's name (``gen_ai.provider.name``): given, or inferred from the model."""
         return self._provider
 
     @property
@@ -372,9 +373,13 @@ class LLMCall:
         if frame is not None and frame._step is not None:
             if self._model is None:
                 self._model = frame._model
+            if self._provider is None:
+                self._provider = infer_provider(self._model)
             raise_pending(frame)
             preflight(frame, self._model, self._provider, self._input_estimate or 0)
             self._frame = frame
+        elif self._provider is None:
+            self._provider = infer_provider(self._model)
         self._state = _OPEN
         tracer = get_tracer()
         if tracer is not None:
@@ -483,7 +488,7 @@ class LLMCall:
         if cread:
             attributes[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cread
         if cwrite:
-            attributes[A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = cwrite
+            attributes[A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = cwrite
         if reason:
             attributes[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reason
         if response_model is not None:
@@ -523,7 +528,10 @@ def llm_call(
     Args:
         model: The model asked for; defaults to the step's model (`current_model`).
         provider: The provider, as ``gen_ai.provider.name`` (``"openai"``,
-            ``"anthropic"``, ...); also helps the price catalog.
+            ``"anthropic"``, ...); also helps the price catalog. When not given it is
+            inferred from the model name (``gpt-*`` and ``o1``-style
+            names are ``openai``, ``claude-*`` ``anthropic``, ``gemini-*``
+            ``gcp.gemini``), else left out.
         operation: The GenAI operation name: ``"chat"``, ``"text_completion"``,
             ``"embeddings"``, ``"generate_content"``...
         input_tokens: How many input tokens you are about to send, if you know
@@ -569,6 +577,35 @@ def llm_call(
     if max_output_tokens is not None:
         _count("max_output_tokens", max_output_tokens, what)
     return LLMCall(model, provider, operation, input_tokens, max_output_tokens)
+
+
+# Model names that say who serves the model, as GenAI gen_ai.provider.name values. Only
+# names no other provider uses: a wrong provider is worse than none.
+_OPENAI_MODEL = re.compile(r"gpt-.+|o[1-9][0-9]*(?:-.+)?")
+
+
+def infer_provider(model: str | None) -> str | None:
+    """
+    The provider of a well-known model name, or ``None``.
+
+    ``gpt-*`` and ``o1``/``o3``/``o4-mini``-style names are OpenAI's, ``claude-*``
+    Anthropic's, ``gemini-*`` Google's (``gcp.gemini``). Anything else (open-weight models
+    served by many providers, private names) gets no provider rather than a guess.
+
+    >>> infer_provider("gpt-4o-mini"), infer_provider("o3"), infer_provider("claude-haiku-4-5")
+    ('openai', 'openai', 'anthropic')
+    >>> infer_provider("gemini-2.5-pro"), infer_provider("llama-3.1-70b"), infer_provider("omni")
+    ('gcp.gemini', None, None)
+    """
+    if model is None:
+        return None
+    if model.startswith("claude-"):
+        return "anthropic"
+    if model.startswith("gemini-"):
+        return "gcp.gemini"
+    if _OPENAI_MODEL.fullmatch(model):
+        return "openai"
+    return None
 
 
 def _counts(what: str, *values: int) -> tuple[int, ...]:

@@ -49,11 +49,14 @@ class UsageCaptureProcessor(SpanProcessor):
     - a GenAI span that wraps another one whose usage was captured (a framework's span
       around a client's span): the innermost report wins.
 
-    Spans started outside any step are ignored. Older attribute names
+    Spans started outside any step are ignored. Older and other attribute names
     (``gen_ai.usage.prompt_tokens``, ``gen_ai.usage.completion_tokens``,
-    ``gen_ai.system``) are read too. Counts are taken in the OpenTelemetry sense (input
-    includes cached tokens, output includes reasoning); a span whose cached tokens exceed
-    its input tokens is read as reporting them separately, Anthropic style, and added.
+    ``gen_ai.system``; cache writes as ``gen_ai.usage.cache_creation.input_tokens``,
+    ``gen_ai.usage.cache_write.input_tokens`` or OpenLLMetry's
+    ``gen_ai.usage.cache_creation_input_tokens``) are read too. Counts are taken in the
+    OpenTelemetry sense (input includes cached tokens, output includes reasoning); a span
+    whose cached tokens exceed its input tokens is read as reporting them separately,
+    Anthropic style, and added.
 
     .. versionadded:: 0.1.0
     """
@@ -148,6 +151,15 @@ def _count(value: object) -> int:
     return 0
 
 
+def _first_count(attributes: Mapping[str, Any], names: tuple[str, ...]) -> int:
+    """The count under the first of ``names`` the span has (conventions differ by source)."""
+    for name in names:
+        value = attributes.get(name)
+        if value is not None:
+            return _count(value)
+    return 0
+
+
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -163,8 +175,8 @@ def _read_usage(attributes: Mapping[str, Any]) -> tuple[int, int, int, int, int]
     if raw_in is None and raw_out is None:
         return None
     inp, out = _count(raw_in), _count(raw_out)
-    cread = _count(attributes.get(A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
-    cwrite = _count(attributes.get(A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS))
+    cread = _first_count(attributes, A.CACHE_READ_NAMES)
+    cwrite = _first_count(attributes, A.CACHE_WRITE_NAMES)
     reason = _count(attributes.get(A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS))
     if cread + cwrite > inp:
         inp += cread + cwrite  # reported apart from the input, Anthropic style
