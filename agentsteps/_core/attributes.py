@@ -44,6 +44,7 @@ CACHE_READ_NAMES = (GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, LLM_USAGE_CACHE_READ_I
 # Langfuse, seeing a model attribute, as a GENERATION (whose subtree usage it may count again).
 OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
 OPENINFERENCE_KIND_AGENT = "AGENT"
+OPENINFERENCE_KIND_CHAIN = "CHAIN"  # the `agentsteps run` root span
 
 OPERATION_INVOKE_AGENT = "invoke_agent"
 OPERATION_INVOKE_WORKFLOW = "invoke_workflow"
