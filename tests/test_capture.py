@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
 from agentsteps import (
@@ -378,6 +379,34 @@ class TestSdkSpans:
             return current_step().usage.llm_calls
 
         assert later() == 0
+
+    def test_span_started_outside_ending_inside_ignored(self, tracer):
+        """As documented: a span started outside any step is not charged to the step it ends in."""
+        span = tracer.start_span("chat m", kind=SpanKind.CLIENT)
+
+        @step(name="reader")
+        def reader():
+            span.set_attributes(USAGE_ATTRS)
+            span.end()
+            return current_step().usage
+
+        usage = reader()
+        assert (usage.total_tokens, usage.llm_calls) == (0, 0)
+
+    def test_span_started_before_the_processor_charged_where_it_ends(self):
+        """A span whose start the processor never saw goes to the step it ends in."""
+        provider = TracerProvider()
+        span = provider.get_tracer("late").start_span("chat m", kind=SpanKind.CLIENT)
+        provider.add_span_processor(UsageCaptureProcessor())
+
+        @step(name="reader")
+        def reader():
+            span.set_attributes(USAGE_ATTRS)
+            span.end()
+            return current_step().usage
+
+        usage = reader()
+        assert (usage.total_tokens, usage.llm_calls) == (110, 1)
 
     def test_owner_is_where_span_started(self, tracer):
         """A span ended in another thread after its step returned charges the step it began in."""

@@ -233,21 +233,24 @@ def charge(
         if undelivered is not None and raise_now:
             # Claimed under the lock: two threads charging at once raise it only once.
             undelivered._ledger.delivered = True
-    if ACTIVE.budget:
-        _charge_hooks(frame, undelivered if raise_now else None, undelivered_limit, consumed)
+        # The budget hooks this record is due, with the figures at the crossing: read
+        # under the same lock, or another thread's records would show in them.
+        plans = _dispatch.plan_after_charge(frame) if ACTIVE.budget else None
+    if plans:
+        _charge_hooks(plans, undelivered if raise_now else None, undelivered_limit, consumed)
     elif undelivered is not None and raise_now:
         raise exhaustion_error(undelivered, undelivered._ledger, undelivered_limit, consumed)
 
 
 def _charge_hooks(
-    frame: ActiveStep | ActivePersona,
+    plans: list[_dispatch.BudgetPlan],
     raising: Any,
     limit: str,
     consumed: tuple[int, int, int],
 ) -> None:
     """Run the budget hooks of a charge, then raise what the charge raises."""
     exc = None if raising is None else exhaustion_error(raising, raising._ledger, limit, consumed)
-    error = _dispatch.after_charge(frame, exc)
+    error = _dispatch.after_charge(plans, exc)
     if error is not None:
         if exc is not None:
             # The handler's error wins; the exhaustion stays latched and is raised at the

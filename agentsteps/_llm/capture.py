@@ -20,6 +20,8 @@ __all__ = ["UsageCaptureProcessor"]
 logger = logging.getLogger("agentsteps")
 
 _Owner = ActiveStep | ActivePersona | LLMCall
+# The owner of a span whose start this processor did not see.
+_UNSEEN: Any = object()
 
 
 class UsageCaptureProcessor(SpanProcessor):
@@ -49,8 +51,10 @@ class UsageCaptureProcessor(SpanProcessor):
     - a GenAI span that wraps another one whose usage was captured (a framework's span
       around a client's span): the innermost report wins.
 
-    Spans started outside any step are ignored. Older and other attribute names
-    (``gen_ai.usage.prompt_tokens``, ``gen_ai.usage.completion_tokens``,
+    Spans started outside any step are ignored, even if they end inside one (a stream
+    opened before a step and read in it was not the step's call); a span that started
+    before the processor was added is charged to the step it ends in. Older and other
+    attribute names (``gen_ai.usage.prompt_tokens``, ``gen_ai.usage.completion_tokens``,
     ``gen_ai.system``; cache writes as ``gen_ai.usage.cache_creation.input_tokens``,
     ``gen_ai.usage.cache_write.input_tokens`` or OpenLLMetry's
     ``gen_ai.usage.cache_creation_input_tokens``) are read too. Counts are taken in the
@@ -62,23 +66,28 @@ class UsageCaptureProcessor(SpanProcessor):
     """
 
     def __init__(self) -> None:
-        # Span id -> the step (or open model call) active where the span started. Entries
-        # live from a span's start to its end; only spans started inside a step are kept.
-        self._owners: dict[int, _Owner] = {}
+        # Span id -> the step (or open model call) active where the span started, or
+        # _OUTSIDE for a span started outside any step. Entries live from a span's start to
+        # its end.
+        self._owners: dict[int, _Owner | None] = {}
         # Spans one of whose children already had its usage captured.
         self._reported_parents: set[int] = set()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Remember which step the span starts in (called by the SDK)."""
-        frame = CURRENT.get()
-        if frame is None or frame._step is None:
-            return
         attributes = span.attributes
         if attributes is not None and A.KIND in attributes:
             return  # one of ours: its usage is charged already
+        frame = CURRENT.get()
+        span_id = span.get_span_context().span_id
+        if frame is None or frame._step is None:
+            # Remembered as outside, so that it is not charged to a step it ends in (a
+            # stream opened before a step and read inside it was not the step's call).
+            self._owners[span_id] = None
+            return
         call = CALL.get()
         owner: _Owner = call if call is not None and call._frame is frame else frame
-        self._owners[span.get_span_context().span_id] = owner
+        self._owners[span_id] = owner
 
     def on_end(self, span: ReadableSpan) -> None:
         """Charge the span's usage, if it has any, to its step (called by the SDK)."""
@@ -90,7 +99,7 @@ class UsageCaptureProcessor(SpanProcessor):
     def _capture(self, span: ReadableSpan) -> None:
         context = span.context
         span_id = 0 if context is None else context.span_id
-        owner = self._owners.pop(span_id, None)
+        owner = self._owners.pop(span_id, _UNSEEN)
         wraps_reported = span_id in self._reported_parents
         if wraps_reported:
             self._reported_parents.discard(span_id)
@@ -106,8 +115,10 @@ class UsageCaptureProcessor(SpanProcessor):
         if wraps_reported:
             return
         if owner is None:
-            # Started before the processor was added, or in a context without the step:
-            # the context the span ends in is the best guess left.
+            return  # started outside any step
+        if owner is _UNSEEN:
+            # Started before the processor was added: the context the span ends in is the
+            # best guess left.
             frame = CURRENT.get()
             if frame is None or frame._step is None:
                 return
