@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -38,7 +38,7 @@ _SNAKE = ("query.service_name", "query.start_time_min", "query.start_time_max")
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def find_traces(base_url: str, service: str, start: datetime, end: datetime) -> list[Any]:
@@ -201,7 +201,7 @@ def stand_in() -> Iterator[tuple[str, list[str], dict[str, Any]]]:
     server.server_close()
 
 
-_NOW = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
+_NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 
 class TestQueryClient:
@@ -292,14 +292,14 @@ def test_run_lands_in_jaeger() -> None:
             pass
         return notes
 
-    start = datetime.now(timezone.utc) - timedelta(minutes=1)
+    start = datetime.now(UTC) - timedelta(minutes=1)
     assert writer() == "notes"
     handle.shutdown()
     assert handle.dropped_spans == 0, "is Jaeger's OTLP/HTTP port reachable?"
 
     deadline = time.monotonic() + 60
     while True:
-        end = datetime.now(timezone.utc) + timedelta(minutes=1)
+        end = datetime.now(UTC) + timedelta(minutes=1)
         spans = {
             span["name"]: span for span in flat_spans(find_traces(_JAEGER_URL, service, start, end))
         }

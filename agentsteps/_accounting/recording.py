@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .._core.config import SETTINGS
 from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .._core.lifecycle import exhaustion_error
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
+from ..exceptions import UnpricedModelError
 from .budget import NANOS_PER_USD
 from .pricing import price_usage
 from .usage import LEDGER_LOCK
@@ -66,8 +68,10 @@ def record_usage(
     Token counts follow the OpenTelemetry GenAI conventions: ``input_tokens`` *includes*
     the cached input tokens (``cache_read_tokens``, ``cache_write_tokens``), and
     ``output_tokens`` includes ``reasoning_tokens``. When ``cost_usd`` is not given the
-    cost is computed from the model's price (see `register_price`); unknown models cost
-    ``$0`` and are counted as unpriced calls.
+    cost is computed from the model's price (`register_price`, else the bundled
+    genai-prices catalog). Usage of a model with no price raises `UnpricedModelError`
+    under a ``max_usd`` budget (it could never trip); elsewhere it costs ``$0`` and is
+    counted as an unpriced call (see ``configure(unpriced=...)``).
 
     Outside any step this does nothing and returns ``None``: libraries can record
     unconditionally. Arguments are validated either way.
@@ -86,6 +90,8 @@ def record_usage(
     Raises:
         StepBudgetExhausted: This record took a step over one of its limits. The usage
             is charged all the same.
+        UnpricedModelError: The model has no known price, no ``cost_usd`` was given, and
+            the step or one around it has a ``max_usd`` budget. Nothing is charged.
         TypeError: An argument has the wrong type (names the argument).
         ValueError: A count is negative, or the cached part exceeds the input.
 
@@ -132,8 +138,36 @@ def record_usage(
             provider=provider,
         )
         if source == "unknown":
+            if inp or out:
+                error = unpriced_error(frame, model)
+                if error is not None:
+                    raise error
             unpriced = calls
     charge(frame, model, inp, out, cread, cwrite, reason, nanos, calls, unpriced)
+
+
+def unpriced_error(
+    frame: ActiveStep | ActivePersona, model: str | None
+) -> UnpricedModelError | None:
+    """
+    The error that usage with no cost and no known price raises, or ``None`` when it may
+    be charged as $0: ``configure(unpriced="error")`` (the default) and a ``max_usd``
+    budget on the frame's step or one around it, which could never trip on such usage.
+    """
+    if SETTINGS.unpriced != "error":
+        return None
+    budget_step: ActiveStep | None = None
+    f: ActiveStep | ActivePersona | None = frame
+    while f is not None:
+        if f._ledger.max_nanos is not None and isinstance(f, ActiveStep):
+            budget_step = f
+            break  # the innermost: the one the user is most likely looking at
+        f = f._parent
+    if budget_step is None:
+        return None
+    step = frame._step
+    name = budget_step._defn.name if step is None else step._defn.name
+    return UnpricedModelError(model, name, budget_step._defn.name)
 
 
 def _check_str(name: str, value: object, what: str = "record_usage()") -> None:

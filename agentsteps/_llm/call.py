@@ -14,11 +14,19 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from .._accounting.budget import NANOS_PER_USD
-from .._accounting.recording import _check_cached, _check_str, _cost, _count, charge
+from .._accounting.recording import (
+    _check_cached,
+    _check_str,
+    _cost,
+    _count,
+    charge,
+    unpriced_error,
+)
 from .._accounting.usage import Usage
 from .._core import attributes as A
 from .._core.config import get_tracer
 from .._core.context import CURRENT, ActivePersona, ActiveStep
+from ..exceptions import UnpricedModelError
 from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
 
 __all__ = ["CALL", "LLMCall", "infer_provider", "llm_call"]
@@ -75,6 +83,7 @@ class LLMCall:
         "_span",
         "_state",
         "_totals",
+        "_unpriced",
     )
 
     def __init__(
@@ -109,6 +118,8 @@ class LLMCall:
         # What the steps have been charged for this call: the 5 token counts, nano-dollars,
         # calls, unpriced calls. Each report charges the difference to the new figures.
         self._charged = _ZEROS
+        # Unpriced usage observed under a dollar budget, raised when the block ends.
+        self._unpriced: UnpricedModelError | None = None
 
     # -- what the call knows -------------------------------------------------------------
 
@@ -232,6 +243,8 @@ class LLMCall:
         Raises:
             StepBudgetExhausted: The usage took a step over budget (it is charged all
                 the same), or an earlier one did and has not been raised yet.
+            UnpricedModelError: No ``cost_usd`` and no known price for the model, under
+                a ``max_usd`` budget (see `record_usage`); nothing is charged.
             RuntimeError: The call is not open (use it inside its ``with`` block).
             TypeError, ValueError: A bad argument (the message names it).
         """
@@ -323,24 +336,34 @@ class LLMCall:
         with self._lock:
             if observed and self._recorded:
                 return
-            if from_record:
-                self._recorded = True
-                self._provider_nanos = provider_nanos
+            fixed = provider_nanos if from_record else self._provider_nanos
+            answered = self._response_model if response_model is None else response_model
             totals = counts if replace else tuple(map(sum, zip(self._totals, counts, strict=True)))
             inp, out, cread, cwrite, reason = totals
             if not replace:
                 # Totals that grew piece by piece must still be a consistent whole.
                 _check_cached(inp, cread, cwrite, what)
                 _check_reasoning(out, reason, what)
-            if response_model is not None:
-                self._response_model = response_model
-            self._totals = (inp, out, cread, cwrite, reason)
-            if self._provider_nanos is not None:
-                nanos, source = self._provider_nanos, "provider"
+            if fixed is not None:
+                nanos, source = fixed, "provider"
             else:
-                nanos, source = price_call(
-                    self._model, self._response_model, self._provider, totals
-                )
+                nanos, source = price_call(self._model, answered, self._provider, totals)
+            if source == "unknown" and (inp or out) and self._frame is not None:
+                # Checked before anything changes: an unpriced record charges nothing.
+                error = unpriced_error(self._frame, answered or self._model)
+                if error is not None:
+                    if not raise_now:
+                        # Seen on another library's span, which must not raise: the call
+                        # raises it when its block ends, unless a priced record came since.
+                        self._unpriced = error
+                        return
+                    raise error
+            self._unpriced = None
+            if from_record:
+                self._recorded = True
+                self._provider_nanos = provider_nanos
+            self._response_model = answered
+            self._totals = (inp, out, cread, cwrite, reason)
             self._source = source
             new = (inp, out, cread, cwrite, reason, nanos, 1, int(source == "unknown"))
             delta = tuple(a - b for a, b in zip(new, self._charged, strict=True))
@@ -419,6 +442,8 @@ class LLMCall:
             return
         error = exc
         try:
+            if exc is None and self._unpriced is not None:
+                raise self._unpriced
             if exc is None and self._source is None:
                 # Nothing reported: still one model call, so max_llm_calls holds.
                 self._report((0, 0, 0, 0, 0), "llm_call()", replace=False)
