@@ -35,6 +35,11 @@ class Spans:
     def all(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
 
+    @property
+    def frames(self) -> list[ReadableSpan]:
+        """The spans other than model calls (each record_usage makes one of those)."""
+        return [s for s in self.all if (s.attributes or {}).get("agentsteps.kind") != "llm_call"]
+
     def named(self, name: str) -> ReadableSpan:
         found = [s for s in self.all if s.name == name]
         assert len(found) == 1, f"expected one span {name!r}, got {[s.name for s in self.all]}"

@@ -35,7 +35,10 @@ READ_ONLY = {
     "gen_ai.usage.cache_creation_input_tokens",
     "gen_ai.usage.cache_read_input_tokens",
 }
-EMITTED_EXTRA: set[str] = set()
+EMITTED_EXTRA = {
+    # Langfuse reads a generation's cost from it; the conventions have no cost attribute yet.
+    "gen_ai.usage.cost",
+}
 
 
 def _constants() -> dict[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._core.config import SETTINGS
+from .._core.config import SETTINGS, get_tracer
 from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .._core.lifecycle import exhaustion_error
 from .._hooks import dispatch as _dispatch
@@ -127,6 +127,7 @@ def record_usage(
     if model is None:
         model = frame._model
     unpriced = 0
+    source = "provider"
     if nanos is None:
         nanos, source = price_usage(
             model,
@@ -143,7 +144,33 @@ def record_usage(
                 if error is not None:
                     raise error
             unpriced = calls
+    if get_tracer() is not None:
+        # Visible to backends as a model call (before the charge, which may raise).
+        counts = (inp, out, cread, cwrite, reason)
+        _model_call_span(frame, model, provider, counts, nanos, source)
     charge(frame, model, inp, out, cread, cwrite, reason, nanos, calls, unpriced)
+
+
+def _model_call_span(
+    frame: ActiveStep | ActivePersona,
+    model: str | None,
+    provider: str | None,
+    counts: tuple[int, int, int, int, int],
+    nanos: int,
+    source: str,
+) -> None:
+    """
+    Show a recorded call to backends: on the open `llm_call`'s span when the record is
+    made inside one (a second span there would make two model calls of one request), else
+    as a zero-duration span of its own.
+    """
+    from .._llm.call import CALL  # here: the model-call modules import this one
+    from .._llm.spans import emit_record_span
+
+    call = CALL.get()
+    if call is not None and call._frame is frame and call._attach(counts, nanos, source):
+        return
+    emit_record_span(model, provider, counts, nanos, source)
 
 
 def unpriced_error(

@@ -45,10 +45,25 @@ CACHE_READ_NAMES = (GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, LLM_USAGE_CACHE_READ_I
 OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
 OPENINFERENCE_KIND_AGENT = "AGENT"
 OPENINFERENCE_KIND_CHAIN = "CHAIN"  # the `agentsteps run` root span
+OPENINFERENCE_KIND_LLM = "LLM"  # model-call spans: the ones Phoenix counts tokens and cost on
+OPENINFERENCE_KIND_EMBEDDING = "EMBEDDING"
+# OpenInference's model-call attributes, which Phoenix (and Arize) read on LLM spans.
+LLM_MODEL_NAME = "llm.model_name"
+LLM_PROVIDER = "llm.provider"
+LLM_TOKEN_COUNT_PROMPT = "llm.token_count.prompt"  # input, cached included
+LLM_TOKEN_COUNT_COMPLETION = "llm.token_count.completion"  # output, reasoning included
+LLM_TOKEN_COUNT_TOTAL = "llm.token_count.total"
+LLM_TOKEN_COUNT_CACHE_READ = "llm.token_count.prompt_details.cache_read"
+LLM_TOKEN_COUNT_CACHE_WRITE = "llm.token_count.prompt_details.cache_write"
+LLM_TOKEN_COUNT_REASONING = "llm.token_count.completion_details.reasoning"
+LLM_COST_TOTAL = "llm.cost.total"  # USD
 
 OPERATION_INVOKE_AGENT = "invoke_agent"
 OPERATION_INVOKE_WORKFLOW = "invoke_workflow"
 OPERATION_CHAT = "chat"
+OPERATION_EMBEDDINGS = "embeddings"
+# Operations whose spans describe one request to a model (as opposed to agents, tools).
+MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 
 # agentsteps' own namespace
 KIND = "agentsteps.kind"  # "step" | "persona" | "llm_call"
@@ -71,10 +86,15 @@ REMOTE_CALLER_STEP_PATH = "agentsteps.remote.caller_step_path"
 REMOTE_CALLER_PERSONA = "agentsteps.remote.caller_persona"
 
 # On a model-call span (`llm_call`). The GenAI conventions have no cost attribute yet (a
-# draft proposes gen_ai.usage.cost.*), so the cost stays in our namespace until one lands.
+# draft proposes gen_ai.usage.cost.*), so the cost is in our namespace, and written again
+# where backends read it: Langfuse's gen_ai.usage.cost and OpenInference's llm.cost.total.
+GEN_AI_USAGE_COST = "gen_ai.usage.cost"  # Langfuse: the generation's cost in USD
 LLM_CALL_COST_USD = "agentsteps.usage.cost_usd"
 LLM_CALL_COST_SOURCE = "agentsteps.usage.cost_source"  # provider | user | catalog | unknown
 LLM_CALL_INPUT_ESTIMATE = "agentsteps.llm_call.input_tokens_estimate"
+# Set (True) on a model-call span whose request another instrumentation's span describes
+# too, below or above it: that span carries the usage for backends, this one does not.
+LLM_CALL_USAGE_ELSEWHERE = "agentsteps.llm_call.usage_on_other_span"
 LLM_CALL_MAX_OUTPUT_TOKENS = "agentsteps.llm_call.max_output_tokens"
 
 # Usage is written twice on a step span: what the step recorded itself ("self") and what

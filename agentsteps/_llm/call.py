@@ -28,6 +28,7 @@ from .._core.config import get_tracer
 from .._core.context import CURRENT, ActivePersona, ActiveStep
 from ..exceptions import UnpricedModelError
 from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
+from .spans import ELSEWHERE_ATTRIBUTES, usage_attributes
 
 __all__ = ["CALL", "LLMCall", "infer_provider", "llm_call"]
 
@@ -65,8 +66,10 @@ class LLMCall:
     """
 
     __slots__ = (
+        "_attached",
         "_charged",
         "_ctx_token",
+        "_elsewhere",
         "_frame",
         "_input_estimate",
         "_lock",
@@ -120,6 +123,12 @@ class LLMCall:
         self._charged = _ZEROS
         # Unpriced usage observed under a dollar budget, raised when the block ends.
         self._unpriced: UnpricedModelError | None = None
+        # Usage that record_usage reported inside the block (5 counts, nano-dollars,
+        # cost source): charged by record_usage, shown on this call's span.
+        self._attached: tuple[tuple[int, ...], int, str] | None = None
+        # Whether another instrumentation's span, below or above this one, describes the
+        # same request: that span then carries the usage for backends, this one does not.
+        self._elsewhere = False
 
     # -- what the call knows -------------------------------------------------------------
 
@@ -334,8 +343,10 @@ class LLMCall:
         given the call's figures.
         """
         with self._lock:
-            if observed and self._recorded:
-                return
+            if observed:
+                self._elsewhere = True
+                if self._recorded:
+                    return
             fixed = provider_nanos if from_record else self._provider_nanos
             answered = self._response_model if response_model is None else response_model
             totals = counts if replace else tuple(map(sum, zip(self._totals, counts, strict=True)))
@@ -420,6 +431,7 @@ class LLMCall:
             if limit is not None:
                 attributes[A.LLM_CALL_MAX_OUTPUT_TOKENS] = limit
             name = self._operation if self._model is None else f"{self._operation} {self._model}"
+            self._elsewhere = _describes_a_request(trace.get_current_span())
             try:
                 span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
             except Exception:
@@ -497,28 +509,52 @@ class LLMCall:
             # A span processor's on_end raised: the call's outcome must not depend on it.
             logger.warning("could not end the span of a model call", exc_info=True)
 
+    def _attach(self, counts: tuple[int, ...], nanos: int, source: str) -> bool:
+        """Show usage `record_usage` charged inside the block on this call's span."""
+        if self._span is None or self._state != _OPEN:
+            return False
+        with self._lock:
+            if self._attached is not None:
+                old, old_nanos, source = self._attached
+                counts = tuple(a + b for a, b in zip(old, counts, strict=True))
+                nanos += old_nanos
+            self._attached = (counts, nanos, source)
+        return True
+
     def _span_attributes(self) -> dict[str, Any]:
         with self._lock:
-            inp, out, cread, cwrite, reason, nanos, _, _ = self._charged
+            *counts, nanos, calls, unpriced = self._charged
             source = self._source
             response_model = self._response_model or self._model
+            attached = self._attached
+            elsewhere = self._elsewhere
+        if attached is not None:
+            more, more_nanos, more_source = attached
+            counts = [a + b for a, b in zip(counts, more, strict=True)]
+            nanos += more_nanos
+            source = source or more_source
         if source is None:
             return {}
-        attributes: dict[str, Any] = {
-            A.GEN_AI_USAGE_INPUT_TOKENS: inp,
-            A.GEN_AI_USAGE_OUTPUT_TOKENS: out,
-            A.LLM_CALL_COST_USD: nanos / NANOS_PER_USD,
-            A.LLM_CALL_COST_SOURCE: source,
-        }
-        if cread:
-            attributes[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cread
-        if cwrite:
-            attributes[A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = cwrite
-        if reason:
-            attributes[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reason
-        if response_model is not None:
-            attributes[A.GEN_AI_RESPONSE_MODEL] = response_model
-        return attributes
+        inp, out, cread, cwrite, reason = counts
+        if elsewhere:
+            # Another span reports this request's usage to backends: summing model-call
+            # spans must count it once. The figures stay readable in our own namespace.
+            figures = (inp, out, cread, cwrite, reason, nanos / NANOS_PER_USD, calls, unpriced)
+            attributes = dict(ELSEWHERE_ATTRIBUTES)
+            attributes.update(zip(A.SUBTREE_USAGE.values(), figures, strict=True))
+            attributes[A.LLM_CALL_COST_USD] = nanos / NANOS_PER_USD
+            attributes[A.LLM_CALL_COST_SOURCE] = source
+            if response_model is not None:
+                attributes[A.GEN_AI_RESPONSE_MODEL] = response_model
+            return attributes
+        return usage_attributes(
+            self._operation,
+            response_model,
+            self._provider,
+            (inp, out, cread, cwrite, reason),
+            nanos,
+            source,
+        )
 
     def __repr__(self) -> str:
         state = ("new", "open", "ended")[self._state]
@@ -655,6 +691,14 @@ def _check_reasoning(out: int, reason: int, what: str) -> None:
             "output_tokens includes reasoning tokens (OpenTelemetry convention)"
         )
         raise ValueError(msg)
+
+
+def _describes_a_request(span: Any) -> bool:
+    """Whether ``span`` is another instrumentation's span of one model request."""
+    attributes = getattr(span, "attributes", None)
+    if not attributes or A.KIND in attributes:
+        return False
+    return attributes.get(A.GEN_AI_OPERATION_NAME) in A.MODEL_OPERATIONS
 
 
 def _span_ids(span: Any) -> tuple[str | None, str | None]:

@@ -49,7 +49,10 @@ class UsageCaptureProcessor(SpanProcessor):
       (replacing streamed estimates), unless `LLMCall.record` already gave the call's
       figures, which then stand; recording them after the capture replaces it;
     - a GenAI span that wraps another one whose usage was captured (a framework's span
-      around a client's span): the innermost report wins.
+      around a client's span): the innermost report wins;
+    - a GenAI span with an agentsteps model-call span directly beneath it (a framework's
+      chat span around an `llm_call`, or around ``record_openai``): the request is
+      charged by the model call, once; spans around that one count as wrapping it.
 
     Spans started outside any step are ignored, even if they end inside one (a stream
     opened before a step and read in it was not the step's call); a span that started
@@ -72,12 +75,24 @@ class UsageCaptureProcessor(SpanProcessor):
         self._owners: dict[int, _Owner | None] = {}
         # Spans one of whose children already had its usage captured.
         self._reported_parents: set[int] = set()
+        # Spans with one of agentsteps' model-call spans directly beneath them.
+        self._covered: set[int] = set()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Remember which step the span starts in (called by the SDK)."""
         attributes = span.attributes
         if attributes is not None and A.KIND in attributes:
-            return  # one of ours: its usage is charged already
+            # One of ours: its usage is charged already. A model call of ours inside
+            # another instrumentation's span means that span describes the same request
+            # (a framework's chat span around llm_call): its usage must not count again.
+            parent = span.parent
+            if (
+                parent is not None
+                and attributes.get(A.KIND) == A.KIND_LLM_CALL
+                and self._owners.get(parent.span_id) is not None
+            ):
+                self._covered.add(parent.span_id)
+            return
         frame = CURRENT.get()
         span_id = span.get_span_context().span_id
         if frame is None or frame._step is None:
@@ -103,6 +118,9 @@ class UsageCaptureProcessor(SpanProcessor):
         wraps_reported = span_id in self._reported_parents
         if wraps_reported:
             self._reported_parents.discard(span_id)
+        if span_id in self._covered:
+            self._covered.discard(span_id)
+            wraps_reported = True  # its request is charged by the model call inside it
         attributes = span.attributes
         if not attributes or A.KIND in attributes:
             return
@@ -149,6 +167,7 @@ class UsageCaptureProcessor(SpanProcessor):
         """Forget the spans still open."""
         self._owners.clear()
         self._reported_parents.clear()
+        self._covered.clear()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered: always done."""
