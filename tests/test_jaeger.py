@@ -303,14 +303,17 @@ def test_run_lands_in_jaeger() -> None:
         spans = {
             span["name"]: span for span in flat_spans(find_traces(_JAEGER_URL, service, start, end))
         }
-        if len(spans) >= 3 or time.monotonic() > deadline:
+        if len(spans) >= 4 or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert sorted(spans) == [
+        "chat m-1",  # research's model call, as record_usage reported it
         "invoke_agent writer",
         "invoke_workflow draft",
         "invoke_workflow research",
     ]
+    assert spans["chat m-1"]["parent_id"] == spans["invoke_workflow research"]["span_id"]
+    assert spans["chat m-1"]["attributes"][A.GEN_AI_USAGE_INPUT_TOKENS] == 1_200
     writer_span = spans["invoke_agent writer"]
     assert writer_span["parent_id"] is None
     assert spans["invoke_workflow research"]["parent_id"] == writer_span["span_id"]
