@@ -211,6 +211,14 @@ class TestNoDoubleCounting:
             return usage.total_tokens, usage.llm_calls
 
         assert s() == (110, 1)
+        # In a backend too: the framework's span carries the usage, the record's span not.
+        (counted,) = model_spans(capture)
+        assert counted.instrumentation_scope is not None
+        assert counted.instrumentation_scope.name == "another-instrumentation"
+        ours = [x for x in capture.all if (x.attributes or {}).get("agentsteps.kind")]
+        (ours_attributes,) = [x.attributes or {} for x in ours]
+        assert ours_attributes["agentsteps.llm_call.usage_on_other_span"] is True
+        assert ours_attributes["agentsteps.usage.subtree.input_tokens"] == 100
 
     def test_unrelated_foreign_spans_still_charged(self, capture: Spans) -> None:
         """A foreign chat span next to (not around) an llm_call is its own request."""

@@ -13,7 +13,6 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from .._accounting.budget import NANOS_PER_USD
 from .._accounting.recording import (
     _check_cached,
     _check_str,
@@ -28,7 +27,7 @@ from .._core.config import get_tracer
 from .._core.context import CURRENT, ActivePersona, ActiveStep
 from ..exceptions import UnpricedModelError
 from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
-from .spans import ELSEWHERE_ATTRIBUTES, usage_attributes
+from .spans import describes_a_request, elsewhere_attributes, usage_attributes
 
 __all__ = ["CALL", "LLMCall", "infer_provider", "llm_call"]
 
@@ -431,7 +430,7 @@ class LLMCall:
             if limit is not None:
                 attributes[A.LLM_CALL_MAX_OUTPUT_TOKENS] = limit
             name = self._operation if self._model is None else f"{self._operation} {self._model}"
-            self._elsewhere = _describes_a_request(trace.get_current_span())
+            self._elsewhere = describes_a_request(trace.get_current_span())
             try:
                 span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
             except Exception:
@@ -539,14 +538,9 @@ class LLMCall:
         if elsewhere:
             # Another span reports this request's usage to backends: summing model-call
             # spans must count it once. The figures stay readable in our own namespace.
-            figures = (inp, out, cread, cwrite, reason, nanos / NANOS_PER_USD, calls, unpriced)
-            attributes = dict(ELSEWHERE_ATTRIBUTES)
-            attributes.update(zip(A.SUBTREE_USAGE.values(), figures, strict=True))
-            attributes[A.LLM_CALL_COST_USD] = nanos / NANOS_PER_USD
-            attributes[A.LLM_CALL_COST_SOURCE] = source
-            if response_model is not None:
-                attributes[A.GEN_AI_RESPONSE_MODEL] = response_model
-            return attributes
+            return elsewhere_attributes(
+                response_model, tuple(counts), nanos, source, calls, unpriced
+            )
         return usage_attributes(
             self._operation,
             response_model,
@@ -691,14 +685,6 @@ def _check_reasoning(out: int, reason: int, what: str) -> None:
             "output_tokens includes reasoning tokens (OpenTelemetry convention)"
         )
         raise ValueError(msg)
-
-
-def _describes_a_request(span: Any) -> bool:
-    """Whether ``span`` is another instrumentation's span of one model request."""
-    attributes = getattr(span, "attributes", None)
-    if not attributes or A.KIND in attributes:
-        return False
-    return attributes.get(A.GEN_AI_OPERATION_NAME) in A.MODEL_OPERATIONS
 
 
 def _span_ids(span: Any) -> tuple[str | None, str | None]:

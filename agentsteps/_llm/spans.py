@@ -20,7 +20,13 @@ from .._accounting.budget import NANOS_PER_USD
 from .._core import attributes as A
 from .._core.config import get_tracer
 
-__all__ = ["ELSEWHERE_ATTRIBUTES", "emit_record_span", "usage_attributes"]
+__all__ = [
+    "ELSEWHERE_ATTRIBUTES",
+    "describes_a_request",
+    "elsewhere_attributes",
+    "emit_record_span",
+    "usage_attributes",
+]
 
 _CLIENT = trace.SpanKind.CLIENT
 logger = logging.getLogger("agentsteps")
@@ -43,6 +49,37 @@ ELSEWHERE_ATTRIBUTES: dict[str, Any] = {
     A.OPENINFERENCE_SPAN_KIND: A.OPENINFERENCE_KIND_CHAIN,
     A.LLM_CALL_USAGE_ELSEWHERE: True,
 }
+
+
+def describes_a_request(span: Any) -> bool:
+    """Whether ``span`` is another instrumentation's span of one model request."""
+    attributes = getattr(span, "attributes", None)
+    if not attributes or A.KIND in attributes:
+        return False
+    return attributes.get(A.GEN_AI_OPERATION_NAME) in A.MODEL_OPERATIONS
+
+
+def elsewhere_attributes(
+    model: str | None,
+    counts: tuple[int, ...],
+    nanos: int,
+    source: str,
+    calls: int,
+    unpriced: int,
+) -> dict[str, Any]:
+    """
+    What a model-call span whose request another instrumentation's span describes carries:
+    that span reports the usage to backends (summing model-call spans must count it once),
+    so this one keeps the figures in agentsteps' own namespace only, and is a CHAIN.
+    """
+    cost = nanos / NANOS_PER_USD
+    attributes = dict(ELSEWHERE_ATTRIBUTES)
+    attributes.update(zip(A.SUBTREE_USAGE.values(), (*counts, cost, calls, unpriced), strict=True))
+    attributes[A.LLM_CALL_COST_USD] = cost
+    attributes[A.LLM_CALL_COST_SOURCE] = source
+    if model is not None:
+        attributes[A.GEN_AI_RESPONSE_MODEL] = model
+    return attributes
 
 
 def usage_attributes(
@@ -120,13 +157,22 @@ def emit_record_span(
     if model is not None:
         start[A.GEN_AI_REQUEST_MODEL] = model
     name = A.OPERATION_CHAT if model is None else f"{A.OPERATION_CHAT} {model}"
+    # Reported inside another instrumentation's span of the same request (a framework's
+    # chat span around record_openai): that span carries the usage for backends.
+    elsewhere = describes_a_request(trace.get_current_span())
     now = time.time_ns()
     try:
         span = tracer.start_span(name, kind=_CLIENT, attributes=start, start_time=now)
         if span.is_recording():
-            span.set_attributes(
-                usage_attributes(A.OPERATION_CHAT, model, provider, counts, nanos, source)
-            )
+            if elsewhere:
+                attributes = elsewhere_attributes(
+                    model, counts, nanos, source, 1, int(source == "unknown")
+                )
+            else:
+                attributes = usage_attributes(
+                    A.OPERATION_CHAT, model, provider, counts, nanos, source
+                )
+            span.set_attributes(attributes)
         span.end(end_time=now)
     except Exception:
         # A span processor raised: the usage is charged all the same.
