@@ -360,7 +360,7 @@ class LLMCall:
                 nanos, source = price_call(self._model, answered, self._provider, totals)
             if source == "unknown" and (inp or out) and self._frame is not None:
                 # Checked before anything changes: an unpriced record charges nothing.
-                error = unpriced_error(self._frame, answered or self._model)
+                error = unpriced_error(self._frame, self._model or answered)
                 if error is not None:
                     if not raise_now:
                         # Seen on another library's span, which must not raise: the call
