@@ -9,7 +9,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = ["3.11"]
 # The test suite runs on every supported Python that is installed (others are skipped).
-SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
+SUPPORTED = ["3.11", "3.12", "3.13"]
 nox.options.error_on_missing_interpreters = False
 
 

@@ -23,6 +23,7 @@ import typing as _typing
 from ._accounting.budget import Budget as Budget
 from ._accounting.budget import ErrorBoundary as ErrorBoundary
 from ._accounting.pricing import Price as Price
+from ._accounting.pricing import preload_prices as preload_prices
 from ._accounting.pricing import register_price as register_price
 from ._accounting.pricing import registered_price as registered_price
 from ._accounting.pricing import unregister_price as unregister_price
@@ -70,6 +71,7 @@ from .exceptions import AgentStepsError as AgentStepsError
 from .exceptions import StepBudgetExhausted as StepBudgetExhausted
 from .exceptions import StepDenied as StepDenied
 from .exceptions import StepEscalated as StepEscalated
+from .exceptions import UnpricedModelError as UnpricedModelError
 
 if _typing.TYPE_CHECKING:
     from ._llm.capture import UsageCaptureProcessor as UsageCaptureProcessor
@@ -122,6 +124,7 @@ __all__ = [
     "StepEscalated",
     "StepStatus",
     "TracingHandle",
+    "UnpricedModelError",
     "Usage",
     "UsageCaptureProcessor",
     "__version__",
@@ -138,6 +141,7 @@ __all__ = [
     "on_step",
     "persona",
     "persona_scope",
+    "preload_prices",
     "print_report",
     "record_remote_usage",
     "record_usage",

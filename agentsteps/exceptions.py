@@ -6,7 +6,9 @@ The hierarchy::
     AgentStepsError                  base of everything agentsteps raises at run time
     ├── StepBudgetExhausted          a step spent more than its budget allows
     │   └── StepEscalated            ... and its error boundary is "escalate"
-    └── StepDenied                   a pre_step hook refused to let the step run
+    ├── StepDenied                   a pre_step hook refused to let the step run
+    └── UnpricedModelError           usage of a model with no price, under a dollar budget
+                                     (also a LookupError)
 
 Mistakes in how the library is called (a negative budget, an unknown error boundary, a
 decorator applied to a class) are not in this tree: they raise the builtin `TypeError` or
@@ -23,6 +25,7 @@ __all__ = [
     "StepBudgetExhausted",
     "StepDenied",
     "StepEscalated",
+    "UnpricedModelError",
 ]
 
 _LIMIT_UNITS = {"max_tokens": "tokens", "max_llm_calls": "calls"}
@@ -170,9 +173,67 @@ class StepDenied(AgentStepsError):
         return (type(self), (self.step, self.reason))
 
 
+class UnpricedModelError(AgentStepsError, LookupError):
+    """
+    Usage of a model with no known price was recorded under a dollar budget.
+
+    A ``max_usd`` budget cannot count a call whose cost it does not know, so rather than
+    charging it as $0 (a budget that could never trip), the record raises this and charges
+    nothing. Fix it by registering the model's price (`register_price`), by passing the
+    call's cost (``cost_usd=``), or, to accept unpriced calls as $0, with
+    ``agentsteps.configure(unpriced="warn")`` (or ``"ignore"``).
+
+    It is a `LookupError` too: the model was looked up in the prices and not found.
+
+    Attributes:
+        model: The model name that has no price, or ``None`` when none was given.
+        step: Name of the step the usage was recorded in.
+        budget_step: Name of the step whose ``max_usd`` budget needs the price (the step
+            itself or one around it).
+
+    Example:
+        >>> from agentsteps import Budget, UnpricedModelError, record_usage, step
+        >>> @step(budget=Budget(max_usd=0.01))
+        ... def summarize():
+        ...     record_usage(model="my-finetune", input_tokens=900, output_tokens=100)
+        >>> try:
+        ...     summarize()
+        ... except UnpricedModelError as exc:
+        ...     print(exc.model, exc.budget_step)
+        my-finetune summarize
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, model: str | None, step: str, budget_step: str) -> None:
+        self.model = model
+        self.step = step
+        self.budget_step = budget_step
+        where = (
+            f"step {step!r}" if step == budget_step else f"step {step!r} (under {budget_step!r})"
+        )
+        if model is None:
+            what = "usage without a model name has no price"
+            fix = "pass model=... (and register its price) or cost_usd=..."
+        else:
+            what = f"no price is known for model {model!r}"
+            fix = (
+                f"agentsteps.register_price({model!r}, input_per_mtok=..., "
+                "output_per_mtok=...), or pass cost_usd=... with the usage"
+            )
+        super().__init__(
+            f"{what}, and {where} has a max_usd budget that cannot count it; nothing was "
+            f"charged. Fix: {fix}; or count unpriced calls as $0 with "
+            "agentsteps.configure(unpriced='warn')"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.model, self.step, self.budget_step))
+
+
 def _rebuild(cls: type[StepBudgetExhausted], fields: dict[str, Any]) -> StepBudgetExhausted:
     return cls(**fields)
 
 
-for _cls in (AgentStepsError, StepBudgetExhausted, StepEscalated, StepDenied):
+for _cls in (AgentStepsError, StepBudgetExhausted, StepEscalated, StepDenied, UnpricedModelError):
     _cls.__module__ = "agentsteps"

@@ -85,7 +85,7 @@ def collect_meta(
     return {
         "command": " ".join(["python benchmarks/bench.py", *argv]),
         "mode": mode,
-        "date": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime(
+        "date": datetime.datetime.fromtimestamp(started, datetime.UTC).strftime(
             "%Y-%m-%d %H:%M UTC"
         ),
         "seconds": round(datetime.datetime.now().timestamp() - started, 1),

@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import agentsteps
 from agentsteps._core.context import CURRENT
 
-# The genai-prices catalog supports Python 3.11+ only; on 3.10 its tests are skipped (the
-# test extra does not install it there) and prices come from registrations alone.
+# genai-prices is a dependency of agentsteps, so the catalog is always there; the marker
+# stays so that a broken install shows as skipped catalog tests rather than errors.
 HAS_CATALOG = importlib.util.find_spec("genai_prices") is not None
 requires_catalog = pytest.mark.skipif(
     not HAS_CATALOG, reason="the genai-prices catalog is not installed (it needs Python 3.11+)"
@@ -34,6 +34,11 @@ class Spans:
     @property
     def all(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
+
+    @property
+    def frames(self) -> list[ReadableSpan]:
+        """The spans other than model calls (each record_usage makes one of those)."""
+        return [s for s in self.all if (s.attributes or {}).get("agentsteps.kind") != "llm_call"]
 
     def named(self, name: str) -> ReadableSpan:
         found = [s for s in self.all if s.name == name]

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
 from agentsteps import (
@@ -224,7 +225,14 @@ class TestRealOpenAIInstrumentation:
         theirs = [s for s in spans.all if s.name == "chat gpt-4o-mini" and s not in ours]
         assert len(ours) == len(theirs) == 1
         assert theirs[0].parent.span_id == ours[0].context.span_id
-        assert ours[0].attributes["gen_ai.usage.input_tokens"] == 120
+        # One request, one span with usage for a backend that sums model-call spans: the
+        # instrumentation's. Ours keeps the figures in its own namespace only.
+        assert theirs[0].attributes["gen_ai.usage.input_tokens"] == 120
+        assert "gen_ai.usage.input_tokens" not in ours[0].attributes
+        assert "llm.token_count.prompt" not in ours[0].attributes
+        assert ours[0].attributes["openinference.span.kind"] == "CHAIN"
+        assert ours[0].attributes["agentsteps.llm_call.usage_on_other_span"] is True
+        assert ours[0].attributes["agentsteps.usage.subtree.input_tokens"] == 120
         assert ours[0].attributes["gen_ai.response.model"] == RESPONSE_MODEL
 
     def test_async_client(self, openai_client):
@@ -378,6 +386,34 @@ class TestSdkSpans:
             return current_step().usage.llm_calls
 
         assert later() == 0
+
+    def test_span_started_outside_ending_inside_ignored(self, tracer):
+        """As documented: a span started outside any step is not charged to the step it ends in."""
+        span = tracer.start_span("chat m", kind=SpanKind.CLIENT)
+
+        @step(name="reader")
+        def reader():
+            span.set_attributes(USAGE_ATTRS)
+            span.end()
+            return current_step().usage
+
+        usage = reader()
+        assert (usage.total_tokens, usage.llm_calls) == (0, 0)
+
+    def test_span_started_before_the_processor_charged_where_it_ends(self):
+        """A span whose start the processor never saw goes to the step it ends in."""
+        provider = TracerProvider()
+        span = provider.get_tracer("late").start_span("chat m", kind=SpanKind.CLIENT)
+        provider.add_span_processor(UsageCaptureProcessor())
+
+        @step(name="reader")
+        def reader():
+            span.set_attributes(USAGE_ATTRS)
+            span.end()
+            return current_step().usage
+
+        usage = reader()
+        assert (usage.total_tokens, usage.llm_calls) == (110, 1)
 
     def test_owner_is_where_span_started(self, tracer):
         """A span ended in another thread after its step returned charges the step it began in."""

@@ -165,7 +165,13 @@ def test_one_trace_and_one_budget_across_two_processes(
     assert trace_id == plan_record.trace_id
     caller = read_spans(caller_spans, trace_id)
     callee = read_spans(tool_service.spans_path, trace_id)
-    assert len(callee) == 3  # two remote scopes, one tool step (the second was refused)
+    # Two remote scopes, one tool step (the second was refused), and the tool's model call.
+    assert sorted(s["name"] for s in callee) == [
+        "chat tool-model",
+        "invoke_workflow remote:plan",
+        "invoke_workflow remote:plan",
+        "invoke_workflow tool.summarize",
+    ]
     assert {s["resource"]["service.name"] for s in caller + callee} == {"planner", "tool-service"}
     pids = {s["resource"]["process.pid"] for s in callee}
     assert pids != {os.getpid()}

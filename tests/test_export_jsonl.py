@@ -282,7 +282,10 @@ class TestAgentstepsRun:
 
         assert review() == "done"
         handle.shutdown()
-        step_line, persona_line = _lines(path)
+        call_line, step_line, persona_line = _lines(path)
+        assert call_line["name"] == "chat m-1"  # the model call record_usage reported
+        assert call_line["parent_span_id"] == step_line["span_id"]
+        assert call_line["attributes"]["gen_ai.usage.input_tokens"] == 800
         assert step_line["name"] == "invoke_workflow summarize"
         assert persona_line["name"] == "invoke_agent reviewer"
         assert step_line["parent_span_id"] == persona_line["span_id"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -166,6 +167,30 @@ class TestThresholds:
             for future in [pool.submit(tokens, 2) for _ in range(200)]:
                 future.result()
         assert fired == [50.0]
+
+    def test_concurrent_crossing_reports_the_crossing_figures(self) -> None:
+        """8 threads: the handler sees the figures of the record that crossed, exactly."""
+        fired: list[tuple[float | None, int]] = []
+        register_persona_hook(
+            "*",
+            "budget_threshold",
+            lambda e: fired.append((e.budget_pct, e.usage.total_tokens)),
+            5,
+        )
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch threads often, so records interleave
+        try:
+            for _ in range(30):
+                with (
+                    step_scope("fan-out", budget={"max_tokens": 2_000}),
+                    ContextThreadPoolExecutor(max_workers=8) as pool,
+                ):
+                    for future in [pool.submit(tokens, 2) for _ in range(400)]:
+                        future.result()
+        finally:
+            sys.setswitchinterval(interval)
+        # 100 tokens of 2,000 is 5.0%: the record that crossed saw exactly that.
+        assert fired == [(5.0, 100)] * 30
 
 
 class TestHierarchy:

@@ -223,18 +223,73 @@ class TestStreams:
         assert collector.usage == expected
         assert anthropic_usage(final) == expected
 
-    def test_message_delta_alone_is_refused(self) -> None:
-        """A lone message_delta has no model and only part of the usage: use the collector."""
+    def test_every_event_is_accepted(self) -> None:
+        """Events without usage give None; message_delta gives its own (partial) counts."""
+        events = stream_events(100, 10, cache_read=30)
+        client = client_for(sse_reply(events))
+        read = {
+            event.type: anthropic_usage(event)
+            for event in client.messages.create(
+                model="claude-haiku-4-5", max_tokens=64, messages=[], stream=True
+            )
+        }
+        assert read == {
+            "message_start": ProviderUsage(MODEL, "anthropic", 130, 1, 30),
+            "content_block_start": None,
+            "content_block_delta": None,
+            "content_block_stop": None,
+            "message_delta": ProviderUsage(None, "anthropic", 0, 10),  # output only, no model
+            "message_stop": None,  # a raw message_stop carries nothing
+        }
+        assert anthropic_usage({"type": "ping"}) is None
+
+    def test_record_refuses_a_partial_event(self) -> None:
+        """record_anthropic needs a whole call: a message_delta is refused, naming the fix."""
         event = RawMessageDeltaEvent.model_validate(stream_events(1, 1)[5])
+
+        @agentsteps.step
+        def record() -> None:
+            record_anthropic(event)
+
         with pytest.raises(
             TypeError,
             match=re.escape(
-                "anthropic_usage() got a message_delta event, which holds only part of the "
-                "usage and no model name; feed all stream events to AnthropicStreamUsage.add() "
-                "and read its .usage instead"
+                "record_anthropic() needs a whole call's usage, got a message_delta stream "
+                "event; feed the stream's events to AnthropicStreamUsage.add() and record its "
+                ".usage, or read the stream with metered(..., usage=anthropic_usage)"
             ),
         ):
-            anthropic_usage(event)
+            record()
+
+    @pytest.mark.parametrize("helper", [False, True])
+    def test_metered_combines_start_and_delta(self, helper: bool) -> None:
+        """usage=anthropic_usage: input from message_start, output from message_delta."""
+        client = client_for(sse_reply(stream_events(2_000, 450, cache_read=6_000)))
+
+        @agentsteps.step(model="claude-haiku-4-5", budget=agentsteps.Budget(max_tokens=100_000))
+        def stream() -> agentsteps.Usage:
+            with agentsteps.llm_call() as call:
+                if helper:
+                    with client.messages.stream(
+                        model="claude-haiku-4-5", max_tokens=1024, messages=[]
+                    ) as events:
+                        for _ in agentsteps.metered(events, call, usage=anthropic_usage):
+                            pass
+                else:
+                    events = client.messages.create(
+                        model="claude-haiku-4-5", max_tokens=1024, messages=[], stream=True
+                    )
+                    for _ in agentsteps.metered(events, call, usage=anthropic_usage):
+                        pass
+            return call.usage
+
+        usage = stream()
+        assert (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens) == (
+            8_000,
+            450,
+            6_000,
+        )
+        assert usage.llm_calls == 1
 
     def test_not_anthropic(self) -> None:
         """A foreign object raises a TypeError saying what is accepted."""

@@ -317,13 +317,49 @@ class TestResponsesApi:
         events = list(client.responses.create(model="gpt-4o", input="Hi", stream=True))
         assert isinstance(events[-1], ResponseCompletedEvent)
         assert openai_usage(events[0]) is None  # response.created: still in progress
-        with pytest.raises(TypeError):
-            openai_usage(events[1])  # a text delta holds no usage at all
+        assert openai_usage(events[1]) is None  # a text delta holds no usage at all
         collector = OpenAIStreamUsage()
         for event in events:
             collector.add(event)
         assert collector.usage == ProviderUsage(MODEL, "openai", 300, 20)
         assert openai_usage(events[-1]) == collector.usage
+
+    def test_metered_reads_every_event_of_a_responses_stream(self) -> None:
+        """usage=openai_usage takes output items and deltas, and records response.completed."""
+        events = response_events(response_usage(300, 20, cached=100))
+        added = {
+            "type": "response.output_item.added",
+            "sequence_number": 1,
+            "output_index": 0,
+            "item": {
+                "type": "message",
+                "id": "msg_67ccd2bf17f0",
+                "status": "in_progress",
+                "role": "assistant",
+                "content": [],
+            },
+        }
+        events.insert(1, added)
+        client = client_for(sse_reply(events, named=True))
+
+        @agentsteps.step(model="gpt-4o", budget=agentsteps.Budget(max_tokens=10_000))
+        def stream() -> tuple[list[str], agentsteps.Usage]:
+            types = []
+            with agentsteps.llm_call(input_tokens=50) as call:
+                chunks = client.responses.create(model="gpt-4o", input="Hi", stream=True)
+                for event in agentsteps.metered(chunks, call, usage=openai_usage):
+                    types.append(event.type)
+            return types, call.usage
+
+        types, usage = stream()
+        assert types == [
+            "response.created",
+            "response.output_item.added",
+            "response.output_text.delta",
+            "response.completed",
+        ]
+        assert (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens) == (300, 20, 100)
+        assert usage.llm_calls == 1
 
 
 class TestErrors:

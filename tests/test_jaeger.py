@@ -28,7 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NoReturn
@@ -57,7 +57,7 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def find_traces(base_url: str, service: str, start: datetime, end: datetime) -> list[Any]:
@@ -244,7 +244,7 @@ def stand_in() -> Iterator[tuple[str, list[str], dict[str, Any]]]:
     server.server_close()
 
 
-_NOW = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
+_NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 
 class TestQueryClient:
@@ -386,7 +386,7 @@ def runs(jaeger: Jaeger, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
             OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
         )
         copy = workdir / "sent.jsonl"
-        start = datetime.now(timezone.utc) - timedelta(minutes=1)
+        start = datetime.now(UTC) - timedelta(minutes=1)
         command = [sys.executable, str(RUNNER), str(copy), "--no-report", str(EXAMPLE)]
         done = subprocess.run(
             [*command, *_SCRIPT_ARGS],
@@ -406,7 +406,7 @@ def runs(jaeger: Jaeger, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
         )
         (trace_id,) = {span["trace_id"] for span in sent}
         stored = _poll_trace(jaeger, trace_id, len(sent))
-        end = datetime.now(timezone.utc) + timedelta(minutes=1)
+        end = datetime.now(UTC) + timedelta(minutes=1)
         found = flat_spans(find_traces(jaeger.query_url, service, start, end))
         results[protocol] = Sent(service, resource_attributes, sent, stored, found)
     return results

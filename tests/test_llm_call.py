@@ -56,6 +56,18 @@ class TestSpan:
             "agentsteps.kind": "llm_call",
             "agentsteps.usage.cost_usd": 0.25,
             "agentsteps.usage.cost_source": "provider",
+            # Where backends read a model call's cost: Langfuse, then OpenInference.
+            "gen_ai.usage.cost": 0.25,
+            "llm.cost.total": 0.25,
+            # OpenInference, so Phoenix counts this LLM span's tokens.
+            "openinference.span.kind": "LLM",
+            "llm.model_name": "gpt-test-2026-01-01",
+            "llm.provider": "openai",
+            "llm.token_count.prompt": 120,
+            "llm.token_count.completion": 30,
+            "llm.token_count.total": 150,
+            "llm.token_count.prompt_details.cache_read": 100,
+            "llm.token_count.completion_details.reasoning": 10,
         }
         assert span.status.status_code is StatusCode.UNSET
 
@@ -70,7 +82,7 @@ class TestSpan:
         embed()
         span = spans.named("embeddings emb-model")
         assert span.attributes["gen_ai.operation.name"] == "embeddings"
-        assert span.attributes["gen_ai.usage.cache_write.input_tokens"] == 40
+        assert span.attributes["gen_ai.usage.cache_creation.input_tokens"] == 40
         assert "gen_ai.provider.name" not in span.attributes
 
     def test_span_without_model(self, spans):
@@ -337,7 +349,8 @@ class TestPreflight:
         assert (exc.limit, exc.consumed_tokens, exc.llm_calls) == ("max_tokens", 100, 1)
         assert r.steps[0].usage.llm_calls == 1
         assert r.steps[0].status is StepStatus.FAILED
-        assert [s.name for s in spans.all] == ["invoke_workflow spent"]
+        # The record's model-call span, and the step's: no span for the refused call.
+        assert [s.name for s in spans.all] == ["chat m", "invoke_workflow spent"]
         step_span = spans.step("spent")
         assert step_span.attributes["agentsteps.budget.exhausted_limit"] == "max_tokens"
 

@@ -105,6 +105,9 @@ class TestRun:
         root = next(s for s in spans if s["parent_span_id"] is None)
         assert root["name"] == "agentsteps run agent.py"
         assert root["attributes"]["agentsteps.run.exit_code"] == 0
+        # A kind Phoenix and Jaeger can show (not "unknown") at the top of the trace.
+        assert root["kind"] == "INTERNAL"
+        assert root["attributes"]["openinference.span.kind"] == "CHAIN"
 
     @pytest.mark.parametrize(
         ("env", "service"),

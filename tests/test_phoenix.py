@@ -29,8 +29,19 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util._once import Once
 
-from agentsteps import Budget, configure_tracing, persona, record_usage, step
+from agentsteps import (
+    Budget,
+    Usage,
+    UsageCaptureProcessor,
+    configure_tracing,
+    current_step,
+    llm_call,
+    persona,
+    record_usage,
+    step,
+)
 from agentsteps._core import attributes as A
+from agentsteps.integrations import record_openai
 
 _IN_CI = os.environ.get("CI", "").strip().lower() == "true"
 _BUILD_HINT = 'build it with: export AGENTSTEPS_PHOENIX_BIN="$(bash .ci/phoenix.sh)"'
@@ -56,6 +67,18 @@ class Phoenix:
             target += "?" + urllib.parse.urlencode(query)
         with urllib.request.urlopen(target, timeout=10) as response:
             return json.load(response)
+
+    def graphql(self, query: str) -> Any:
+        """Ask Phoenix's GraphQL API (what its UI reads); raise on a GraphQL error."""
+        request = urllib.request.Request(
+            f"{self.url}/graphql",
+            data=json.dumps({"query": query}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = json.load(response)
+        assert not answer.get("errors"), answer
+        return answer["data"]
 
 
 def _problem(message: str) -> None:
@@ -202,8 +225,8 @@ def _export_run(phoenix: Phoenix, protocol: str, project: str) -> list[ReadableS
     return list(local.get_finished_spans())
 
 
-def _read_back(phoenix: Phoenix, project: str, count: int) -> dict[str, dict[str, Any]]:
-    """Poll Phoenix until `count` spans of `project` are stored; return them by name."""
+def _read_back(phoenix: Phoenix, project: str, count: int) -> list[dict[str, Any]]:
+    """Poll Phoenix until `count` spans of `project` are stored; return them."""
     deadline = time.monotonic() + _INGEST_TIMEOUT
     while True:
         try:
@@ -213,15 +236,23 @@ def _read_back(phoenix: Phoenix, project: str, count: int) -> dict[str, dict[str
                 raise
             spans = []
         if len(spans) >= count or time.monotonic() > deadline:
-            return {span["name"]: span for span in spans}
+            return list(spans)
         time.sleep(0.5)
+
+
+def _frames(stored: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The persona and step spans Phoenix stored, by name (model-call spans left out)."""
+    return {span["name"]: span for span in stored if not span["name"].startswith("chat ")}
+
+
+Exported = dict[str, tuple[list[ReadableSpan], list[dict[str, Any]]]]
 
 
 _PROTOCOLS = ["http/protobuf", "grpc"]
 
 
 @pytest.fixture(scope="module")
-def exported(phoenix: Phoenix) -> dict[str, tuple[list[ReadableSpan], dict[str, dict[str, Any]]]]:
+def exported(phoenix: Phoenix) -> Exported:
     """Export the run once per protocol; keep what was sent and what Phoenix stored."""
     results = {}
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -241,30 +272,31 @@ def exported(phoenix: Phoenix) -> dict[str, tuple[list[ReadableSpan], dict[str, 
 
 
 @pytest.mark.parametrize("protocol", _PROTOCOLS)
-def test_span_tree_and_status(
-    exported: dict[str, tuple[list[ReadableSpan], dict[str, dict[str, Any]]]], protocol: str
-) -> None:
+def test_span_tree_and_status(exported: Exported, protocol: str) -> None:
     """Phoenix stores every span with its name, trace, parent and status as sent."""
-    sent, stored = exported[protocol]
+    sent, everything = exported[protocol]
     assert (
-        sorted(stored)
+        sorted(span["name"] for span in everything)
         == sorted(span.name for span in sent)
         == [
+            "chat claude-haiku-4-5",  # research's two model calls and fact_check's
+            "chat claude-haiku-4-5",
+            "chat claude-haiku-4-5",
+            "chat claude-sonnet-4-5",  # draft's
             "invoke_agent writer",
             "invoke_workflow draft",
             "invoke_workflow fact_check",
             "invoke_workflow research",
         ]
     )
-    by_name = {span.name: span for span in sent}
-    for name, span in by_name.items():
+    by_id = {span["context"]["span_id"]: span for span in everything}
+    for span in sent:
         context = span.get_span_context()
-        assert stored[name]["context"] == {
-            "trace_id": f"{context.trace_id:032x}",
-            "span_id": f"{context.span_id:016x}",
-        }
+        back = by_id[f"{context.span_id:016x}"]
+        assert back["context"]["trace_id"] == f"{context.trace_id:032x}"
         expected_parent = f"{span.parent.span_id:016x}" if span.parent else None
-        assert stored[name]["parent_id"] == expected_parent, name
+        assert back["parent_id"] == expected_parent, span.name
+    stored = _frames(everything)
     assert (
         stored["invoke_workflow research"]["parent_id"]
         == stored["invoke_agent writer"]["context"]["span_id"]
@@ -283,14 +315,13 @@ def test_span_tree_and_status(
 
 
 @pytest.mark.parametrize("protocol", _PROTOCOLS)
-def test_every_attribute_round_trips_with_its_type(
-    exported: dict[str, tuple[list[ReadableSpan], dict[str, dict[str, Any]]]], protocol: str
-) -> None:
+def test_every_attribute_round_trips_with_its_type(exported: Exported, protocol: str) -> None:
     """Every attribute sent (tokens, costs, budget limits, names) comes back equal, same type."""
-    sent, stored = exported[protocol]
+    sent, everything = exported[protocol]
+    by_id = {span["context"]["span_id"]: span for span in everything}
     for span in sent:
         assert span.attributes is not None
-        back = stored[span.name]["attributes"]
+        back = by_id[f"{span.get_span_context().span_id:016x}"]["attributes"]
         for key, value in span.attributes.items():
             if key == "openinference.span.kind":
                 continue  # Phoenix turns it into the span's kind (checked below)
@@ -300,11 +331,9 @@ def test_every_attribute_round_trips_with_its_type(
 
 
 @pytest.mark.parametrize("protocol", _PROTOCOLS)
-def test_figures_of_the_run(
-    exported: dict[str, tuple[list[ReadableSpan], dict[str, dict[str, Any]]]], protocol: str
-) -> None:
+def test_figures_of_the_run(exported: Exported, protocol: str) -> None:
     """The run's own figures arrive exactly: limits, self and subtree usage, the budget event."""
-    _, stored = exported[protocol]
+    stored = _frames(exported[protocol][1])
     research_attributes = stored["invoke_workflow research"]["attributes"]
     expected: dict[str, Any] = {
         A.BUDGET_MAX_TOKENS: 5_000,
@@ -336,19 +365,101 @@ def test_figures_of_the_run(
 
 
 @pytest.mark.parametrize("protocol", _PROTOCOLS)
-def test_persona_is_an_agent_span_in_phoenix(
-    exported: dict[str, tuple[list[ReadableSpan], dict[str, dict[str, Any]]]], protocol: str
-) -> None:
+def test_persona_is_an_agent_span_in_phoenix(exported: Exported, protocol: str) -> None:
     """Phoenix maps gen_ai.operation.name=invoke_agent to its AGENT span kind."""
-    _, stored = exported[protocol]
+    stored = _frames(exported[protocol][1])
     assert stored["invoke_agent writer"]["span_kind"] == "AGENT"
 
 
 @pytest.mark.parametrize("protocol", _PROTOCOLS)
-def test_steps_are_agent_spans_in_phoenix(
-    exported: dict[str, tuple[list[ReadableSpan], dict[str, dict[str, Any]]]], protocol: str
-) -> None:
-    """Step spans show up in Phoenix as AGENT spans, like personas."""
-    _, stored = exported[protocol]
-    kinds = {name: span["span_kind"] for name, span in stored.items()}
+def test_steps_are_agent_spans_in_phoenix(exported: Exported, protocol: str) -> None:
+    """Step spans show up in Phoenix as AGENT spans, like personas; model calls as LLM."""
+    everything = exported[protocol][1]
+    kinds = {name: span["span_kind"] for name, span in _frames(everything).items()}
     assert set(kinds.values()) == {"AGENT"}, kinds
+    calls = [span for span in everything if span["name"].startswith("chat ")]
+    assert [span["span_kind"] for span in calls] == ["LLM"] * 4
+    # No provider claim on the persona: Phoenix shows no llm.system/provider for it.
+    persona_attributes = _frames(everything)["invoke_agent writer"]["attributes"]
+    assert "llm.system" not in persona_attributes, persona_attributes
+    assert "llm.provider" not in persona_attributes, persona_attributes
+
+
+# --- what a user reads in Phoenix: one LLM span per request, the run's cost -------------------
+
+
+@step(name="priced", model="gpt-4o-mini")
+def priced_run(other: trace.Tracer) -> Usage:
+    """Four requests to a model Phoenix prices, reported in each way agentsteps supports."""
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}
+    # 1. A response read with record_openai: a model-call span of its own.
+    record_openai(
+        {"model": "gpt-4o-mini", "usage": {"prompt_tokens": 12_000, "completion_tokens": 800}}
+    )
+    # 2. An llm_call block with the provider's figures.
+    with llm_call() as call:
+        call.record(input_tokens=3_000, output_tokens=400)
+    # 3. An llm_call around an instrumented client: the client's span carries the usage.
+    with llm_call(), other.start_as_current_span("chat gpt-4o-mini", attributes=chat) as client:
+        client.set_attributes(
+            {"gen_ai.usage.input_tokens": 5_000, "gen_ai.usage.output_tokens": 1_000}
+        )
+    # 4. A framework's chat span around an llm_call (Pydantic AI's shape).
+    with other.start_as_current_span("chat gpt-4o-mini", attributes=chat) as framework:
+        with llm_call() as call:
+            call.record(input_tokens=2_000, output_tokens=100)
+        framework.set_attributes(
+            {"gen_ai.usage.input_tokens": 2_000, "gen_ai.usage.output_tokens": 100}
+        )
+    return current_step().usage  # type: ignore[union-attr]
+
+
+def _project_cost(phoenix: Phoenix, project: str) -> tuple[float | None, float | None]:
+    """The project's Total Cost and tokens, as Phoenix's UI shows them (GraphQL)."""
+    data = phoenix.graphql(
+        "{ projects { edges { node { name costSummary { total { cost tokens } } } } } }"
+    )
+    for edge in data["projects"]["edges"]:
+        if edge["node"]["name"] == project:
+            total = edge["node"]["costSummary"]["total"]
+            return total["cost"], total["tokens"]
+    return None, None
+
+
+def test_one_llm_span_per_request_and_the_runs_cost(phoenix: Phoenix) -> None:
+    """Phoenix counts each request once and its Total Cost is the run's cost."""
+    project = f"agentsteps-cost-{uuid.uuid4().hex[:8]}"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
+        for name in list(os.environ):
+            if name.startswith("OTEL_"):
+                monkeypatch.delenv(name)
+        handle = configure_tracing(
+            "agentsteps-phoenix-test",
+            endpoint=phoenix.url,
+            resource_attributes={"openinference.project.name": project},
+            export_timeout=10,
+        )
+        provider = handle.tracer_provider
+        assert provider is not None
+        provider.add_span_processor(UsageCaptureProcessor())  # type: ignore[attr-defined]
+        local = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(local))  # type: ignore[attr-defined]
+        usage = priced_run(provider.get_tracer("another-instrumentation"))
+        handle.shutdown()
+    assert usage.llm_calls == 4  # charged once per request, whoever reported it
+    assert usage.total_tokens == 12_800 + 3_400 + 6_000 + 2_100
+    assert usage.unpriced_calls == 0
+    stored = _read_back(phoenix, project, len(local.get_finished_spans()))
+    llm = [span for span in stored if span["span_kind"] == "LLM"]
+    assert len(llm) == 4, [(span["name"], span["span_kind"]) for span in stored]
+    deadline = time.monotonic() + _INGEST_TIMEOUT
+    while True:
+        cost, tokens = _project_cost(phoenix, project)
+        if cost is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert tokens == usage.total_tokens
+    assert cost == pytest.approx(usage.cost_usd, rel=1e-9, abs=1e-12)
+    assert usage.cost_usd == pytest.approx((22_000 * 0.15 + 2_300 * 0.60) / 1e6)

@@ -50,7 +50,7 @@ def statuses(steps: Sequence[CompletedStep]) -> dict[str, str]:
 def span_statuses(spans: Spans) -> dict[str, object]:
     """Span name -> its agentsteps status attribute."""
     out: dict[str, object] = {}
-    for span in spans.all:
+    for span in spans.frames:
         attributes = span.attributes or {}
         out[span.name] = attributes.get("agentsteps.step.status") or attributes.get(
             "agentsteps.persona.status"
@@ -170,7 +170,7 @@ class TestKeyboardInterrupt:
             "outer": "cancelled",
         }
         assert [p.status.value for p in collected.personas] == ["cancelled"]
-        assert len(spans.all) == 4
+        assert len(spans.frames) == 4
         assert set(span_statuses(spans).values()) == {"cancelled"}
         assert collected.total.llm_calls == 1
         assert_nothing_current()

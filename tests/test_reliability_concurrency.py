@@ -163,7 +163,7 @@ class TestSharedTotals:
         statuses = Counter(s.status.value for s in leaves)
         assert statuses["failed"] in (1, 2)  # branch_a's trip; root's if a leaf made it
         assert statuses["failed"] + statuses["completed"] == self.TASKS_PER_BRANCH
-        assert len(spans.all) == self.TASKS_PER_BRANCH + 3
+        assert len(spans.frames) == self.TASKS_PER_BRANCH + 3
         assert CURRENT.get() is None
 
     @pytest.mark.parametrize("limit", ["max_tokens", "max_usd", "max_llm_calls"])
@@ -326,8 +326,8 @@ class TestCancellingSiblings:
         # before their cancellation lands: charged, but no second exhaustion (one failed).
         assert parent.llm_calls > self.LIMIT
         assert parent.llm_calls == sum(s.usage.llm_calls for s in workers)
-        assert len(spans.all) == self.WORKERS + 1
+        assert len(spans.frames) == self.WORKERS + 1
         assert Counter(
-            (s.attributes or {})["agentsteps.step.status"] for s in spans.all
+            (s.attributes or {})["agentsteps.step.status"] for s in spans.frames
         ) == Counter(s.status.value for s in steps)
         assert CURRENT.get() is None

@@ -148,6 +148,7 @@ class TestBuild:
             (0, "p", "persona"),
             (1, "POST /v1/chat", "span"),
             (2, "detail", "step"),
+            (3, "chat", "llm_call"),  # detail's record_usage, a model call without a model
         ]
 
     def test_llm_call_usage_from_gen_ai_attributes(self) -> None:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .._core.config import SETTINGS, get_tracer
 from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .._core.lifecycle import exhaustion_error
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
+from ..exceptions import UnpricedModelError
 from .budget import NANOS_PER_USD
 from .pricing import price_usage
 from .usage import LEDGER_LOCK
@@ -66,8 +68,10 @@ def record_usage(
     Token counts follow the OpenTelemetry GenAI conventions: ``input_tokens`` *includes*
     the cached input tokens (``cache_read_tokens``, ``cache_write_tokens``), and
     ``output_tokens`` includes ``reasoning_tokens``. When ``cost_usd`` is not given the
-    cost is computed from the model's price (see `register_price`); unknown models cost
-    ``$0`` and are counted as unpriced calls.
+    cost is computed from the model's price (`register_price`, else the bundled
+    genai-prices catalog). Usage of a model with no price raises `UnpricedModelError`
+    under a ``max_usd`` budget (it could never trip); elsewhere it costs ``$0`` and is
+    counted as an unpriced call (see ``configure(unpriced=...)``).
 
     Outside any step this does nothing and returns ``None``: libraries can record
     unconditionally. Arguments are validated either way.
@@ -86,6 +90,8 @@ def record_usage(
     Raises:
         StepBudgetExhausted: This record took a step over one of its limits. The usage
             is charged all the same.
+        UnpricedModelError: The model has no known price, no ``cost_usd`` was given, and
+            the step or one around it has a ``max_usd`` budget. Nothing is charged.
         TypeError: An argument has the wrong type (names the argument).
         ValueError: A count is negative, or the cached part exceeds the input.
 
@@ -121,6 +127,7 @@ def record_usage(
     if model is None:
         model = frame._model
     unpriced = 0
+    source = "provider"
     if nanos is None:
         nanos, source = price_usage(
             model,
@@ -132,8 +139,62 @@ def record_usage(
             provider=provider,
         )
         if source == "unknown":
+            if inp or out:
+                error = unpriced_error(frame, model)
+                if error is not None:
+                    raise error
             unpriced = calls
+    if get_tracer() is not None:
+        # Visible to backends as a model call (before the charge, which may raise).
+        counts = (inp, out, cread, cwrite, reason)
+        _model_call_span(frame, model, provider, counts, nanos, source)
     charge(frame, model, inp, out, cread, cwrite, reason, nanos, calls, unpriced)
+
+
+def _model_call_span(
+    frame: ActiveStep | ActivePersona,
+    model: str | None,
+    provider: str | None,
+    counts: tuple[int, int, int, int, int],
+    nanos: int,
+    source: str,
+) -> None:
+    """
+    Show a recorded call to backends: on the open `llm_call`'s span when the record is
+    made inside one (a second span there would make two model calls of one request), else
+    as a zero-duration span of its own.
+    """
+    from .._llm.call import CALL  # here: the model-call modules import this one
+    from .._llm.spans import emit_record_span
+
+    call = CALL.get()
+    if call is not None and call._frame is frame and call._attach(counts, nanos, source):
+        return
+    emit_record_span(model, provider, counts, nanos, source)
+
+
+def unpriced_error(
+    frame: ActiveStep | ActivePersona, model: str | None
+) -> UnpricedModelError | None:
+    """
+    The error that usage with no cost and no known price raises, or ``None`` when it may
+    be charged as $0: ``configure(unpriced="error")`` (the default) and a ``max_usd``
+    budget on the frame's step or one around it, which could never trip on such usage.
+    """
+    if SETTINGS.unpriced != "error":
+        return None
+    budget_step: ActiveStep | None = None
+    f: ActiveStep | ActivePersona | None = frame
+    while f is not None:
+        if f._ledger.max_nanos is not None and isinstance(f, ActiveStep):
+            budget_step = f
+            break  # the innermost: the one the user is most likely looking at
+        f = f._parent
+    if budget_step is None:
+        return None
+    step = frame._step
+    name = budget_step._defn.name if step is None else step._defn.name
+    return UnpricedModelError(model, name, budget_step._defn.name)
 
 
 def _check_str(name: str, value: object, what: str = "record_usage()") -> None:
@@ -233,21 +294,24 @@ def charge(
         if undelivered is not None and raise_now:
             # Claimed under the lock: two threads charging at once raise it only once.
             undelivered._ledger.delivered = True
-    if ACTIVE.budget:
-        _charge_hooks(frame, undelivered if raise_now else None, undelivered_limit, consumed)
+        # The budget hooks this record is due, with the figures at the crossing: read
+        # under the same lock, or another thread's records would show in them.
+        plans = _dispatch.plan_after_charge(frame) if ACTIVE.budget else None
+    if plans:
+        _charge_hooks(plans, undelivered if raise_now else None, undelivered_limit, consumed)
     elif undelivered is not None and raise_now:
         raise exhaustion_error(undelivered, undelivered._ledger, undelivered_limit, consumed)
 
 
 def _charge_hooks(
-    frame: ActiveStep | ActivePersona,
+    plans: list[_dispatch.BudgetPlan],
     raising: Any,
     limit: str,
     consumed: tuple[int, int, int],
 ) -> None:
     """Run the budget hooks of a charge, then raise what the charge raises."""
     exc = None if raising is None else exhaustion_error(raising, raising._ledger, limit, consumed)
-    error = _dispatch.after_charge(frame, exc)
+    error = _dispatch.after_charge(plans, exc)
     if error is not None:
         if exc is not None:
             # The handler's error wins; the exhaustion stays latched and is raised at the

@@ -20,6 +20,7 @@ __all__ = ["configure", "reset_defaults"]
 
 _TRACER_NAME = "agentsteps"
 _UNSET: object = object()
+_UNPRICED = ("error", "warn", "ignore")
 
 
 class _Settings:
@@ -32,6 +33,7 @@ class _Settings:
         "provider",
         "strict_hooks",
         "tracer",
+        "unpriced",
     )
 
     def __init__(self) -> None:
@@ -41,6 +43,8 @@ class _Settings:
         self.global_provider: object = None
         self.global_tracer: Tracer | None = None
         self.strict_hooks = False
+        # What a record of usage with no known price does: see configure(unpriced=...).
+        self.unpriced = "error"
         # Whether the provider's sampler may read span attributes, so they must be passed
         # to start_span. See _sampler_reads_attributes.
         self.early_attributes = True
@@ -55,6 +59,7 @@ def configure(
     *,
     tracer_provider: TracerProvider | object | None = _UNSET,
     strict_hooks: bool | object = _UNSET,
+    unpriced: str | object = _UNSET,
 ) -> None:
     """
     Set process-wide options of the library.
@@ -66,6 +71,12 @@ def configure(
             a helper that does, when you ask it to).
         strict_hooks: When ``True``, an exception raised by a hook handler propagates to
             the caller of the step instead of being logged.
+        unpriced: What a record of usage with no cost and no known price does when a
+            step it is charged to has a ``max_usd`` budget: ``"error"`` (the default)
+            raises `UnpricedModelError` and charges nothing, since such a budget could
+            never trip; ``"warn"`` charges it as $0, counts it in ``unpriced_calls`` and
+            logs the model once; ``"ignore"`` does the same without the log. Without a
+            dollar budget, ``"error"`` and ``"warn"`` both log once and charge $0.
 
     Example:
         >>> from opentelemetry.sdk.trace import TracerProvider
@@ -96,12 +107,24 @@ def configure(
             msg = f"configure(): 'strict_hooks' must be a bool (got {strict_hooks!r})"
             raise TypeError(msg)
         SETTINGS.strict_hooks = strict_hooks
+    if unpriced is not _UNSET:
+        if not isinstance(unpriced, str):
+            msg = (
+                "configure(): 'unpriced' must be 'error', 'warn' or 'ignore' "
+                f"(got {unpriced!r} of type {type(unpriced).__name__})"
+            )
+            raise TypeError(msg)
+        if unpriced not in _UNPRICED:
+            msg = f"configure(): 'unpriced' must be 'error', 'warn' or 'ignore' (got {unpriced!r})"
+            raise ValueError(msg)
+        SETTINGS.unpriced = unpriced
 
 
 def reset_defaults() -> None:
     """
     Put every process-wide option back to its default (tests call this between cases):
-    the tracer provider, strict hooks, registered prices and registered hooks.
+    the tracer provider, strict hooks, what unpriced usage does, registered prices and
+    registered hooks.
 
     .. versionadded:: 0.1.0
     """

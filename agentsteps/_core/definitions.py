@@ -157,10 +157,9 @@ class PersonaDefinition:
             start[A.GEN_AI_REQUEST_MODEL] = self.model
         self.span_attributes = start
         self.end_cache: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
-        self.end_attributes: dict[str, AttributeValue] = {
-            A.GEN_AI_PROVIDER_NAME: A.PROVIDER_AGENTSTEPS,
-            A.PERSONA_NAME: name,
-        }
+        # No gen_ai.provider.name: agentsteps is not a model provider, and backends that
+        # map it (Phoenix's llm.system) would show one. Model-call spans carry it.
+        self.end_attributes: dict[str, AttributeValue] = {A.PERSONA_NAME: name}
         if function != name:
             self.end_attributes[A.PERSONA_FUNCTION] = function
 

@@ -23,7 +23,7 @@ import logging
 from contextvars import ContextVar
 from typing import Any
 
-from .._accounting.usage import LEDGER_LOCK, Ledger
+from .._accounting.usage import LEDGER_LOCK, Ledger, Usage
 from .._core import attributes as A
 from .._core.config import SETTINGS
 from .._core.context import CURRENT, ActivePersona, ActiveStep
@@ -66,11 +66,17 @@ def _select(event: HookEvent, persona: str, step_name: str | None) -> list[HookH
     return [h for h in hooks if h.matches(persona, step_name)]
 
 
-def _step_context(event: HookEvent, frame: ActiveStep, **fields: Any) -> HookContext:
-    ledger = frame._ledger
-    with LEDGER_LOCK:
-        usage = ledger.usage()
-        pct = ledger.used_pct() if ledger.has_limits else None
+def _step_context(
+    event: HookEvent,
+    frame: ActiveStep,
+    figures: tuple[Usage, float | None] | None = None,
+    **fields: Any,
+) -> HookContext:
+    if figures is None:
+        ledger = frame._ledger
+        with LEDGER_LOCK:
+            figures = ledger.usage(), ledger.used_pct() if ledger.has_limits else None
+    usage, pct = figures
     defn = frame._defn
     fixed = fields.pop("fixed", None)
     if defn.is_scope:
@@ -341,28 +347,47 @@ async def astep_failed(
 # -- budget seam ------------------------------------------------------------------------
 
 
-def after_charge(
-    frame: ActiveStep | ActivePersona, raised: StepBudgetExhausted | None
-) -> BaseException | None:
-    """
-    Fire ``budget_threshold`` and ``budget_exhausted`` for every step in the chain above
-    a usage record, innermost first: a parent's budget counts its children's usage.
+# What one charge owes the budget hooks of one step: the threshold handlers it crossed,
+# the exhaustion handlers and limit (if it latched one), and the step's figures at that
+# moment. Worked out under the ledger lock of the charge itself (see plan_after_charge).
+BudgetPlan = tuple[ActiveStep, list[HookHandle], list[HookHandle], str | None, Usage, float]
 
-    ``raised`` is the exhaustion the record is about to raise, if any. Each threshold
-    handler fires once per step activation, latched in the step's ledger, however many
-    records (or threads) cross it.
+
+def plan_after_charge(frame: ActiveStep | ActivePersona) -> list[BudgetPlan] | None:
+    """
+    Claim the ``budget_threshold`` and ``budget_exhausted`` firings a usage record is due,
+    for every step in the chain above it, innermost first (a parent's budget counts its
+    children's usage). Call it with ``LEDGER_LOCK`` held, right after the record is added:
+    the figures handlers see are then those at the crossing, not what other threads
+    charged before the handlers ran. Each handler fires once per step activation, latched
+    in the step's ledger, however many records (or threads) cross its threshold.
     """
     if IN_HANDLER.get():
         return None
     thresholds = REGISTRY[HookEvent.BUDGET_THRESHOLD]
     exhausted = REGISTRY[HookEvent.BUDGET_EXHAUSTED]
-    error: BaseException | None = None
+    plans: list[BudgetPlan] = []
     f: ActiveStep | ActivePersona | None = frame
     while f is not None:
         if isinstance(f, ActiveStep) and f._ledger.has_limits:
-            for hooks, ctx in _budget_calls(f, thresholds, exhausted, raised):
-                error = _first(error, _run(hooks, ctx, f))
+            plan = _plan(f, thresholds, exhausted)
+            if plan is not None:
+                plans.append(plan)
         f = f._parent
+    return plans
+
+
+def after_charge(
+    plans: list[BudgetPlan] | None, raised: StepBudgetExhausted | None
+) -> BaseException | None:
+    """
+    Run the budget hooks `plan_after_charge` claimed (without the lock); returns the error
+    to raise, if any. ``raised`` is the exhaustion the record is about to raise, if any.
+    """
+    error: BaseException | None = None
+    for plan in plans or ():
+        for hooks, ctx in _budget_calls(plan, raised):
+            error = _first(error, _run(hooks, ctx, plan[0]))
     return error
 
 
@@ -395,21 +420,20 @@ def _fired(ledger: Ledger) -> set[object]:
     return fired
 
 
-def _budget_calls(
+def _plan(
     frame: ActiveStep,
     thresholds: tuple[HookHandle, ...],
     exhausted: tuple[HookHandle, ...],
-    raised: StepBudgetExhausted | None,
-) -> list[Call]:
+) -> BudgetPlan | None:
     persona, name = _persona_name(frame), frame._defn.name
     wanted = [h for h in thresholds if h.matches(persona, name)]
     on_exhausted = [h for h in exhausted if h.matches(persona, name)]
     if not wanted and not on_exhausted:
-        return []
+        return None
     ledger = frame._ledger
     due: list[HookHandle] = []
     limit = None
-    with LEDGER_LOCK:
+    with LEDGER_LOCK:  # re-entrant: the charge holds it already
         pct = ledger.used_pct()
         fired = _fired(ledger)
         for hook in wanted:
@@ -419,12 +443,22 @@ def _budget_calls(
         if on_exhausted and ledger.exhausted is not None and _EXHAUSTED not in fired:
             fired.add(_EXHAUSTED)
             limit = ledger.exhausted
+        if not due and limit is None:
+            return None
+        usage = ledger.usage()
+    return frame, due, on_exhausted, limit, usage, pct
+
+
+def _budget_calls(plan: BudgetPlan, raised: StepBudgetExhausted | None) -> list[Call]:
+    frame, due, on_exhausted, limit, usage, pct = plan
+    figures = (usage, pct)
     calls: list[Call] = []
     event = HookEvent.BUDGET_THRESHOLD
     for hook in due:
-        calls.append(([hook], _step_context(event, frame, threshold_pct=hook.threshold_pct)))
+        ctx = _step_context(event, frame, figures, threshold_pct=hook.threshold_pct)
+        calls.append(([hook], ctx))
     if limit is not None:
-        exc = raised if raised is not None and raised._origin is ledger else None
-        ctx = _step_context(HookEvent.BUDGET_EXHAUSTED, frame, limit=limit, exception=exc)
+        exc = raised if raised is not None and raised._origin is frame._ledger else None
+        ctx = _step_context(HookEvent.BUDGET_EXHAUSTED, frame, figures, limit=limit, exception=exc)
         calls.append((on_exhausted, ctx))
     return calls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from contextvars import ContextVar
 from types import TracebackType
@@ -12,15 +13,23 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from .._accounting.budget import NANOS_PER_USD
-from .._accounting.recording import _check_cached, _check_str, _cost, _count, charge
+from .._accounting.recording import (
+    _check_cached,
+    _check_str,
+    _cost,
+    _count,
+    charge,
+    unpriced_error,
+)
 from .._accounting.usage import Usage
 from .._core import attributes as A
 from .._core.config import get_tracer
 from .._core.context import CURRENT, ActivePersona, ActiveStep
+from ..exceptions import UnpricedModelError
 from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
+from .spans import describes_a_request, elsewhere_attributes, usage_attributes
 
-__all__ = ["CALL", "LLMCall", "llm_call"]
+__all__ = ["CALL", "LLMCall", "infer_provider", "llm_call"]
 
 # The model call open in this context, so that usage captured from another library's span
 # started inside it is given to the call instead of being charged a second time.
@@ -56,8 +65,10 @@ class LLMCall:
     """
 
     __slots__ = (
+        "_attached",
         "_charged",
         "_ctx_token",
+        "_elsewhere",
         "_frame",
         "_input_estimate",
         "_lock",
@@ -74,6 +85,7 @@ class LLMCall:
         "_span",
         "_state",
         "_totals",
+        "_unpriced",
     )
 
     def __init__(
@@ -108,6 +120,14 @@ class LLMCall:
         # What the steps have been charged for this call: the 5 token counts, nano-dollars,
         # calls, unpriced calls. Each report charges the difference to the new figures.
         self._charged = _ZEROS
+        # Unpriced usage observed under a dollar budget, raised when the block ends.
+        self._unpriced: UnpricedModelError | None = None
+        # Usage that record_usage reported inside the block (5 counts, nano-dollars,
+        # cost source): charged by record_usage, shown on this call's span.
+        self._attached: tuple[tuple[int, ...], int, str] | None = None
+        # Whether another instrumentation's span, below or above this one, describes the
+        # same request: that span then carries the usage for backends, this one does not.
+        self._elsewhere = False
 
     # -- what the call knows -------------------------------------------------------------
 
@@ -123,7 +143,7 @@ class LLMCall:
 
     @property
     def provider(self) -> str | None:
-        """The provider's name (``gen_ai.provider.name``), if given."""
+        """The provider's name (``gen_ai.provider.name``): given, or inferred from the model."""
         return self._provider
 
     @property
@@ -231,6 +251,8 @@ class LLMCall:
         Raises:
             StepBudgetExhausted: The usage took a step over budget (it is charged all
                 the same), or an earlier one did and has not been raised yet.
+            UnpricedModelError: No ``cost_usd`` and no known price for the model, under
+                a ``max_usd`` budget (see `record_usage`); nothing is charged.
             RuntimeError: The call is not open (use it inside its ``with`` block).
             TypeError, ValueError: A bad argument (the message names it).
         """
@@ -320,26 +342,38 @@ class LLMCall:
         given the call's figures.
         """
         with self._lock:
-            if observed and self._recorded:
-                return
-            if from_record:
-                self._recorded = True
-                self._provider_nanos = provider_nanos
+            if observed:
+                self._elsewhere = True
+                if self._recorded:
+                    return
+            fixed = provider_nanos if from_record else self._provider_nanos
+            answered = self._response_model if response_model is None else response_model
             totals = counts if replace else tuple(map(sum, zip(self._totals, counts, strict=True)))
             inp, out, cread, cwrite, reason = totals
             if not replace:
                 # Totals that grew piece by piece must still be a consistent whole.
                 _check_cached(inp, cread, cwrite, what)
                 _check_reasoning(out, reason, what)
-            if response_model is not None:
-                self._response_model = response_model
-            self._totals = (inp, out, cread, cwrite, reason)
-            if self._provider_nanos is not None:
-                nanos, source = self._provider_nanos, "provider"
+            if fixed is not None:
+                nanos, source = fixed, "provider"
             else:
-                nanos, source = price_call(
-                    self._model, self._response_model, self._provider, totals
-                )
+                nanos, source = price_call(self._model, answered, self._provider, totals)
+            if source == "unknown" and (inp or out) and self._frame is not None:
+                # Checked before anything changes: an unpriced record charges nothing.
+                error = unpriced_error(self._frame, self._model or answered)
+                if error is not None:
+                    if not raise_now:
+                        # Seen on another library's span, which must not raise: the call
+                        # raises it when its block ends, unless a priced record came since.
+                        self._unpriced = error
+                        return
+                    raise error
+            self._unpriced = None
+            if from_record:
+                self._recorded = True
+                self._provider_nanos = provider_nanos
+            self._response_model = answered
+            self._totals = (inp, out, cread, cwrite, reason)
             self._source = source
             new = (inp, out, cread, cwrite, reason, nanos, 1, int(source == "unknown"))
             delta = tuple(a - b for a, b in zip(new, self._charged, strict=True))
@@ -372,9 +406,13 @@ class LLMCall:
         if frame is not None and frame._step is not None:
             if self._model is None:
                 self._model = frame._model
+            if self._provider is None:
+                self._provider = infer_provider(self._model)
             raise_pending(frame)
             preflight(frame, self._model, self._provider, self._input_estimate or 0)
             self._frame = frame
+        elif self._provider is None:
+            self._provider = infer_provider(self._model)
         self._state = _OPEN
         tracer = get_tracer()
         if tracer is not None:
@@ -392,6 +430,7 @@ class LLMCall:
             if limit is not None:
                 attributes[A.LLM_CALL_MAX_OUTPUT_TOKENS] = limit
             name = self._operation if self._model is None else f"{self._operation} {self._model}"
+            self._elsewhere = describes_a_request(trace.get_current_span())
             try:
                 span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
             except Exception:
@@ -414,6 +453,8 @@ class LLMCall:
             return
         error = exc
         try:
+            if exc is None and self._unpriced is not None:
+                raise self._unpriced
             if exc is None and self._source is None:
                 # Nothing reported: still one model call, so max_llm_calls holds.
                 self._report((0, 0, 0, 0, 0), "llm_call()", replace=False)
@@ -467,28 +508,47 @@ class LLMCall:
             # A span processor's on_end raised: the call's outcome must not depend on it.
             logger.warning("could not end the span of a model call", exc_info=True)
 
+    def _attach(self, counts: tuple[int, ...], nanos: int, source: str) -> bool:
+        """Show usage `record_usage` charged inside the block on this call's span."""
+        if self._span is None or self._state != _OPEN:
+            return False
+        with self._lock:
+            if self._attached is not None:
+                old, old_nanos, source = self._attached
+                counts = tuple(a + b for a, b in zip(old, counts, strict=True))
+                nanos += old_nanos
+            self._attached = (counts, nanos, source)
+        return True
+
     def _span_attributes(self) -> dict[str, Any]:
         with self._lock:
-            inp, out, cread, cwrite, reason, nanos, _, _ = self._charged
+            *counts, nanos, calls, unpriced = self._charged
             source = self._source
             response_model = self._response_model or self._model
+            attached = self._attached
+            elsewhere = self._elsewhere
+        if attached is not None:
+            more, more_nanos, more_source = attached
+            counts = [a + b for a, b in zip(counts, more, strict=True)]
+            nanos += more_nanos
+            source = source or more_source
         if source is None:
             return {}
-        attributes: dict[str, Any] = {
-            A.GEN_AI_USAGE_INPUT_TOKENS: inp,
-            A.GEN_AI_USAGE_OUTPUT_TOKENS: out,
-            A.LLM_CALL_COST_USD: nanos / NANOS_PER_USD,
-            A.LLM_CALL_COST_SOURCE: source,
-        }
-        if cread:
-            attributes[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cread
-        if cwrite:
-            attributes[A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = cwrite
-        if reason:
-            attributes[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reason
-        if response_model is not None:
-            attributes[A.GEN_AI_RESPONSE_MODEL] = response_model
-        return attributes
+        inp, out, cread, cwrite, reason = counts
+        if elsewhere:
+            # Another span reports this request's usage to backends: summing model-call
+            # spans must count it once. The figures stay readable in our own namespace.
+            return elsewhere_attributes(
+                response_model, tuple(counts), nanos, source, calls, unpriced
+            )
+        return usage_attributes(
+            self._operation,
+            response_model,
+            self._provider,
+            (inp, out, cread, cwrite, reason),
+            nanos,
+            source,
+        )
 
     def __repr__(self) -> str:
         state = ("new", "open", "ended")[self._state]
@@ -523,7 +583,10 @@ def llm_call(
     Args:
         model: The model asked for; defaults to the step's model (`current_model`).
         provider: The provider, as ``gen_ai.provider.name`` (``"openai"``,
-            ``"anthropic"``, ...); also helps the price catalog.
+            ``"anthropic"``, ...); also helps the price catalog. When not given it is
+            inferred from the model name (``gpt-*`` and ``o1``-style
+            names are ``openai``, ``claude-*`` ``anthropic``, ``gemini-*``
+            ``gcp.gemini``), else left out.
         operation: The GenAI operation name: ``"chat"``, ``"text_completion"``,
             ``"embeddings"``, ``"generate_content"``...
         input_tokens: How many input tokens you are about to send, if you know
@@ -569,6 +632,35 @@ def llm_call(
     if max_output_tokens is not None:
         _count("max_output_tokens", max_output_tokens, what)
     return LLMCall(model, provider, operation, input_tokens, max_output_tokens)
+
+
+# Model names that say who serves the model, as GenAI gen_ai.provider.name values. Only
+# names no other provider uses: a wrong provider is worse than none.
+_OPENAI_MODEL = re.compile(r"gpt-.+|o[1-9][0-9]*(?:-.+)?")
+
+
+def infer_provider(model: str | None) -> str | None:
+    """
+    The provider of a well-known model name, or ``None``.
+
+    ``gpt-*`` and ``o1``/``o3``/``o4-mini``-style names are OpenAI's, ``claude-*``
+    Anthropic's, ``gemini-*`` Google's (``gcp.gemini``). Anything else (open-weight models
+    served by many providers, private names) gets no provider rather than a guess.
+
+    >>> infer_provider("gpt-4o-mini"), infer_provider("o3"), infer_provider("claude-haiku-4-5")
+    ('openai', 'openai', 'anthropic')
+    >>> infer_provider("gemini-2.5-pro"), infer_provider("llama-3.1-70b"), infer_provider("omni")
+    ('gcp.gemini', None, None)
+    """
+    if model is None:
+        return None
+    if model.startswith("claude-"):
+        return "anthropic"
+    if model.startswith("gemini-"):
+        return "gcp.gemini"
+    if _OPENAI_MODEL.fullmatch(model):
+        return "openai"
+    return None
 
 
 def _counts(what: str, *values: int) -> tuple[int, ...]:

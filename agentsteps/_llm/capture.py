@@ -20,6 +20,8 @@ __all__ = ["UsageCaptureProcessor"]
 logger = logging.getLogger("agentsteps")
 
 _Owner = ActiveStep | ActivePersona | LLMCall
+# The owner of a span whose start this processor did not see.
+_UNSEEN: Any = object()
 
 
 class UsageCaptureProcessor(SpanProcessor):
@@ -47,35 +49,60 @@ class UsageCaptureProcessor(SpanProcessor):
       (replacing streamed estimates), unless `LLMCall.record` already gave the call's
       figures, which then stand; recording them after the capture replaces it;
     - a GenAI span that wraps another one whose usage was captured (a framework's span
-      around a client's span): the innermost report wins.
+      around a client's span): the innermost report wins;
+    - a GenAI span with an agentsteps model-call span directly beneath it (a framework's
+      chat span around an `llm_call`, or around ``record_openai``): the request is
+      charged by the model call, once; spans around that one count as wrapping it.
 
-    Spans started outside any step are ignored. Older attribute names
-    (``gen_ai.usage.prompt_tokens``, ``gen_ai.usage.completion_tokens``,
-    ``gen_ai.system``) are read too. Counts are taken in the OpenTelemetry sense (input
-    includes cached tokens, output includes reasoning); a span whose cached tokens exceed
-    its input tokens is read as reporting them separately, Anthropic style, and added.
+    Spans started outside any step are ignored, even if they end inside one (a stream
+    opened before a step and read in it was not the step's call); a span that started
+    before the processor was added is charged to the step it ends in. Older and other
+    attribute names (``gen_ai.usage.prompt_tokens``, ``gen_ai.usage.completion_tokens``,
+    ``gen_ai.system``; cache writes as ``gen_ai.usage.cache_creation.input_tokens``,
+    ``gen_ai.usage.cache_write.input_tokens`` or OpenLLMetry's
+    ``gen_ai.usage.cache_creation_input_tokens``) are read too. Counts are taken in the
+    OpenTelemetry sense (input includes cached tokens, output includes reasoning); a span
+    whose cached tokens exceed its input tokens is read as reporting them separately,
+    Anthropic style, and added.
 
     .. versionadded:: 0.1.0
     """
 
     def __init__(self) -> None:
-        # Span id -> the step (or open model call) active where the span started. Entries
-        # live from a span's start to its end; only spans started inside a step are kept.
-        self._owners: dict[int, _Owner] = {}
+        # Span id -> the step (or open model call) active where the span started, or
+        # _OUTSIDE for a span started outside any step. Entries live from a span's start to
+        # its end.
+        self._owners: dict[int, _Owner | None] = {}
         # Spans one of whose children already had its usage captured.
         self._reported_parents: set[int] = set()
+        # Spans with one of agentsteps' model-call spans directly beneath them.
+        self._covered: set[int] = set()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Remember which step the span starts in (called by the SDK)."""
-        frame = CURRENT.get()
-        if frame is None or frame._step is None:
-            return
         attributes = span.attributes
         if attributes is not None and A.KIND in attributes:
-            return  # one of ours: its usage is charged already
+            # One of ours: its usage is charged already. A model call of ours inside
+            # another instrumentation's span means that span describes the same request
+            # (a framework's chat span around llm_call): its usage must not count again.
+            parent = span.parent
+            if (
+                parent is not None
+                and attributes.get(A.KIND) == A.KIND_LLM_CALL
+                and self._owners.get(parent.span_id) is not None
+            ):
+                self._covered.add(parent.span_id)
+            return
+        frame = CURRENT.get()
+        span_id = span.get_span_context().span_id
+        if frame is None or frame._step is None:
+            # Remembered as outside, so that it is not charged to a step it ends in (a
+            # stream opened before a step and read inside it was not the step's call).
+            self._owners[span_id] = None
+            return
         call = CALL.get()
         owner: _Owner = call if call is not None and call._frame is frame else frame
-        self._owners[span.get_span_context().span_id] = owner
+        self._owners[span_id] = owner
 
     def on_end(self, span: ReadableSpan) -> None:
         """Charge the span's usage, if it has any, to its step (called by the SDK)."""
@@ -87,10 +114,13 @@ class UsageCaptureProcessor(SpanProcessor):
     def _capture(self, span: ReadableSpan) -> None:
         context = span.context
         span_id = 0 if context is None else context.span_id
-        owner = self._owners.pop(span_id, None)
+        owner = self._owners.pop(span_id, _UNSEEN)
         wraps_reported = span_id in self._reported_parents
         if wraps_reported:
             self._reported_parents.discard(span_id)
+        if span_id in self._covered:
+            self._covered.discard(span_id)
+            wraps_reported = True  # its request is charged by the model call inside it
         attributes = span.attributes
         if not attributes or A.KIND in attributes:
             return
@@ -103,8 +133,10 @@ class UsageCaptureProcessor(SpanProcessor):
         if wraps_reported:
             return
         if owner is None:
-            # Started before the processor was added, or in a context without the step:
-            # the context the span ends in is the best guess left.
+            return  # started outside any step
+        if owner is _UNSEEN:
+            # Started before the processor was added: the context the span ends in is the
+            # best guess left.
             frame = CURRENT.get()
             if frame is None or frame._step is None:
                 return
@@ -135,6 +167,7 @@ class UsageCaptureProcessor(SpanProcessor):
         """Forget the spans still open."""
         self._owners.clear()
         self._reported_parents.clear()
+        self._covered.clear()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered: always done."""
@@ -145,6 +178,15 @@ def _count(value: object) -> int:
     # Only plain non-negative ints: a malformed attribute counts as absent, never raises.
     if type(value) is int and value >= 0:
         return value
+    return 0
+
+
+def _first_count(attributes: Mapping[str, Any], names: tuple[str, ...]) -> int:
+    """The count under the first of ``names`` the span has (conventions differ by source)."""
+    for name in names:
+        value = attributes.get(name)
+        if value is not None:
+            return _count(value)
     return 0
 
 
@@ -163,8 +205,8 @@ def _read_usage(attributes: Mapping[str, Any]) -> tuple[int, int, int, int, int]
     if raw_in is None and raw_out is None:
         return None
     inp, out = _count(raw_in), _count(raw_out)
-    cread = _count(attributes.get(A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
-    cwrite = _count(attributes.get(A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS))
+    cread = _first_count(attributes, A.CACHE_READ_NAMES)
+    cwrite = _first_count(attributes, A.CACHE_WRITE_NAMES)
     reason = _count(attributes.get(A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS))
     if cread + cwrite > inp:
         inp += cread + cwrite  # reported apart from the input, Anthropic style

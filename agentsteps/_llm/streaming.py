@@ -46,9 +46,12 @@ def metered(
         usage: Reads a chunk's final usage, or returns ``None`` for chunks without one:
             a `Mapping` or an object with ``input_tokens``, ``output_tokens``,
             ``cache_read_tokens``, ``cache_write_tokens``, ``reasoning_tokens`` and
-            optionally ``cost_usd`` and ``model`` (as ``agentsteps.integrations``'
-            ``openai_usage`` returns for OpenAI chunks). The chunk that carries it is not
-            counted by ``tokens``.
+            optionally ``cost_usd`` and ``model``. ``agentsteps.integrations``'
+            ``openai_usage`` (chat chunks, Responses stream events) and
+            ``anthropic_usage`` (raw and helper Messages stream events; the input counts
+            of ``message_start`` and the output counts of ``message_delta`` are combined
+            per stream) read every event of their SDK's streams. The chunk that carries
+            usage is not counted by ``tokens``.
 
     Raises:
         StepBudgetExhausted: From the iteration, when a chunk took a budget over.
@@ -69,7 +72,7 @@ def metered(
     .. versionadded:: 0.1.0
     """
     _check(call, "metered()")
-    return _metered(stream, call, tokens, usage)
+    return _metered(stream, call, tokens, _per_stream(usage))
 
 
 def ametered(
@@ -88,7 +91,41 @@ def ametered(
     .. versionadded:: 0.1.0
     """
     _check(call, "ametered()")
-    return _ametered(stream, call, tokens, usage)
+    return _ametered(stream, call, tokens, _per_stream(usage))
+
+
+def _per_stream(usage: Callable[[Any], object] | None) -> Callable[[Any], object] | None:
+    """
+    The usage reader for one stream. ``anthropic_usage`` reads one event at a time, but a
+    raw Anthropic stream spreads a call's usage over two events (input in
+    ``message_start``, output in ``message_delta``), and each reading replaces the call's
+    totals: so for it, each stream gets a collector that adds the events up.
+    """
+    if usage is None:
+        return None
+    from ..integrations.anthropic import AnthropicStreamUsage, anthropic_usage
+
+    if usage is not anthropic_usage:
+        return usage
+    collector = AnthropicStreamUsage()
+    delta_seen = False
+
+    def read(event: object) -> object:
+        nonlocal delta_seen
+        if anthropic_usage(event) is not None:
+            collector.add(event)
+            delta_seen = delta_seen or _type(event) == "message_delta"
+        elif not delta_seen:
+            return None
+        # After message_delta the totals are final: a later event (message_stop) restates
+        # them rather than adding an estimated output token.
+        return collector.usage
+
+    return read
+
+
+def _type(event: object) -> object:
+    return event.get("type") if isinstance(event, Mapping) else getattr(event, "type", None)
 
 
 def _check(call: object, what: str) -> None:

@@ -265,9 +265,16 @@ def _run(args: argparse.Namespace) -> int:
         provider.add_span_processor(collector)
         _install_global(provider)
     # The root span makes the whole script one trace: one tree, one waterfall.
+    # OpenInference's CHAIN kind: without one, Phoenix shows "unknown" atop every trace.
     span = provider.get_tracer("agentsteps.cli", __version__).start_span(
         f"agentsteps run {name}",
-        attributes={A.KIND: KIND_RUN, RUN_SCRIPT: target, RUN_ARGS: list(args.args)},
+        kind=trace.SpanKind.INTERNAL,
+        attributes={
+            A.KIND: KIND_RUN,
+            A.OPENINFERENCE_SPAN_KIND: A.OPENINFERENCE_KIND_CHAIN,
+            RUN_SCRIPT: target,
+            RUN_ARGS: list(args.args),
+        },
     )
     CLI_RUNNING.set()
     code = 1

@@ -441,7 +441,13 @@ def _gen_ai_usage(attributes: Mapping[str, Any], kind: str) -> Usage:
         input_tokens=inp,
         output_tokens=out,
         cache_read_tokens=_int(attributes.get(A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-        cache_write_tokens=_int(attributes.get(A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)),
+        # Traces written before 0.1 used the draft name for cache writes.
+        cache_write_tokens=_int(
+            attributes.get(
+                A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+                attributes.get(A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
+            )
+        ),
         reasoning_tokens=_int(attributes.get(A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)),
         llm_calls=1 if kind == KIND_LLM_CALL else 0,
         cost_nano_usd=max(0, nanos),

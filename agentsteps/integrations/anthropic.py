@@ -15,21 +15,28 @@ __all__ = ["AnthropicStreamUsage", "anthropic_usage", "record_anthropic"]
 _PROVIDER = "anthropic"
 
 
-def anthropic_usage(obj: object) -> ProviderUsage:
-    """Read the usage of one Anthropic call.
+def anthropic_usage(obj: object) -> ProviderUsage | None:
+    """Read the usage of one Anthropic call, or of one stream event.
 
     Accepts a ``Message`` (also the ``ParsedMessage``/``BetaMessage`` variants, and the final
-    message of a stream helper's ``get_final_message()``), a ``message_stop`` event of the
-    stream helper (it carries the final message), a bare ``Usage``, or the ``model_dump()``
-    dict of any of them. For raw streams (``stream=True``), feed the events to
-    `AnthropicStreamUsage` instead: the usage is spread over ``message_start`` and
-    ``message_delta``.
+    message of a stream helper's ``get_final_message()``), a bare ``Usage``, the
+    ``model_dump()`` dict of any of them, and every stream event: ``message_start`` and the
+    stream helper's ``message_stop`` give their message's usage, ``message_delta`` gives the
+    usage it carries (cumulative output counts; input counts only where the API sends them,
+    else 0, and no model name), and every other event (``content_block_delta``, ``ping``,
+    ...) gives `None`.
+
+    A raw stream (``stream=True``) spreads one call's usage over ``message_start`` (input
+    and cache counts) and ``message_delta`` (output counts), so read it whole with
+    `AnthropicStreamUsage`, or with ``metered(stream, call, usage=anthropic_usage)``, which
+    combines the events of each stream for you.
 
     Args:
         obj: The SDK object.
 
     Returns:
-        The usage, with cache reads and writes added into ``input_tokens``.
+        The usage, with cache reads and writes added into ``input_tokens``, or `None` for a
+        stream event that carries none.
 
     Raises:
         TypeError: If *obj* is none of the above.
@@ -40,14 +47,12 @@ def anthropic_usage(obj: object) -> ProviderUsage:
     if kind in {"message_stop", "message_start"} and _has(obj, "message"):
         return anthropic_usage(_field(obj, "message"))
     if kind == "message_delta":
-        msg = (
-            "anthropic_usage() got a message_delta event, which holds only part of the usage "
-            "and no model name; feed all stream events to AnthropicStreamUsage.add() and read "
-            "its .usage instead"
-        )
-        raise TypeError(msg)
+        usage = _field(obj, "usage")
+        return None if usage is None else _from_usage(usage, None)
     if _has(obj, "usage"):
         return _from_usage(_field(obj, "usage"), _field(obj, "model"))
+    if isinstance(kind, str) and kind != "message":
+        return None  # content blocks, pings, a raw message_stop: events without usage
     return _from_usage(obj, None)
 
 
@@ -170,10 +175,18 @@ def record_anthropic(obj: object, *, cost_usd: float | None = None) -> ProviderU
         The usage recorded.
 
     Raises:
-        TypeError: If *obj* is not an Anthropic message or usage object.
+        TypeError: If *obj* is not an Anthropic message or usage object (a stream event
+            without the whole call's usage included).
 
     .. versionadded:: 0.1.0
     """
     usage = anthropic_usage(obj)
+    if usage is None or _field(obj, "type") == "message_delta":
+        msg = (
+            f"record_anthropic() needs a whole call's usage, got a {_field(obj, 'type')} "
+            "stream event; feed the stream's events to AnthropicStreamUsage.add() and record "
+            "its .usage, or read the stream with metered(..., usage=anthropic_usage)"
+        )
+        raise TypeError(msg)
     usage.record(cost_usd=cost_usd)
     return usage

@@ -33,8 +33,10 @@ def openai_usage(obj: object) -> ProviderUsage | None:
 
     Returns:
         The usage, or `None` when *obj* carries none: a stream chunk before the last (usage
-        comes only in the final chunk, and only with ``stream_options={"include_usage": True}``)
-        or a response still in progress.
+        comes only in the final chunk, and only with ``stream_options={"include_usage": True}``),
+        a response still in progress, or any other stream event (text deltas, output items,
+        ...). So it can read every event of a stream: ``metered(stream, call,
+        usage=openai_usage)``.
 
     Raises:
         TypeError: If *obj* is none of the above.
@@ -49,6 +51,11 @@ def openai_usage(obj: object) -> ProviderUsage | None:
     if _has(obj, "usage"):
         usage = _field(obj, "usage")
         return None if usage is None else _from_usage(usage, _field(obj, "model"))
+    if isinstance(kind, str):
+        # Any other stream event (response.output_item.added, response.output_text.delta,
+        # the chat helper's content.delta, ...): events, unlike usage objects, have a type,
+        # and these never carry usage.
+        return None
     return _from_usage(obj, None)  # a bare usage object, or not OpenAI's at all
 
 

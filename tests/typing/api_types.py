@@ -7,8 +7,7 @@ Run: ``mypy --strict tests/typing`` (the test suite does, in test_typing.py).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-
-from typing_extensions import assert_type
+from typing import assert_type
 
 from agentsteps import Budget, persona, step
 

@@ -6,7 +6,7 @@ Run: ``mypy --strict tests/typing``.
 
 from __future__ import annotations
 
-from typing_extensions import assert_type
+from typing import assert_type
 
 from agentsteps import (
     ActiveStep,

@@ -1,0 +1,179 @@
+"""
+A model call's usage as span attributes, in every convention a backend reads, and the
+zero-duration span that makes a recorded call (`record_usage`) visible to backends.
+
+Backends count tokens and cost on model-call spans only (Phoenix on OpenInference LLM
+spans, Langfuse on generations, both reading the GenAI conventions too), so every model
+call agentsteps charges is on exactly one such span: an `llm_call`'s, or, for usage
+reported with `record_usage` / ``record_openai`` / ``record_anthropic``, one of these.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from opentelemetry import trace
+
+from .._accounting.budget import NANOS_PER_USD
+from .._core import attributes as A
+from .._core.config import get_tracer
+
+__all__ = [
+    "ELSEWHERE_ATTRIBUTES",
+    "describes_a_request",
+    "elsewhere_attributes",
+    "emit_record_span",
+    "usage_attributes",
+]
+
+_CLIENT = trace.SpanKind.CLIENT
+logger = logging.getLogger("agentsteps")
+
+# OpenInference's provider names, where they differ from the GenAI conventions' values.
+_OPENINFERENCE_PROVIDER = {
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "aws.bedrock": "aws",
+    "mistral_ai": "mistralai",
+    "x_ai": "xai",
+}
+
+# What a model-call span whose request another instrumentation's span describes gets
+# instead of its usage: a kind Phoenix and Langfuse do not count as a model call.
+ELSEWHERE_ATTRIBUTES: dict[str, Any] = {
+    A.OPENINFERENCE_SPAN_KIND: A.OPENINFERENCE_KIND_CHAIN,
+    A.LLM_CALL_USAGE_ELSEWHERE: True,
+}
+
+
+def describes_a_request(span: Any) -> bool:
+    """Whether ``span`` is another instrumentation's span of one model request."""
+    attributes = getattr(span, "attributes", None)
+    if not attributes or A.KIND in attributes:
+        return False
+    return attributes.get(A.GEN_AI_OPERATION_NAME) in A.MODEL_OPERATIONS
+
+
+def elsewhere_attributes(
+    model: str | None,
+    counts: tuple[int, ...],
+    nanos: int,
+    source: str,
+    calls: int,
+    unpriced: int,
+) -> dict[str, Any]:
+    """
+    What a model-call span whose request another instrumentation's span describes carries:
+    that span reports the usage to backends (summing model-call spans must count it once),
+    so this one keeps the figures in agentsteps' own namespace only, and is a CHAIN.
+    """
+    cost = nanos / NANOS_PER_USD
+    attributes = dict(ELSEWHERE_ATTRIBUTES)
+    attributes.update(zip(A.SUBTREE_USAGE.values(), (*counts, cost, calls, unpriced), strict=True))
+    attributes[A.LLM_CALL_COST_USD] = cost
+    attributes[A.LLM_CALL_COST_SOURCE] = source
+    if model is not None:
+        attributes[A.GEN_AI_RESPONSE_MODEL] = model
+    return attributes
+
+
+def usage_attributes(
+    operation: str,
+    model: str | None,
+    provider: str | None,
+    counts: tuple[int, int, int, int, int],
+    nanos: int,
+    source: str,
+) -> dict[str, Any]:
+    """
+    The attributes that carry one model call's usage and cost: the GenAI conventions',
+    OpenInference's (Phoenix), Langfuse's cost, and agentsteps' own.
+
+    ``model`` is the one that answered (else the one asked for); ``counts`` are input,
+    output, cache read, cache write and reasoning tokens in the OpenTelemetry sense.
+    """
+    inp, out, cread, cwrite, reason = counts
+    cost = nanos / NANOS_PER_USD
+    embedding = operation == A.OPERATION_EMBEDDINGS
+    attributes: dict[str, Any] = {
+        A.GEN_AI_USAGE_INPUT_TOKENS: inp,
+        A.GEN_AI_USAGE_OUTPUT_TOKENS: out,
+        A.GEN_AI_USAGE_COST: cost,
+        A.LLM_CALL_COST_USD: cost,
+        A.LLM_CALL_COST_SOURCE: source,
+        A.OPENINFERENCE_SPAN_KIND: (
+            A.OPENINFERENCE_KIND_EMBEDDING if embedding else A.OPENINFERENCE_KIND_LLM
+        ),
+        A.LLM_TOKEN_COUNT_PROMPT: inp,
+        A.LLM_TOKEN_COUNT_COMPLETION: out,
+        A.LLM_TOKEN_COUNT_TOTAL: inp + out,
+        A.LLM_COST_TOTAL: cost,
+    }
+    if cread:
+        attributes[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cread
+        attributes[A.LLM_TOKEN_COUNT_CACHE_READ] = cread
+    if cwrite:
+        attributes[A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = cwrite
+        attributes[A.LLM_TOKEN_COUNT_CACHE_WRITE] = cwrite
+    if reason:
+        attributes[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reason
+        attributes[A.LLM_TOKEN_COUNT_REASONING] = reason
+    if model is not None:
+        attributes[A.GEN_AI_RESPONSE_MODEL] = model
+        if not embedding:
+            attributes[A.LLM_MODEL_NAME] = model
+    if provider is not None:
+        attributes[A.LLM_PROVIDER] = _OPENINFERENCE_PROVIDER.get(provider, provider)
+    return attributes
+
+
+def emit_record_span(
+    model: str | None,
+    provider: str | None,
+    counts: tuple[int, int, int, int, int],
+    nanos: int,
+    source: str,
+) -> None:
+    """
+    Make the zero-duration CLIENT span ``chat {model}`` of a model call reported with
+    `record_usage`, in the current context (under the step's span), carrying its usage.
+    Does nothing when tracing is off. Never raises: the record must not depend on it.
+    """
+    tracer = get_tracer()
+    if tracer is None:
+        return
+    from .call import infer_provider  # here: call imports this module
+
+    if provider is None:
+        provider = infer_provider(model)
+    start: dict[str, Any] = {A.GEN_AI_OPERATION_NAME: A.OPERATION_CHAT, A.KIND: A.KIND_LLM_CALL}
+    if provider is not None:
+        start[A.GEN_AI_PROVIDER_NAME] = provider
+    if model is not None:
+        start[A.GEN_AI_REQUEST_MODEL] = model
+    name = A.OPERATION_CHAT if model is None else f"{A.OPERATION_CHAT} {model}"
+    # Reported inside another instrumentation's span of the same request (a framework's
+    # chat span around record_openai): that span carries the usage for backends.
+    elsewhere = describes_a_request(trace.get_current_span())
+    now = time.time_ns()
+    try:
+        span = tracer.start_span(name, kind=_CLIENT, attributes=start, start_time=now)
+        if span.is_recording():
+            if elsewhere:
+                attributes = elsewhere_attributes(
+                    model, counts, nanos, source, 1, int(source == "unknown")
+                )
+            else:
+                attributes = usage_attributes(
+                    A.OPERATION_CHAT, model, provider, counts, nanos, source
+                )
+            span.set_attributes(attributes)
+        span.end(end_time=now)
+    except Exception:
+        # A span processor raised: the usage is charged all the same.
+        logger.warning("could not make the span of a recorded model call", exc_info=True)
