@@ -607,10 +607,12 @@ def test_one_trace_across_two_services(jaeger: Jaeger, tmp_path: Path) -> None:
 
     (plan_record,) = [record for record in collected.steps if record.name == "plan"]
     assert plan_record.trace_id is not None
-    spans = _poll_trace(jaeger, plan_record.trace_id, 4)
+    # The tool's record_usage is a model call of its own (a zero-duration CLIENT span).
+    spans = _poll_trace(jaeger, plan_record.trace_id, 5)
     by_name = {span["name"]: span for span in spans}
-    assert len(spans) == 4
+    assert len(spans) == 5
     assert sorted(by_name) == [
+        "chat tool-model",
         "invoke_agent planner",
         "invoke_workflow plan",
         "invoke_workflow remote:plan",
@@ -619,6 +621,7 @@ def test_one_trace_across_two_services(jaeger: Jaeger, tmp_path: Path) -> None:
     assert {span["trace_id"] for span in spans} == {plan_record.trace_id}
     services = {name: span["resource"]["service.name"] for name, span in by_name.items()}
     assert services == {
+        "chat tool-model": "tool-service",
         "invoke_agent planner": "planner",
         "invoke_workflow plan": "planner",
         "invoke_workflow remote:plan": "tool-service",
@@ -630,5 +633,7 @@ def test_one_trace_across_two_services(jaeger: Jaeger, tmp_path: Path) -> None:
     assert plan_span["parent_id"] == by_name["invoke_agent planner"]["span_id"]
     assert remote["parent_id"] == plan_span["span_id"]
     assert by_name["invoke_workflow tool.summarize"]["parent_id"] == remote["span_id"]
+    tool_span = by_name["invoke_workflow tool.summarize"]
+    assert by_name["chat tool-model"]["parent_id"] == tool_span["span_id"]
     assert remote["attributes"]["agentsteps.remote.caller_persona"] == "planner"
     assert plan_span["attributes"][A.SUBTREE_USAGE["input_tokens"]] == 300
