@@ -68,6 +68,7 @@ from ._llm.streaming import metered as metered
 from ._report.render import print_report as print_report
 from ._version import __version__ as __version__
 from .exceptions import AgentStepsError as AgentStepsError
+from .exceptions import BudgetStoreUnavailable as BudgetStoreUnavailable
 from .exceptions import StepBudgetExhausted as StepBudgetExhausted
 from .exceptions import StepDenied as StepDenied
 from .exceptions import StepEscalated as StepEscalated
@@ -108,6 +109,7 @@ __all__ = [
     "ActiveStep",
     "AgentStepsError",
     "Budget",
+    "BudgetStoreUnavailable",
     "CompletedPersona",
     "CompletedStep",
     "ContextThreadPoolExecutor",

@@ -7,6 +7,7 @@ The hierarchy::
     ├── StepBudgetExhausted          a step spent more than its budget allows
     │   └── StepEscalated            ... and its error boundary is "escalate"
     ├── StepDenied                   a pre_step hook refused to let the step run
+    ├── BudgetStoreUnavailable       a shared budget's store could not be reached
     └── UnpricedModelError           usage of a model with no price, under a dollar budget
                                      (also a LookupError)
 
@@ -22,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "AgentStepsError",
+    "BudgetStoreUnavailable",
     "StepBudgetExhausted",
     "StepDenied",
     "StepEscalated",
@@ -61,6 +63,8 @@ class StepBudgetExhausted(AgentStepsError):
         error_boundary: The step's boundary: ``"fail"``, ``"continue"`` or ``"escalate"``.
         trace_id: Hex trace id of the step's span, or ``None`` when tracing is off.
         span_id: Hex span id of the step's span, or ``None`` when tracing is off.
+        shared_key: The ``shared_key`` of the step's budget when the limit is a fleet-wide
+            one (then ``consumed_*`` are the fleet-wide figures), else ``None``.
         escalated: ``False`` here, ``True`` on `StepEscalated`.
 
     Example:
@@ -93,6 +97,7 @@ class StepBudgetExhausted(AgentStepsError):
         error_boundary: str,
         trace_id: str | None = None,
         span_id: str | None = None,
+        shared_key: str | None = None,
     ) -> None:
         self.step = step
         self.function = function
@@ -105,6 +110,7 @@ class StepBudgetExhausted(AgentStepsError):
         self.error_boundary = error_boundary
         self.trace_id = trace_id
         self.span_id = span_id
+        self.shared_key = shared_key
         # The ledger of the step that tripped, so a boundary can tell its own exhaustion
         # from an enclosing step's passing through. Not pickled: it means nothing elsewhere.
         self._origin: object = None
@@ -116,6 +122,11 @@ class StepBudgetExhausted(AgentStepsError):
         else:
             used = self.consumed_tokens if self.limit == "max_tokens" else self.llm_calls
             spent = f"{used} > {self.limit_value} {_LIMIT_UNITS.get(self.limit, '')}".rstrip()
+        if self.shared_key is not None:
+            return (
+                f"step {self.step!r} exceeded the fleet-wide {self.limit} budget of shared "
+                f"key {self.shared_key!r} ({spent})"
+            )
         return f"step {self.step!r} exceeded {self.limit} budget ({spent})"
 
     def _fields(self) -> dict[str, Any]:
@@ -131,6 +142,7 @@ class StepBudgetExhausted(AgentStepsError):
             "error_boundary": self.error_boundary,
             "trace_id": self.trace_id,
             "span_id": self.span_id,
+            "shared_key": self.shared_key,
         }
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -171,6 +183,38 @@ class StepDenied(AgentStepsError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.step, self.reason))
+
+
+class BudgetStoreUnavailable(AgentStepsError):
+    """
+    The store of a shared budget (``Budget(shared_key=...)``) could not be reached in time.
+
+    Raised before a model call is sent when the budget's ``on_store_error`` is
+    ``"fail_closed"`` (the default), so no request goes out that the fleet-wide limit
+    could not vouch for. Usage of calls already made is never lost: it is queued and added
+    to the store when it answers again. With ``on_store_error="fail_open"`` calls go on,
+    charged locally, and a warning is logged once per outage instead.
+
+    Attributes:
+        shared_key: The budget's shared key.
+        store: ``repr()`` of the store that failed.
+        reason: What went wrong (the client's error).
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, shared_key: str, store: str, reason: str) -> None:
+        self.shared_key = shared_key
+        self.store = store
+        self.reason = reason
+        super().__init__(
+            f"the budget store {store} of shared key {shared_key!r} is unavailable "
+            f"({reason}); the model call was not sent. Fix: bring the store back, or let "
+            "calls go on while it is away with Budget(..., on_store_error='fail_open')"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.shared_key, self.store, self.reason))
 
 
 class UnpricedModelError(AgentStepsError, LookupError):
@@ -235,5 +279,12 @@ def _rebuild(cls: type[StepBudgetExhausted], fields: dict[str, Any]) -> StepBudg
     return cls(**fields)
 
 
-for _cls in (AgentStepsError, StepBudgetExhausted, StepEscalated, StepDenied, UnpricedModelError):
+for _cls in (
+    AgentStepsError,
+    StepBudgetExhausted,
+    StepEscalated,
+    StepDenied,
+    UnpricedModelError,
+    BudgetStoreUnavailable,
+):
     _cls.__module__ = "agentsteps"

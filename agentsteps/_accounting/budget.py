@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
 
 import attrs
 
@@ -42,7 +44,7 @@ def _check_limit(prefix: str, name: str, value: object, *, integer: bool) -> Non
 _UNITS = {"max_tokens": "tokens", "max_llm_calls": "calls"}
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Budget:
     """
     What a step (and everything it calls) may spend.
@@ -53,6 +55,10 @@ class Budget:
 
     A parent step's budget covers its whole subtree: usage recorded in a nested step is
     charged to the nested step *and* to every step around it.
+
+    With a ``shared_key`` the limits are fleet-wide: every step with that key, in any
+    thread or process using the same store, charges one set of counters there, per
+    ``period`` (see the "One budget for a fleet" guide and `agentsteps.stores`).
 
     Example:
         >>> from agentsteps import Budget
@@ -72,9 +78,42 @@ class Budget:
     """Most US dollars the step may spend."""
     max_llm_calls: int | None = None
     """Most model calls the step may make."""
+    shared_key: str | None = None
+    """Share the limits fleet-wide under this key (``None``: the limits are the step's)."""
+    period: timedelta | None = None
+    """For a shared budget: the limits hold per calendar window of this length, aligned
+    to UTC multiples of it (``timedelta(days=1)`` resets at midnight UTC). ``None``: for
+    ever."""
+    store: Any = attrs.field(default=None, eq=False)
+    """For a shared budget: the `BudgetStore` holding the counters (``None``: the one
+    given to ``configure(budget_store=...)``, else the process's in-process store)."""
+    on_store_error: str = "fail_closed"
+    """For a shared budget, when its store cannot be reached: ``"fail_closed"`` raises
+    `BudgetStoreUnavailable` before the next model call is sent; ``"fail_open"`` lets calls
+    go on, charged locally and logged once, and adds them to the store when it is back."""
 
     def __attrs_post_init__(self) -> None:
         _validate(self, "Budget")
+        if (
+            self.shared_key is not None
+            or self.period is not None
+            or self.store is not None
+            or self.on_store_error != "fail_closed"
+        ):
+            _validate_shared(self, "Budget: ")
+
+    def __repr__(self) -> str:
+        text = (
+            f"Budget(max_tokens={self.max_tokens!r}, max_usd={self.max_usd!r}, "
+            f"max_llm_calls={self.max_llm_calls!r}"
+        )
+        if self.shared_key is not None:
+            text += f", shared_key={self.shared_key!r}, period={self.period!r}"
+            if self.store is not None:
+                text += f", store={self.store!r}"
+            if self.on_store_error != "fail_closed":
+                text += f", on_store_error={self.on_store_error!r}"
+        return text + ")"
 
     @property
     def is_unlimited(self) -> bool:
@@ -91,6 +130,57 @@ class Budget:
 
 
 Budget.__module__ = "agentsteps"
+
+
+_STORE_ERRORS = ("fail_closed", "fail_open")
+
+
+def _validate_shared(budget: Budget, prefix: str) -> None:
+    """Check the shared-budget arguments: each error names the argument, rule and fix."""
+    key: object = budget.shared_key  # object: the annotation is not checked at run time
+    if key is None:
+        msg = (
+            f"{prefix}'period', 'store' and 'on_store_error' apply to shared budgets only; "
+            "pass shared_key='...' too (got shared_key=None)"
+        )
+        raise ValueError(msg)
+    if not isinstance(key, str):
+        kind = type(key).__name__
+        msg = f"{prefix}'shared_key' must be a str or None (got {key!r} of type {kind})"
+        raise TypeError(msg)
+    if not key.strip():
+        msg = f"{prefix}'shared_key' must be a non-empty str (got {key!r})"
+        raise ValueError(msg)
+    period: object = budget.period
+    if period is not None:
+        if not isinstance(period, timedelta):
+            msg = (
+                f"{prefix}'period' must be a datetime.timedelta or None (got {period!r} of "
+                f"type {type(period).__name__}); e.g. period=timedelta(days=1)"
+            )
+            raise TypeError(msg)
+        if period < timedelta(milliseconds=1):
+            msg = (
+                f"{prefix}'period' must be a positive timedelta of at least 1 ms "
+                f"(got {period!r}); use None for a budget that never resets"
+            )
+            raise ValueError(msg)
+    if budget.store is not None:
+        from ..stores import BudgetStore  # here: the stores import this module
+
+        if not isinstance(budget.store, BudgetStore):
+            msg = (
+                f"{prefix}'store' must be a BudgetStore (agentsteps.stores."
+                "InProcessBudgetStore, RedisBudgetStore, or an object with their methods) "
+                f"or None (got {budget.store!r} of type {type(budget.store).__name__})"
+            )
+            raise TypeError(msg)
+    if budget.on_store_error not in _STORE_ERRORS:
+        msg = (
+            f"{prefix}'on_store_error' must be 'fail_closed' or 'fail_open' "
+            f"(got {budget.on_store_error!r})"
+        )
+        raise ValueError(msg)
 
 
 def _validate(budget: Budget, owner: str) -> None:
@@ -121,9 +211,10 @@ def coerce_budget(value: object, owner: str) -> Budget | None:
             raise ValueError(msg)
         for key in _BUDGET_KEYS:
             _check_limit(f"{owner}: budget ", key, value.get(key), integer=key != "max_usd")
-        return Budget(
-            **{k: (int(v) if k != "max_usd" and v is not None else v) for k, v in value.items()}
-        )
+        limits: dict[str, Any] = {
+            k: (int(v) if k != "max_usd" and v is not None else v) for k, v in value.items()
+        }
+        return Budget(**limits)
     msg = (
         f"{owner}: 'budget' must be a Budget, a dict with keys "
         f"{', '.join(map(repr, _BUDGET_KEYS))}, or None (got {value!r} of type "

@@ -19,6 +19,7 @@ from .._core.lifecycle import exhaustion_error
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
 from ..exceptions import UnpricedModelError
+from . import usage as _usage
 from .budget import NANOS_PER_USD
 from .pricing import price_usage
 from .usage import LEDGER_LOCK
@@ -186,7 +187,11 @@ def unpriced_error(
     budget_step: ActiveStep | None = None
     f: ActiveStep | ActivePersona | None = frame
     while f is not None:
-        if f._ledger.max_nanos is not None and isinstance(f, ActiveStep):
+        shared = f._ledger.shared
+        dollars = f._ledger.max_nanos is not None or (
+            shared is not None and shared.limits.nanos is not None
+        )
+        if dollars and isinstance(f, ActiveStep):
             budget_step = f
             break  # the innermost: the one the user is most likely looking at
         f = f._parent
@@ -249,6 +254,12 @@ def charge(
     spans carry it as theirs, so self figures summed over a distributed trace still count
     it once.
     """
+    if _usage.SHARED_IN_USE:
+        from .shared import charge_frames  # here: only once shared budgets are in use
+
+        # The store first, outside the lock (a network round trip); a fleet-wide crossing
+        # is latched on the step's ledger and raised below like a local one.
+        charge_frames(frame, inp + out, nanos, calls)
     undelivered: Any = None
     undelivered_limit = ""
     consumed = (0, 0, 0)

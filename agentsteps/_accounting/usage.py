@@ -26,6 +26,10 @@ __all__ = ["Ledger", "Usage"]
 # (found by tests/test_reliability_properties.py).
 LEDGER_LOCK = threading.RLock()
 
+# Whether any step ever had a shared budget: until one does, a charge skips looking for
+# them (it is the hot path).
+SHARED_IN_USE = False
+
 
 @attrs.frozen
 class Usage:
@@ -136,6 +140,7 @@ class Ledger:
         "self_output",
         "self_reasoning",
         "self_unpriced",
+        "shared",
         "thresholds_fired",
         "unpriced",
     )
@@ -159,6 +164,7 @@ class Ledger:
         self.self_cache_read = self.self_cache_write = self.self_reasoning = 0
         self.self_calls = self.self_unpriced = self.self_nanos = 0
         self.delivered = False
+        self.shared: Any = None
         if budget is None:
             self.last_model = self.exhausted = self.thresholds_fired = None
             self.max_tokens = self.max_nanos = self.max_calls = None
@@ -167,6 +173,8 @@ class Ledger:
             self.max_tokens = budget.max_tokens
             self.max_nanos = None if budget.max_usd is None else usd_to_nanos(budget.max_usd)
             self.max_calls = budget.max_llm_calls
+            if budget.shared_key is not None:
+                _share(self, budget)
 
     @property
     def has_limits(self) -> bool:
@@ -226,6 +234,16 @@ class Ledger:
         nanos = None if self.max_nanos is None else max(0, self.max_nanos - self.nanos)
         calls = None if self.max_calls is None else max(0, self.max_calls - self.calls)
         return tokens, nanos, calls
+
+
+def _share(ledger: Ledger, budget: Budget) -> None:
+    """Move a shared budget's limits to the store: the step's ledger keeps none."""
+    global SHARED_IN_USE
+    from .shared import SharedAccount  # here: shared budgets are rare, and import stores
+
+    ledger.shared = SharedAccount(budget)
+    ledger.max_tokens = ledger.max_nanos = ledger.max_calls = None
+    SHARED_IN_USE = True
 
 
 def _pct(used: int, limit: int) -> float:

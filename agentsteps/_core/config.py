@@ -26,6 +26,7 @@ _UNPRICED = ("error", "warn", "ignore")
 class _Settings:
     # A plain class, not attrs: read on every step call, so attribute access must be cheap.
     __slots__ = (
+        "budget_store",
         "early_attributes",
         "env_provider",
         "global_provider",
@@ -45,6 +46,8 @@ class _Settings:
         self.strict_hooks = False
         # What a record of usage with no known price does: see configure(unpriced=...).
         self.unpriced = "error"
+        # Where shared budgets that name no store keep their counters (None: in-process).
+        self.budget_store: object = None
         # Whether the provider's sampler may read span attributes, so they must be passed
         # to start_span. See _sampler_reads_attributes.
         self.early_attributes = True
@@ -60,6 +63,7 @@ def configure(
     tracer_provider: TracerProvider | object | None = _UNSET,
     strict_hooks: bool | object = _UNSET,
     unpriced: str | object = _UNSET,
+    budget_store: object = _UNSET,
 ) -> None:
     """
     Set process-wide options of the library.
@@ -77,6 +81,9 @@ def configure(
             never trip; ``"warn"`` charges it as $0, counts it in ``unpriced_calls`` and
             logs the model once; ``"ignore"`` does the same without the log. Without a
             dollar budget, ``"error"`` and ``"warn"`` both log once and charge $0.
+        budget_store: The `agentsteps.stores.BudgetStore` that shared budgets
+            (``Budget(shared_key=...)``) naming no ``store`` use, for example a
+            ``RedisBudgetStore``. ``None`` (the default) is one in-process store.
 
     Example:
         >>> from opentelemetry.sdk.trace import TracerProvider
@@ -118,6 +125,17 @@ def configure(
             msg = f"configure(): 'unpriced' must be 'error', 'warn' or 'ignore' (got {unpriced!r})"
             raise ValueError(msg)
         SETTINGS.unpriced = unpriced
+    if budget_store is not _UNSET:
+        from ..stores import BudgetStore  # here: a store module imports this one
+
+        if budget_store is not None and not isinstance(budget_store, BudgetStore):
+            msg = (
+                "configure(): 'budget_store' must be a BudgetStore (agentsteps.stores."
+                f"InProcessBudgetStore or RedisBudgetStore) or None (got {budget_store!r} "
+                f"of type {type(budget_store).__name__})"
+            )
+            raise TypeError(msg)
+        SETTINGS.budget_store = budget_store
 
 
 def reset_defaults() -> None:

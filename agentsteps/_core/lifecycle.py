@@ -397,6 +397,10 @@ def exhaustion_error(
         ledger.delivered = True
         if consumed is None:
             consumed = (ledger.input + ledger.output, ledger.nanos, ledger.calls)
+    shared = ledger.shared
+    if shared is not None and shared.figures is not None:
+        # A fleet-wide limit: the figures that crossed it are the store's.
+        consumed = shared.figures.spent.as_tuple()
     tokens, nanos, calls = consumed
     budget = frame._defn.budget
     trace_id, span_id = frame.trace_id, frame.span_id
@@ -412,6 +416,7 @@ def exhaustion_error(
         error_boundary=frame._defn.boundary.value,
         trace_id=trace_id,
         span_id=span_id,
+        shared_key=None if shared is None else shared.key,
     )
     exc._origin = ledger
     return exc

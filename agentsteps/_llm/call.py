@@ -80,6 +80,7 @@ class LLMCall:
         "_provider",
         "_provider_nanos",
         "_recorded",
+        "_reservation",
         "_response_model",
         "_source",
         "_span",
@@ -101,6 +102,8 @@ class LLMCall:
         self._operation = operation
         self._input_estimate = input_tokens
         self._max_output_cap = max_output_tokens
+        # Reservations this call holds in shared budgets' stores (see preflight).
+        self._reservation: Any = None
         self._frame: ActiveStep | ActivePersona | None = None
         self._span: Any = None
         self._ctx_token: Any = None
@@ -409,7 +412,9 @@ class LLMCall:
             if self._provider is None:
                 self._provider = infer_provider(self._model)
             raise_pending(frame)
-            preflight(frame, self._model, self._provider, self._input_estimate or 0)
+            self._reservation = preflight(
+                frame, self._model, self._provider, self._input_estimate or 0, self._max_output_cap
+            )
             self._frame = frame
         elif self._provider is None:
             self._provider = infer_provider(self._model)
@@ -477,6 +482,11 @@ class LLMCall:
         self.__exit__(exc_type, exc, tb)
 
     def _close(self, error: BaseException | None) -> None:
+        held, self._reservation = self._reservation, None
+        if held is not None:
+            from .._accounting.shared import release  # here: only for shared budgets
+
+            release(held)
         token, self._otel_token = self._otel_token, None
         context, self._otel_context = self._otel_context, None
         # Each only where this call is still the current one: a generator's body finalised

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from .._accounting import usage as _usage
 from .._accounting.budget import NANOS_PER_USD
 from .._accounting.pricing import price_usage
 from .._accounting.usage import LEDGER_LOCK
@@ -10,7 +13,14 @@ from .._core.lifecycle import exhaustion_error
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
 
-__all__ = ["affordable_output", "headroom", "preflight", "price_call", "raise_pending"]
+__all__ = [
+    "affordable_output",
+    "headroom",
+    "preflight",
+    "price_call",
+    "probe_cost",
+    "raise_pending",
+]
 
 _TOKENS_PER_PROBE = 1_000_000
 
@@ -87,6 +97,10 @@ def _probe(model: str | None, provider: str | None, inp: int, out: int) -> tuple
     )
 
 
+probe_cost = _probe
+"""The price of ``inp`` input and ``out`` output tokens of a model: (nano-dollars, source)."""
+
+
 def affordable_output(
     model: str | None, provider: str | None, inp: int, nanos_left: int
 ) -> int | None:
@@ -140,9 +154,19 @@ def raise_pending(frame: ActiveStep | ActivePersona) -> None:
 
 
 def preflight(
-    frame: ActiveStep | ActivePersona, model: str | None, provider: str | None, est: int
-) -> None:
-    """Refuse a call that an enclosing budget cannot afford, before it is made."""
+    frame: ActiveStep | ActivePersona,
+    model: str | None,
+    provider: str | None,
+    est: int,
+    max_output: int | None = None,
+) -> Any:
+    """
+    Refuse a call that an enclosing budget cannot afford, before it is made.
+
+    Returns the reservations made in the stores of shared budgets around ``frame`` (for
+    a call that knows its ``max_output``), to settle and release as the call ends with
+    `agentsteps._accounting.shared.release`; ``None`` when there are none.
+    """
     with LEDGER_LOCK:
         state = [
             (
@@ -154,7 +178,7 @@ def preflight(
             )
             for step in _chain(frame)
         ]
-    refused: tuple[ActiveStep, str, str] | None = None
+    refused: tuple[ActiveStep, str, str, tuple[int, int, int] | None] | None = None
     probe: tuple[int, str] | None = None
     # Innermost first; the last refusal found is the outermost step's, which dominates.
     for step, (tokens, nanos, calls), used, spent, made in state:
@@ -163,7 +187,7 @@ def preflight(
             detail = f"{used} of {budget.max_tokens} tokens used"
             if est:
                 detail += f", and the call's {est} input tokens leave no room for output"
-            refused = (step, "max_tokens", detail)
+            refused = (step, "max_tokens", detail, None)
             continue
         if nanos is not None:
             if probe is None:
@@ -176,13 +200,19 @@ def preflight(
                         f", and {est} input tokens plus one output token would cost "
                         f"${cost / NANOS_PER_USD:.6f}"
                     )
-                refused = (step, "max_usd", detail)
+                refused = (step, "max_usd", detail, None)
                 continue
         if calls is not None and calls == 0:
-            refused = (step, "max_llm_calls", f"{made} of {budget.max_llm_calls} calls made")
+            refused = (step, "max_llm_calls", f"{made} of {budget.max_llm_calls} calls made", None)
+    held = None
+    if _usage.SHARED_IN_USE:
+        from .._accounting.shared import preflight_shared  # here: only for shared budgets
+
+        # The fleet-wide limits of shared budgets, read (or reserved) in their stores.
+        refused, held = preflight_shared(frame, model, provider, est, max_output, refused)
     if refused is not None:
-        step, limit, detail = refused
-        exc = exhaustion_error(step, step._ledger, limit)
+        step, limit, detail, consumed = refused
+        exc = exhaustion_error(step, step._ledger, limit, consumed)
         # Nothing was exceeded, nothing spent: say so rather than "exceeded (x > x)".
         exc.args = (
             f"step {step.name!r} refused a model call before making it: its {limit} "
@@ -194,3 +224,4 @@ def preflight(
             if error is not None:
                 raise error
         raise exc
+    return held

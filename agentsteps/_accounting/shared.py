@@ -1,0 +1,392 @@
+"""
+Shared budgets: the fleet-wide half of a step whose `Budget` has a ``shared_key``.
+
+A step with a shared budget keeps its own ledger as every step does, with no local limits:
+its limits live in a `BudgetStore` under the key, and every record is charged there too
+(atomically, with an idempotent charge id). The store tells exactly one charge per limit
+and period that it crossed; that charge latches the step's exhaustion like a local one.
+Pre-flights read the store (or reserve there) before a model call is sent.
+
+When the store cannot be reached, usage is kept in an outbox per store and charged with
+its original ids and times when the store answers again; what the caller sees meanwhile
+is the budget's ``on_store_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .._core.config import SETTINGS
+from ..exceptions import BudgetStoreUnavailable
+from ..stores import Amounts, BudgetStore, InProcessBudgetStore, Limits, SharedFigures
+from .budget import NANOS_PER_USD, Budget, usd_to_nanos
+from .usage import LEDGER_LOCK
+
+if TYPE_CHECKING:
+    from .._core.context import ActivePersona, ActiveStep
+    from .usage import Ledger
+
+__all__ = ["SharedAccount", "charge_shared", "default_store", "preflight_shared", "release"]
+
+logger = logging.getLogger("agentsteps")
+
+RESERVATION_TTL = timedelta(minutes=10)
+"""How long a pre-flight's reservation holds if its call never settles (a crashed worker)."""
+
+_DEFAULT_STORE = InProcessBudgetStore()
+
+# Span attributes of a step with a shared budget, set after each of its charges.
+SHARED_KEY = "agentsteps.budget.shared.key"
+SHARED_TOKENS = "agentsteps.budget.shared.tokens"
+SHARED_USD = "agentsteps.budget.shared.usd"
+SHARED_CALLS = "agentsteps.budget.shared.llm_calls"
+SHARED_RESERVED_TOKENS = "agentsteps.budget.shared.reserved_tokens"
+SHARED_RESERVED_USD = "agentsteps.budget.shared.reserved_usd"
+SHARED_RESERVED_CALLS = "agentsteps.budget.shared.reserved_llm_calls"
+SHARED_PERIOD_END = "agentsteps.budget.shared.period_end"
+
+
+def default_store() -> BudgetStore:
+    """The store of shared budgets that name none: ``configure(budget_store=...)`` or ours."""
+    store = SETTINGS.budget_store
+    return _DEFAULT_STORE if store is None else store  # type: ignore[return-value]
+
+
+class SharedAccount:
+    """The shared half of one step activation's ledger: key, limits, last figures seen."""
+
+    __slots__ = ("budget", "figures", "key", "limits", "period")
+
+    def __init__(self, budget: Budget) -> None:
+        assert budget.shared_key is not None
+        self.budget = budget
+        self.key: str = budget.shared_key
+        self.period = budget.period
+        self.limits = Limits(
+            budget.max_tokens,
+            None if budget.max_usd is None else usd_to_nanos(budget.max_usd),
+            budget.max_llm_calls,
+        )
+        self.figures: SharedFigures | None = None
+
+    @property
+    def store(self) -> BudgetStore:
+        store = self.budget.store
+        return default_store() if store is None else store
+
+    @property
+    def fail_open(self) -> bool:
+        return self.budget.on_store_error == "fail_open"
+
+
+class _Outbox:
+    """Charges a store did not take yet, retried (same ids, same times) until it does."""
+
+    __slots__ = ("down", "lock", "pending", "store")
+
+    def __init__(self, store: BudgetStore) -> None:
+        self.store = store  # kept alive: the outbox is looked up by id(store)
+        self.lock = threading.Lock()
+        self.pending: list[tuple[str, timedelta | None, Limits, Amounts, str, float]] = []
+        self.down = False
+
+
+_OUTBOXES: dict[int, _Outbox] = {}
+_OUTBOXES_LOCK = threading.Lock()
+
+
+def _outbox(store: BudgetStore) -> _Outbox:
+    box = _OUTBOXES.get(id(store))
+    if box is None or box.store is not store:
+        with _OUTBOXES_LOCK:
+            box = _OUTBOXES.get(id(store))
+            if box is None or box.store is not store:
+                box = _OUTBOXES[id(store)] = _Outbox(store)
+    return box
+
+
+def pending_charges(store: BudgetStore) -> int:
+    """How many charges wait for ``store`` to come back (for tests and metrics)."""
+    box = _OUTBOXES.get(id(store))
+    return 0 if box is None or box.store is not store else len(box.pending)
+
+
+def _went_down(box: _Outbox, error: BudgetStoreUnavailable, fail_open: bool) -> None:
+    with box.lock:
+        first, box.down = not box.down, True
+    if first:
+        # Once per outage, not per call: a fleet's logs must not drown in it.
+        what = "calls go on, charged locally" if fail_open else "model calls are refused"
+        logger.warning(
+            "agentsteps: budget store %s is unavailable (%s): %s; usage is kept and added "
+            "when it answers again",
+            error.store,
+            error.reason,
+            what,
+        )
+
+
+def flush(store: BudgetStore) -> None:
+    """
+    Charge what waits in ``store``'s outbox, oldest first; raises `BudgetStoreUnavailable`
+    if the store is still away (what is left stays queued).
+    """
+    box = _outbox(store)
+    if not box.pending:
+        return
+    with box.lock:
+        while box.pending:
+            key, period, limits, amounts, charge_id, at = box.pending[0]
+            # The same id and time: a charge the store took before its reply was lost
+            # is not added twice, and it lands in the period it was spent in.
+            store.charge(key, period, limits, amounts, charge_id=charge_id, at=at)
+            box.pending.pop(0)
+        was_down, box.down = box.down, False
+    if was_down:
+        logger.warning("agentsteps: budget store %r is back; queued usage was added", store)
+
+
+def _reservation_of(account: SharedAccount) -> str | None:
+    """The reservation the open model call holds under ``account``, if any."""
+    from .._llm.call import CALL  # here: the model-call modules import this one
+
+    call = CALL.get()
+    for held, rid in (None if call is None else call._reservation) or ():
+        if held is account:
+            return str(rid)
+    return None
+
+
+def charge_shared(
+    sharers: list[ActiveStep | ActivePersona], tokens: int, nanos: int, calls: int
+) -> list[tuple[Ledger, str]]:
+    """
+    Charge one record to the store of every shared budget in ``sharers`` (innermost
+    first); return the ledgers whose limit this record crossed fleet-wide, with the limit.
+
+    Never raises for an unreachable store: the charge is queued (see `flush`).
+    """
+    crossings: list[tuple[Ledger, str]] = []
+    amounts = Amounts(tokens, nanos, calls)
+    for frame in sharers:
+        ledger = frame._ledger
+        account: SharedAccount = ledger.shared
+        store = account.store
+        charge_id = uuid.uuid4().hex
+        rid = _reservation_of(account)
+        at = store.now()
+        try:
+            flush(store)
+            result = store.charge(
+                account.key,
+                account.period,
+                account.limits,
+                amounts,
+                charge_id=charge_id,
+                at=at,
+                reservation=rid,
+            )
+        except BudgetStoreUnavailable as error:
+            box = _outbox(store)
+            with box.lock:
+                box.pending.append(
+                    (account.key, account.period, account.limits, amounts, charge_id, at)
+                )
+            _went_down(box, error, account.fail_open)
+            continue
+        account.figures = result.figures
+        _show(frame, result.figures)
+        if result.crossed:
+            crossings.append((ledger, result.crossed[0]))
+    return crossings
+
+
+def charge_frames(frame: ActiveStep | ActivePersona, tokens: int, nanos: int, calls: int) -> None:
+    """
+    Charge a record to the shared budgets of ``frame`` and the steps around it, and latch
+    the exhaustion of each one it took over a limit fleet-wide (the caller raises it).
+    """
+    sharers: list[ActiveStep | ActivePersona] = []
+    f: ActiveStep | ActivePersona | None = frame
+    while f is not None:
+        if f._ledger.shared is not None:
+            sharers.append(f)
+        f = f._parent
+    if not sharers:
+        return
+    crossings = charge_shared(sharers, tokens, nanos, calls)
+    if crossings:
+        with LEDGER_LOCK:
+            for ledger, limit in crossings:
+                if ledger.exhausted is None:
+                    ledger.exhausted = limit
+                    ledger.delivered = False
+
+
+def _show(frame: ActiveStep | ActivePersona, figures: SharedFigures) -> None:
+    """Put the fleet-wide figures after a charge on the step's span."""
+    span = frame._span
+    if span is None:
+        return
+    try:
+        if not span.is_recording():
+            return
+        attributes: dict[str, Any] = {
+            SHARED_KEY: figures.key,
+            SHARED_TOKENS: figures.spent.tokens,
+            SHARED_USD: figures.spent.nanos / NANOS_PER_USD,
+            SHARED_CALLS: figures.spent.calls,
+            SHARED_RESERVED_TOKENS: figures.reserved.tokens,
+            SHARED_RESERVED_USD: figures.reserved.nanos / NANOS_PER_USD,
+            SHARED_RESERVED_CALLS: figures.reserved.calls,
+        }
+        if figures.period_end is not None:
+            end = datetime.fromtimestamp(figures.period_end, UTC)
+            attributes[SHARED_PERIOD_END] = end.isoformat()
+        span.set_attributes(attributes)
+    except Exception:
+        logger.warning("could not set the shared budget attributes of a step", exc_info=True)
+
+
+def consumed(figures: SharedFigures) -> tuple[int, int, int]:
+    """(tokens, nano-dollars, calls) spent fleet-wide, as exhaustion errors report them."""
+    return figures.spent.as_tuple()
+
+
+Refusal = tuple["ActiveStep", str, str, tuple[int, int, int] | None]
+
+
+def preflight_shared(
+    frame: ActiveStep | ActivePersona,
+    model: str | None,
+    provider: str | None,
+    est: int,
+    max_output: int | None,
+    refused: Refusal | None,
+) -> tuple[Refusal | None, list[tuple[SharedAccount, str]] | None]:
+    """
+    Check (or reserve in) the store of every shared budget around ``frame``.
+
+    ``refused`` is the local pre-flight's refusal, if any; the outermost refusal wins, as
+    for local budgets. Returns it and the reservations made (by account), which the
+    model call settles as it charges and releases when it ends. A call that knows its
+    maximum (``max_output``) reserves ``est + max_output`` tokens, their price and one
+    call; others compare what is left with the input estimate.
+
+    Raises:
+        BudgetStoreUnavailable: A store is away and its budget fails closed.
+    """
+    from .._core.context import ActiveStep
+    from .._llm.preflight import probe_cost
+
+    made: list[tuple[SharedAccount, str]] = []
+    f: ActiveStep | ActivePersona | None = frame
+    # Innermost first; a refusal further out replaces one found further in.
+    try:
+        while f is not None:
+            account = f._ledger.shared
+            if account is not None and isinstance(f, ActiveStep):
+                store = account.store
+                try:
+                    flush(store)
+                    found = _check(f, account, store, model, provider, est, max_output, probe_cost)
+                except BudgetStoreUnavailable as error:
+                    _went_down(_outbox(store), error, account.fail_open)
+                    if account.fail_open:
+                        f = f._parent
+                        continue
+                    raise BudgetStoreUnavailable(account.key, error.store, error.reason) from error
+                if isinstance(found, str):
+                    made.append((account, found))
+                elif found is not None:
+                    refused = found
+            f = f._parent
+    except BaseException:
+        release(made)
+        raise
+    if refused is not None:
+        release(made)
+        return refused, None
+    return None, made or None
+
+
+def release(made: list[tuple[SharedAccount, str]] | None) -> None:
+    """Give back what is left of a model call's reservations (its usage is charged)."""
+    for account, rid in made or ():
+        try:
+            account.store.release(account.key, account.period, rid)
+        except BudgetStoreUnavailable:
+            pass  # the reservation expires by itself: RESERVATION_TTL
+
+
+def _check(
+    step: ActiveStep,
+    account: SharedAccount,
+    store: BudgetStore,
+    model: str | None,
+    provider: str | None,
+    est: int,
+    max_output: int | None,
+    probe_cost: Any,
+) -> Refusal | str | None:
+    """A refusal, a reservation id, or None (the call may go)."""
+    limits = account.limits
+    if max_output is not None:
+        cost = 0
+        if limits.nanos is not None:
+            cost, source = probe_cost(model, provider, est, max_output)
+            if source == "unknown":
+                cost = 0
+        want = Amounts(est + max_output, cost, 1)
+        rid = uuid.uuid4().hex
+        result = store.reserve(
+            account.key, account.period, limits, want, reservation=rid, ttl=RESERVATION_TTL
+        )
+        account.figures = result.figures
+        if result.granted:
+            return rid
+        limit = result.refused_limit or "max_tokens"
+        detail = _spent(limit, account, result.figures) + (
+            f", and the call's reservation ({est} input + {max_output} max output tokens"
+            + (f", ${cost / NANOS_PER_USD:.6f}" if cost else "")
+            + ") does not fit"
+        )
+        return (step, limit, detail, consumed(result.figures))
+    figures = store.get(account.key, account.period)
+    if figures is None:
+        return None
+    account.figures = figures
+    # Limits as this budget has them (the store keeps the last charge's).
+    figures = SharedFigures(
+        figures.key, limits, figures.spent, figures.reserved, figures.period_end
+    )
+    tokens, nanos, calls = figures.remaining()
+    if tokens is not None and tokens <= est:
+        detail = _spent("max_tokens", account, figures)
+        if est:
+            detail += f", and the call's {est} input tokens leave no room for output"
+        return (step, "max_tokens", detail, consumed(figures))
+    if nanos is not None:
+        cost, source = probe_cost(model, provider, est, 1)
+        if (source == "unknown" and nanos == 0) or (source != "unknown" and cost > nanos):
+            return (step, "max_usd", _spent("max_usd", account, figures), consumed(figures))
+    if calls is not None and calls == 0:
+        return (step, "max_llm_calls", _spent("max_llm_calls", account, figures), consumed(figures))
+    return None
+
+
+def _spent(limit: str, account: SharedAccount, figures: SharedFigures) -> str:
+    budget = account.budget
+    where = f"fleet-wide under shared key {account.key!r}"
+    if limit == "max_usd":
+        spent = (figures.spent.nanos + figures.reserved.nanos) / NANOS_PER_USD
+        return f"${spent:.4f} of ${budget.max_usd:.4f} spent or reserved {where}"
+    if limit == "max_tokens":
+        used = figures.spent.tokens + figures.reserved.tokens
+        return f"{used} of {budget.max_tokens} tokens used or reserved {where}"
+    made = figures.spent.calls + figures.reserved.calls
+    return f"{made} of {budget.max_llm_calls} calls made or reserved {where}"
