@@ -36,6 +36,9 @@ local spent_f, held_f, lim_f, cross_f = {'t', 'n', 'c'}, {'rt', 'rn', 'rc'},
   {'lt', 'ln', 'lc'}, {'xt', 'xn', 'xc'}
 
 local function num(v) if v then return tonumber(v) else return 0 end end
+-- Numbers go to Redis as exact integer strings (Lua's own format drops digits past 14,
+-- and negating zero gives '-0', which HINCRBY refuses).
+local function int(x) return string.format('%d', x) end
 
 -- Reservations whose holder never settled them (a crashed worker) are given back.
 local all = redis.call('HGETALL', res)
@@ -43,9 +46,9 @@ for i = 1, #all, 2 do
   local t, n, c, exp = string.match(all[i + 1], '^(%d+) (%d+) (%d+) (%d+)$')
   if tonumber(exp) <= now then
     redis.call('HDEL', res, all[i])
-    redis.call('HINCRBY', h, 'rt', -tonumber(t))
-    redis.call('HINCRBY', h, 'rn', -tonumber(n))
-    redis.call('HINCRBY', h, 'rc', -tonumber(c))
+    redis.call('HINCRBY', h, 'rt', int(-tonumber(t)))
+    redis.call('HINCRBY', h, 'rn', int(-tonumber(n)))
+    redis.call('HINCRBY', h, 'rc', int(-tonumber(c)))
   end
 end
 
@@ -70,9 +73,9 @@ if op == 'release' then
   if held then
     local t, n, c = string.match(held, '^(%d+) (%d+) (%d+) ')
     redis.call('HDEL', res, id)
-    redis.call('HINCRBY', h, 'rt', -tonumber(t))
-    redis.call('HINCRBY', h, 'rn', -tonumber(n))
-    redis.call('HINCRBY', h, 'rc', -tonumber(c))
+    redis.call('HINCRBY', h, 'rt', int(-tonumber(t)))
+    redis.call('HINCRBY', h, 'rn', int(-tonumber(n)))
+    redis.call('HINCRBY', h, 'rc', int(-tonumber(c)))
   end
   return figures(0, '')
 end
@@ -89,7 +92,7 @@ if op == 'reserve' then
       return figures(0, tostring(i))
     end
   end
-  redis.call('HSET', res, id, amt[1] .. ' ' .. amt[2] .. ' ' .. amt[3] .. ' ' .. (now + rttl))
+  redis.call('HSET', res, id, amt[1] .. ' ' .. amt[2] .. ' ' .. amt[3] .. ' ' .. int(now + rttl))
   for i = 1, 3 do redis.call('HINCRBY', h, held_f[i], amt[i]) end
   meta()
   return figures(0, '')
@@ -105,8 +108,8 @@ if rid ~= '' then
     local left = {string.match(held, '^(%d+) (%d+) (%d+) (%d+)$')}
     for i = 1, 3 do
       local draw = math.min(tonumber(left[i]), tonumber(amt[i]))
-      left[i] = string.format('%d', tonumber(left[i]) - draw)
-      redis.call('HINCRBY', h, held_f[i], -draw)
+      left[i] = int(tonumber(left[i]) - draw)
+      redis.call('HINCRBY', h, held_f[i], int(-draw))
     end
     redis.call('HSET', res, rid, left[1] .. ' ' .. left[2] .. ' ' .. left[3] .. ' ' .. left[4])
   end
