@@ -33,7 +33,9 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process; `start` and `stop` may be called again (same port)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, persistent: bool = False) -> None:
+        # persistent: an fsync'd append-only file, so data survives a kill and restart.
+        self.persistent = persistent
         self.binary = redis_server_binary()
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="agentsteps-redis-"))
@@ -54,7 +56,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.dir),
             ],

@@ -1,0 +1,185 @@
+"""Shared budgets on a real redis-server: a fleet of processes, and the server dying.
+
+The server is Debian's redis-server, started on a free loopback port by the tests
+(tests/redis_server.py); under CI a missing redis-server fails these tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentsteps import (
+    Budget,
+    BudgetStoreUnavailable,
+    StepBudgetExhausted,
+    llm_call,
+    step,
+)
+from agentsteps._accounting.budget import usd_to_nanos
+from agentsteps._accounting.shared import pending_charges
+from agentsteps.stores import Amounts, RedisBudgetStore
+from tests.fleet_worker import LIMITS
+from tests.redis_server import RedisServer, redis_server  # noqa: F401  (a fixture)
+
+WORKER = Path(__file__).with_name("fleet_worker.py")
+ROOT = Path(__file__).parent.parent
+
+
+def run_fleet(server: RedisServer, mode: str) -> tuple[list[dict[str, Any]], Any, str, str]:
+    prefix, key = f"fleet:{uuid.uuid4().hex}", "tenant-42"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), server.url, prefix, key, mode, str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for n in range(4)
+    ]
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+        results.append(json.loads(out))
+    store = RedisBudgetStore(server.url, prefix=prefix)
+    figures = store.get(key)
+    raw = store.client.hgetall(next(iter(store.client.scan_iter(match=f"{prefix}:*}}:ever:0"))))
+    store.client.close()
+    return results, figures, prefix, raw
+
+
+def test_a_fleet_adds_up_exactly_and_crosses_each_limit_once(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    results, figures, _, raw = run_fleet(redis_server, "cross")
+    assert figures is not None
+    # The store's totals are exactly the sum of what every process charged.
+    assert figures.spent == Amounts(
+        sum(r["tokens"] for r in results),
+        sum(r["nanos"] for r in results),
+        sum(r["calls"] for r in results),
+    )
+    crossings: dict[str, int] = {}
+    for r in results:
+        for limit, n in r["crossings"].items():
+            crossings[limit] = crossings.get(limit, 0) + n
+    # Each limit's crossing is told to one charge at most, fleet-wide; the first limit
+    # spent is told to exactly one; every other thread is refused before its next call.
+    assert crossings and all(n == 1 for n in crossings.values())
+    assert sum(crossings.values()) + sum(r["refusals"] for r in results) == 32
+    flagged = {b"xt": "max_tokens", b"xn": "max_usd", b"xc": "max_llm_calls"}
+    assert set(crossings) <= {flagged[f] for f in flagged if f in raw}
+    limits = (LIMITS["max_tokens"], usd_to_nanos(LIMITS["max_usd"]), LIMITS["max_llm_calls"])
+    assert any(s > lim for s, lim in zip(figures.spent.as_tuple(), limits, strict=True))
+
+
+def test_a_reserving_fleet_never_spends_beyond_its_limits(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    results, figures, _, _ = run_fleet(redis_server, "reserve")
+    assert figures is not None
+    assert figures.spent == Amounts(
+        sum(r["tokens"] for r in results),
+        sum(r["nanos"] for r in results),
+        sum(r["calls"] for r in results),
+    )
+    limits = (LIMITS["max_tokens"], usd_to_nanos(LIMITS["max_usd"]), LIMITS["max_llm_calls"])
+    assert all(s <= lim for s, lim in zip(figures.spent.as_tuple(), limits, strict=True))
+    assert figures.reserved == Amounts(0, 0, 0)
+    assert all(r["crossings"] == {} for r in results)
+    assert sum(r["refusals"] for r in results) == 32
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A server of this test's own, which it kills; append-only so a restart keeps data."""
+    server = RedisServer(persistent=True)
+    server.start()
+    yield server
+    server.close()
+
+
+def test_server_killed_fail_closed_raises_before_the_request(own_server: RedisServer) -> None:
+    store = RedisBudgetStore(own_server.url, timeout=0.2)
+    sent = []
+
+    @step(name="ask", budget=Budget(max_tokens=10_000, shared_key="k", store=store))
+    def ask() -> None:
+        with llm_call("m", input_tokens=5) as call:
+            sent.append(1)
+            call.record(input_tokens=5, output_tokens=5, cost_usd=0)
+
+    ask()
+    own_server.stop()
+    for _ in range(3):
+        with pytest.raises(BudgetStoreUnavailable) as caught:
+            ask()
+        assert caught.value.shared_key == "k"
+        assert "the model call was not sent" in str(caught.value)
+    assert len(sent) == 1
+    own_server.start()
+    ask()
+    figures = store.get("k")
+    assert figures is not None and figures.spent == Amounts(20, 0, 2)
+    store.client.close()
+
+
+def test_server_killed_fail_open_loses_no_usage(own_server: RedisServer) -> None:
+    store = RedisBudgetStore(own_server.url, timeout=0.2)
+    budget = Budget(max_tokens=10_000, shared_key="k", store=store, on_store_error="fail_open")
+    calls = [0]
+
+    @step(name="ask", budget=budget)
+    def ask() -> None:
+        with llm_call("m", input_tokens=5, max_output_tokens=10) as call:
+            call.record(input_tokens=5, output_tokens=5, cost_usd=0)
+            calls[0] += 1
+
+    def spend() -> None:
+        for _ in range(5):
+            ask()
+
+    spend()
+    own_server.stop()
+    threads = [threading.Thread(target=spend) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert pending_charges(store) == 20
+    own_server.start()
+    spend()
+    assert pending_charges(store) == 0
+    figures = store.get("k")
+    assert calls[0] == 30
+    assert figures is not None and figures.spent == Amounts(300, 0, 30)
+    store.client.close()
+
+
+def test_exhaustion_error_pickles_with_its_shared_key(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    import pickle
+
+    store = RedisBudgetStore(redis_server.url, prefix=f"t:{uuid.uuid4().hex}")
+
+    @step(name="ask", budget=Budget(max_llm_calls=0, shared_key="p", store=store))
+    def ask() -> None:
+        with llm_call("m") as call:
+            call.record(input_tokens=1, output_tokens=1, cost_usd=0)
+
+    with pytest.raises(StepBudgetExhausted) as caught:
+        ask()
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert (again.shared_key, str(again)) == ("p", str(caught.value))
+    store.client.close()
