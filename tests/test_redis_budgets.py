@@ -183,3 +183,58 @@ def test_exhaustion_error_pickles_with_its_shared_key(
     again = pickle.loads(pickle.dumps(caught.value))
     assert (again.shared_key, str(again)) == ("p", str(caught.value))
     store.client.close()
+
+
+def test_budgets_command_lists_keys_with_their_figures(
+    redis_server: RedisServer,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from datetime import timedelta
+
+    from agentsteps._report.cli import main
+    from agentsteps.stores import Limits
+
+    prefix = f"cli:{uuid.uuid4().hex}"
+    store = RedisBudgetStore(redis_server.url, prefix=prefix, clock=lambda: 1_800_000_030.0)
+    day = timedelta(days=1)
+    limits = Limits(tokens=10_000, nanos=50_000_000_000, calls=None)
+    store.charge("tenant-42", day, limits, Amounts(1_234, 12_300_000, 3), charge_id="a")
+    store.reserve(
+        "tenant-42", day, limits, Amounts(500, 1_000_000, 1), reservation="r", ttl=day * 365
+    )
+    store.charge("tenant-7", None, Limits(calls=5), Amounts(10, 0, 1), charge_id="b")
+    store.client.close()
+
+    assert main(["budgets", "--store", redis_server.url, "--prefix", prefix]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "KEY        PERIOD END (UTC)     TOKENS                 USD                            "
+        "CALLS",
+        "tenant-42  2027-01-16 00:00:00  1,234 / 10,000 (+500)  $0.0123 / $50.0000 (+$0.0010)  "
+        "3 / - (+1)",
+        "tenant-7   never                10 / -                 $0.0000 / -                    "
+        "1 / 5",
+    ]
+    assert main(["budgets", "--store", redis_server.url, "--prefix", prefix, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert first == {
+        "key": "tenant-42",
+        "period_end": "2027-01-16T00:00:00Z",
+        "limits": {"tokens": 10_000, "nanos": 50_000_000_000, "calls": None},
+        "spent": {"tokens": 1_234, "nanos": 12_300_000, "calls": 3},
+        "reserved": {"tokens": 500, "nanos": 1_000_000, "calls": 1},
+    }
+
+
+def test_budgets_command_errors_name_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    from agentsteps._report.cli import main
+    from tests.redis_server import free_port
+
+    assert main(["budgets"]) == 2
+    assert capsys.readouterr().err == (
+        "agentsteps budgets: error: no store given: pass --store redis://HOST:PORT/DB or set "
+        "$AGENTSTEPS_BUDGET_STORE\n"
+    )
+    assert main(["budgets", "--store", f"redis://127.0.0.1:{free_port()}/0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("agentsteps budgets: error: the store redis://127.0.0.1:")
+    assert "cannot be reached (ConnectionError" in err

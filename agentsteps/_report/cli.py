@@ -4,6 +4,7 @@ saved trace.
 
     agentsteps run SCRIPT [ARGS...]     run a Python script traced; print the report at exit
     agentsteps report TRACE.jsonl       render a saved run (text, --json or --html)
+    agentsteps budgets --store URL      list the shared budgets in a budget store
 
 Exit codes: ``run`` passes the script's own exit code through; 2 means agentsteps itself
 could not do what was asked (a missing file, a file that is not a trace, bad options).
@@ -33,6 +34,8 @@ from .._tracing.jsonl import span_to_dict
 from .._tracing.setup import configure_tracing
 from .._version import __version__
 from . import render as _render
+from .budgets_cli import add_parser as _add_budgets_parser
+from .budgets_cli import run_budgets as _run_budgets
 from .html import render_html
 from .render import CLI_RUNNING
 from .tree import (
@@ -70,6 +73,7 @@ examples:
   agentsteps report agentsteps-trace.jsonl         render a saved trace
   agentsteps report agentsteps-trace.jsonl --json  ... as JSON, for machines
   agentsteps report trace.jsonl --html run.html    ... as a standalone HTML waterfall
+  agentsteps budgets --store redis://localhost:6379/0   shared budgets, fleet-wide
 
 docs: docs/cli.md"""
 
@@ -164,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
         "--last", action="store_true", help="only the most recent trace in the file"
     )
     _output_options(report_p)
+    _add_budgets_parser(commands)
     return parser
 
 
@@ -202,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "budgets":
+            return _run_budgets(args, sys.stdout, _Fail)
         return _report(args)
     except _Fail as exc:
         print(f"agentsteps {args.command}: error: {exc}", file=sys.stderr)
