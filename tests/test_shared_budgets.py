@@ -533,3 +533,19 @@ def test_fail_open_goes_on_warns_once_and_reconciles(caplog: pytest.LogCaptureFi
     assert figures.spent == Amounts(55, 0, 5)
     assert figures.reserved == Amounts(0, 0, 0)
     assert pending_charges(flaky) == 0
+
+
+def test_import_does_not_need_redis() -> None:
+    """`import agentsteps` (and its stores) never imports redis: it is an extra."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, agentsteps, agentsteps.stores\n"
+        "agentsteps.stores.InProcessBudgetStore()\n"
+        "print('redis' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False"]
