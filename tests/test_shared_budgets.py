@@ -549,3 +549,31 @@ def test_import_does_not_need_redis() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["False"]
+
+
+def test_a_threshold_hook_fires_once_fleet_wide(store: BudgetStore) -> None:
+    from agentsteps import on_step, scoped_hooks
+
+    k = key()
+    budget = Budget(max_tokens=100, shared_key=k, store=store)
+    fired: list[tuple[str, float | None]] = []
+
+    @step(name="work", budget=budget)
+    def work(tokens: int) -> None:
+        record_usage(model="m", input_tokens=tokens, cost_usd=0)
+
+    with scoped_hooks():
+
+        @on_step("*", "work", "budget_threshold", threshold_pct=50)
+        def half(event: Any) -> None:
+            fired.append((event.step_name, event.budget_pct))
+
+        work(30)  # 30%: no step alone ever reaches 50
+        work(30)  # 60% fleet-wide: fires, once
+        work(30)
+        threads = [threading.Thread(target=work, args=(1,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert fired == [("work", 60.0)]

@@ -259,7 +259,9 @@ def charge(
 
         # The store first, outside the lock (a network round trip); a fleet-wide crossing
         # is latched on the step's ledger and raised below like a local one.
-        charge_frames(frame, inp + out, nanos, calls)
+        shared_error = charge_frames(frame, inp + out, nanos, calls)
+    else:
+        shared_error = None
     undelivered: Any = None
     undelivered_limit = ""
     consumed = (0, 0, 0)
@@ -308,6 +310,8 @@ def charge(
         # The budget hooks this record is due, with the figures at the crossing: read
         # under the same lock, or another thread's records would show in them.
         plans = _dispatch.plan_after_charge(frame) if ACTIVE.budget else None
+    if shared_error is not None:
+        raise shared_error  # a strict budget_threshold handler of a shared budget
     if plans:
         _charge_hooks(plans, undelivered if raise_now else None, undelivered_limit, consumed)
     elif undelivered is not None and raise_now:

@@ -161,16 +161,36 @@ def _reservation_of(account: SharedAccount) -> str | None:
     return None
 
 
+def _threshold_hooks(frame: ActiveStep | ActivePersona) -> dict[int, list[Any]]:
+    """The ``budget_threshold`` hooks of ``frame``'s step, by their mark in basis points."""
+    from .._hooks import dispatch as _dispatch
+    from .._hooks.events import HookEvent
+    from .._hooks.registry import REGISTRY
+
+    if _dispatch.IN_HANDLER.get() or frame._step is not frame:
+        return {}
+    persona, name = _dispatch._persona_name(frame), frame._defn.name
+    marks: dict[int, list[Any]] = {}
+    for hook in REGISTRY[HookEvent.BUDGET_THRESHOLD]:
+        if hook.matches(persona, name):
+            marks.setdefault(round((hook.threshold_pct or 0) * 100), []).append(hook)
+    return marks
+
+
 def charge_shared(
     sharers: list[ActiveStep | ActivePersona], tokens: int, nanos: int, calls: int
-) -> list[tuple[Ledger, str]]:
+) -> tuple[list[tuple[Ledger, str]], list[tuple[Any, list[Any], float]]]:
     """
     Charge one record to the store of every shared budget in ``sharers`` (innermost
-    first); return the ledgers whose limit this record crossed fleet-wide, with the limit.
+    first); return the ledgers whose limit this record crossed fleet-wide, with the limit,
+    and the ``budget_threshold`` hooks whose mark it reached first, fleet-wide.
 
     Never raises for an unreachable store: the charge is queued (see `flush`).
     """
+    from .._hooks.registry import ACTIVE
+
     crossings: list[tuple[Ledger, str]] = []
+    due: list[tuple[Any, list[Any], float]] = []
     amounts = Amounts(tokens, nanos, calls)
     for frame in sharers:
         ledger = frame._ledger
@@ -179,6 +199,7 @@ def charge_shared(
         charge_id = uuid.uuid4().hex
         rid = _reservation_of(account)
         at = store.now()
+        hooks = _threshold_hooks(frame) if ACTIVE.budget else {}
         try:
             flush(store)
             result = store.charge(
@@ -189,6 +210,7 @@ def charge_shared(
                 charge_id=charge_id,
                 at=at,
                 reservation=rid,
+                marks=tuple(sorted(hooks)),
             )
         except BudgetStoreUnavailable as error:
             box = _outbox(store)
@@ -202,13 +224,30 @@ def charge_shared(
         _show(frame, result.figures)
         if result.crossed:
             crossings.append((ledger, result.crossed[0]))
-    return crossings
+        if result.marks:
+            fired = [hook for mark in result.marks for hook in hooks[mark]]
+            due.append((frame, fired, _pct(result.figures, account.limits)))
+    return crossings, due
 
 
-def charge_frames(frame: ActiveStep | ActivePersona, tokens: int, nanos: int, calls: int) -> None:
+def _pct(figures: SharedFigures, limits: Limits) -> float:
+    """The highest share of any limit spent fleet-wide, in percent."""
+    pct = 0.0
+    for spent, limit in zip(figures.spent.as_tuple(), limits.as_tuple(), strict=True):
+        if limit is not None:
+            share = (0.0 if spent == 0 else float("inf")) if limit == 0 else 100 * spent / limit
+            pct = max(pct, share)
+    return pct
+
+
+def charge_frames(
+    frame: ActiveStep | ActivePersona, tokens: int, nanos: int, calls: int
+) -> BaseException | None:
     """
     Charge a record to the shared budgets of ``frame`` and the steps around it, and latch
     the exhaustion of each one it took over a limit fleet-wide (the caller raises it).
+    Runs the ``budget_threshold`` hooks this record fired fleet-wide; returns the error a
+    strict handler raised, for the caller to raise once the record is charged locally.
     """
     sharers: list[ActiveStep | ActivePersona] = []
     f: ActiveStep | ActivePersona | None = frame
@@ -217,14 +256,27 @@ def charge_frames(frame: ActiveStep | ActivePersona, tokens: int, nanos: int, ca
             sharers.append(f)
         f = f._parent
     if not sharers:
-        return
-    crossings = charge_shared(sharers, tokens, nanos, calls)
+        return None
+    crossings, due = charge_shared(sharers, tokens, nanos, calls)
     if crossings:
         with LEDGER_LOCK:
             for ledger, limit in crossings:
                 if ledger.exhausted is None:
                     ledger.exhausted = limit
                     ledger.delivered = False
+    if not due:
+        return None
+    from .._hooks import dispatch as _dispatch
+
+    error: BaseException | None = None
+    for step, hooks, pct in due:
+        with LEDGER_LOCK:
+            usage = step._ledger.usage()
+        # The plan a local threshold makes, with the fleet-wide share of the limit.
+        plan: Any = (step, hooks, [], None, usage, pct)
+        found = _dispatch.after_charge([plan], None)
+        error = error if error is not None else found
+    return error
 
 
 def _show(frame: ActiveStep | ActivePersona, figures: SharedFigures) -> None:

@@ -14,6 +14,7 @@ from ._types import (
     Limits,
     SharedFigures,
     period_ms,
+    reached,
     window_of,
 )
 
@@ -31,7 +32,7 @@ class _Window:
         self.spent = [0, 0, 0]
         self.reserved = [0, 0, 0]
         self.limits = Limits()
-        self.crossed: set[str] = set()
+        self.crossed: set[object] = set()  # limit names, and ("mark", basis points)
         self.ids: set[str] = set()
         # reservation id -> [tokens, nanos, calls, expires at (epoch ms)]
         self.reservations: dict[str, list[int]] = {}
@@ -125,6 +126,7 @@ class InProcessBudgetStore:
         charge_id: str,
         at: float | None = None,
         reservation: str | None = None,
+        marks: tuple[int, ...] = (),
     ) -> ChargeResult:
         """Add ``amounts`` under ``key`` once per ``charge_id`` (see `BudgetStore.charge`)."""
         now = self._clock()
@@ -151,7 +153,15 @@ class InProcessBudgetStore:
                 if lim is not None and spent > lim and name not in window.crossed:
                     window.crossed.add(name)
                     crossed.append(name)
-            result = ChargeResult(window.figures(), crossed=tuple(crossed))
+            hit = []
+            for mark in marks:
+                if ("mark", mark) not in window.crossed and any(
+                    lim is not None and reached(spent, lim, mark)
+                    for lim, spent in zip(limits.as_tuple(), window.spent, strict=True)
+                ):
+                    window.crossed.add(("mark", mark))
+                    hit.append(mark)
+            result = ChargeResult(window.figures(), crossed=tuple(crossed), marks=tuple(hit))
             self._expire(int(now * 1000))
             return result
 

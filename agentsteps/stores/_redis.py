@@ -23,7 +23,8 @@ __all__ = ["RedisBudgetStore"]
 # One script for every operation, so each is one round trip and atomic in the server.
 # KEYS: the window's hash, its set of applied charge ids, its hash of reservations.
 # ARGV: op, id, reservation, tokens, nanos, calls, limit tokens, limit nanos, limit calls
-# ('' = none), now ms, expire-at ms, reservation ttl ms, shared key, period end ms ('' none).
+# ('' = none), now ms, expire-at ms, reservation ttl ms, shared key, period end ms ('' none),
+# threshold marks in basis points ('8000,9000').  A charge's reply ends with the marks it hit.
 # Counters are kept with HINCRBY (exact 64-bit integers); Lua compares them as doubles,
 # exact up to 2**53 (9e15 nano-dollars: $9 million per key and period).
 _SCRIPT = """
@@ -121,8 +122,21 @@ for i = 1, 3 do
     crossed = crossed .. tostring(i)
   end
 end
+local marks = ''
+for m in string.gmatch(ARGV[15], '%d+') do
+  local bp, hit = tonumber(m), false
+  for i = 1, 3 do
+    if lim[i] ~= '' then
+      local l, s = tonumber(lim[i]), num(redis.call('HGET', h, spent_f[i]))
+      if (l == 0 and s > 0) or (l > 0 and s * 10000 >= bp * l) then hit = true end
+    end
+  end
+  if hit and redis.call('HSETNX', h, 'm' .. m, id) == 1 then marks = marks .. m .. ',' end
+end
 meta()
-return figures(0, crossed)
+local reply = figures(0, crossed)
+reply[9] = marks
+return reply
 """
 
 _GRACE_MS = 5 * 60 * 1000
@@ -231,6 +245,7 @@ class RedisBudgetStore:
         amounts: Amounts | None = None,
         at: float | None = None,
         ttl_ms: int = 0,
+        marks: tuple[int, ...] = (),
     ) -> tuple[list[Any], int | None]:
         now = self._clock()
         keys, end = self._keys(key, period, now if at is None else at)
@@ -251,6 +266,7 @@ class RedisBudgetStore:
             ttl_ms,
             key,
             "" if end is None else end,
+            ",".join(map(str, marks)),
         ]
         try:
             reply = self._script(keys=keys, args=args)
@@ -264,7 +280,7 @@ class RedisBudgetStore:
     def _result(
         self, key: str, limits: Limits, reply: list[Any], end: int | None
     ) -> tuple[SharedFigures, bool, str]:
-        flag, t, n, c, rt, rn, rc, extra = reply
+        flag, t, n, c, rt, rn, rc, extra = reply[:8]
         extra = extra.decode() if isinstance(extra, bytes) else str(extra)
         figures = SharedFigures(
             key=key,
@@ -285,6 +301,7 @@ class RedisBudgetStore:
         charge_id: str,
         at: float | None = None,
         reservation: str | None = None,
+        marks: tuple[int, ...] = (),
     ) -> ChargeResult:
         """Add ``amounts`` under ``key`` once per ``charge_id`` (see `BudgetStore.charge`)."""
         reply, end = self._run(
@@ -296,10 +313,14 @@ class RedisBudgetStore:
             limits=limits,
             amounts=amounts,
             at=at,
+            marks=marks,
         )
         figures, duplicate, crossed = self._result(key, limits, reply, end)
         names = tuple(LIMIT_NAMES[int(i) - 1] for i in crossed)
-        return ChargeResult(figures, crossed=names, duplicate=duplicate)
+        hit = reply[8] if len(reply) > 8 else b""
+        hit = hit.decode() if isinstance(hit, bytes) else str(hit)
+        reached = tuple(int(m) for m in hit.split(",") if m)
+        return ChargeResult(figures, crossed=names, duplicate=duplicate, marks=reached)
 
     def reserve(
         self,

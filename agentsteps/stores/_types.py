@@ -101,6 +101,8 @@ class ChargeResult:
     """For a reservation: whether it fitted under every limit (else nothing was held)."""
     refused_limit: str | None = None
     """For a refused reservation: the first limit it did not fit under."""
+    marks: tuple[int, ...] = ()
+    """The ``marks`` (basis points of a limit) this charge reached first, fleet-wide."""
 
 
 @runtime_checkable
@@ -134,10 +136,13 @@ class BudgetStore(Protocol):
         charge_id: str,
         at: float | None = None,
         reservation: str | None = None,
+        marks: tuple[int, ...] = (),
     ) -> ChargeResult:
         """
         Add ``amounts`` under ``key`` once per ``charge_id``; draw it from ``reservation``
-        (the held amount shrinks by what is charged) when given.
+        (the held amount shrinks by what is charged) when given. ``marks`` are thresholds
+        in basis points of a limit (8000: 80%); each is reported to the one charge that
+        first takes any limit's spent figure to it, fleet-wide.
         """
         ...
 
@@ -184,6 +189,11 @@ def window_of(at: float, period: timedelta | None) -> tuple[int, int | None]:
     ms = period_ms(period)
     start = int(at * 1000) // ms * ms
     return start, start + ms
+
+
+def reached(spent: int, limit: int, mark: int) -> bool:
+    """Whether ``spent`` is at ``mark`` basis points of ``limit`` (any spend on a 0 limit)."""
+    return spent > 0 if limit == 0 else spent * 10_000 >= mark * limit
 
 
 def period_ms(period: timedelta) -> int:
