@@ -22,6 +22,7 @@ from agentsteps import (
     BudgetStoreUnavailable,
     StepBudgetExhausted,
     llm_call,
+    record_usage,
     step,
 )
 from agentsteps._accounting.budget import usd_to_nanos
@@ -175,13 +176,15 @@ def test_exhaustion_error_pickles_with_its_shared_key(
 
     @step(name="ask", budget=Budget(max_llm_calls=0, shared_key="p", store=store))
     def ask() -> None:
-        with llm_call("m") as call:
-            call.record(input_tokens=1, output_tokens=1, cost_usd=0)
+        record_usage(model="m", input_tokens=1, output_tokens=1, cost_usd=0)
 
     with pytest.raises(StepBudgetExhausted) as caught:
         ask()
     again = pickle.loads(pickle.dumps(caught.value))
     assert (again.shared_key, str(again)) == ("p", str(caught.value))
+    assert str(again) == (
+        "step 'ask' exceeded the fleet-wide max_llm_calls budget of shared key 'p' (1 > 0 calls)"
+    )
     store.client.close()
 
 

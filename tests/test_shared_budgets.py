@@ -577,3 +577,35 @@ def test_a_threshold_hook_fires_once_fleet_wide(store: BudgetStore) -> None:
         for t in threads:
             t.join()
     assert fired == [("work", 60.0)]
+
+
+def test_an_outer_local_refusal_dominates_an_inner_shared_one(store: BudgetStore) -> None:
+    @step(name="inner", budget=Budget(max_llm_calls=0, shared_key=key(), store=store))
+    def inner() -> None:
+        with llm_call("m"):
+            pass
+
+    @step(name="outer", budget=Budget(max_llm_calls=0))
+    def outer() -> None:
+        inner()
+
+    with pytest.raises(StepBudgetExhausted) as caught:
+        outer()
+    assert (caught.value.step, caught.value.shared_key) == ("outer", None)
+
+
+def test_an_outer_shared_refusal_dominates_an_inner_local_one(store: BudgetStore) -> None:
+    k = key()
+
+    @step(name="inner", budget=Budget(max_llm_calls=0))
+    def inner() -> None:
+        with llm_call("m"):
+            pass
+
+    @step(name="outer", budget=Budget(max_llm_calls=0, shared_key=k, store=store))
+    def outer() -> None:
+        inner()
+
+    with pytest.raises(StepBudgetExhausted) as caught:
+        outer()
+    assert (caught.value.step, caught.value.shared_key) == ("outer", k)

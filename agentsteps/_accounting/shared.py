@@ -354,8 +354,8 @@ def preflight_shared(
                     raise BudgetStoreUnavailable(account.key, error.store, error.reason) from error
                 if isinstance(found, str):
                     made.append((account, found))
-                elif found is not None:
-                    refused = found
+                elif found is not None and (refused is None or _within(refused[0], f)):
+                    refused = found  # further out than any refusal so far: it dominates
             f = f._parent
     except BaseException:
         release(made)
@@ -364,6 +364,16 @@ def preflight_shared(
         release(made)
         return refused, None
     return None, made or None
+
+
+def _within(inner: ActiveStep | ActivePersona, outer: ActiveStep) -> bool:
+    """Whether ``inner`` is ``outer`` or runs inside it."""
+    f: ActiveStep | ActivePersona | None = inner
+    while f is not None:
+        if f is outer:
+            return True
+        f = f._parent
+    return False
 
 
 def release(made: list[tuple[SharedAccount, str]] | None) -> None:
@@ -408,14 +418,14 @@ def _check(
             + ") does not fit"
         )
         return (step, limit, detail, consumed(result.figures))
-    figures = store.get(account.key, account.period)
-    if figures is None:
-        return None
-    account.figures = figures
-    # Limits as this budget has them (the store keeps the last charge's).
-    figures = SharedFigures(
-        figures.key, limits, figures.spent, figures.reserved, figures.period_end
-    )
+    found = store.get(account.key, account.period)
+    if found is None:
+        # Nothing charged in this period yet: a limit of 0 still refuses.
+        figures = SharedFigures(account.key, limits, Amounts(), Amounts(), None)
+    else:
+        account.figures = found
+        # Limits as this budget has them (the store keeps the last charge's).
+        figures = SharedFigures(found.key, limits, found.spent, found.reserved, found.period_end)
     tokens, nanos, calls = figures.remaining()
     if tokens is not None and tokens <= est:
         detail = _spent("max_tokens", account, figures)
