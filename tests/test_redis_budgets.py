@@ -241,3 +241,25 @@ def test_budgets_command_errors_name_the_fix(capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err
     assert err.startswith("agentsteps budgets: error: the store redis://127.0.0.1:")
     assert "cannot be reached (ConnectionError" in err
+
+
+def test_keys_expire_after_their_period(redis_server: RedisServer) -> None:  # noqa: F811
+    import time
+    from datetime import timedelta
+
+    from agentsteps.stores import Limits
+
+    prefix = f"ttl:{uuid.uuid4().hex}"
+    store = RedisBudgetStore(redis_server.url, prefix=prefix)
+    hour = timedelta(hours=1)
+    result = store.charge("k", hour, Limits(tokens=5), Amounts(1, 0, 1), charge_id="c")
+    store.reserve("k", hour, Limits(tokens=5), Amounts(1, 0, 1), reservation="r", ttl=hour)
+    names = sorted(n.decode() for n in store.client.scan_iter(match=f"{prefix}:*"))
+    assert [n.rsplit(":", 1)[-1] for n in names][1:] == ["ids", "res"]
+    assert result.figures.period_end is not None
+    until_end_ms = (result.figures.period_end - time.time()) * 1000
+    for name in names:
+        ttl = store.client.pttl(name)
+        # The period's end plus five minutes' grace (for late retries and the listing).
+        assert until_end_ms < ttl <= until_end_ms + 5 * 60 * 1000 + 1000
+    store.client.close()
