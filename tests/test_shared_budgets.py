@@ -609,3 +609,27 @@ def test_an_outer_shared_refusal_dominates_an_inner_local_one(store: BudgetStore
     with pytest.raises(StepBudgetExhausted) as caught:
         outer()
     assert (caught.value.step, caught.value.shared_key) == ("outer", k)
+
+
+def test_the_crossing_steps_boundary_and_exhausted_hook_apply(store: BudgetStore) -> None:
+    from agentsteps import on_step, scoped_hooks
+
+    k = key()
+    budget = Budget(max_tokens=10, shared_key=k, store=store)
+    heard: list[tuple[str, str | None]] = []
+
+    @step(name="work", budget=budget, error_boundary="continue", default="skipped")
+    def work() -> str:
+        record_usage(model="m", input_tokens=6, cost_usd=0)
+        return "done"
+
+    with scoped_hooks():
+
+        @on_step("*", "work", "budget_exhausted")
+        def exhausted(event: Any) -> None:
+            heard.append((event.step_name, event.limit))
+
+        assert work() == "done"
+        assert work() == "skipped"  # crossed fleet-wide: its boundary turned it into a default
+        assert work() == "done"  # a record past the limit: charged, not raised again
+    assert heard == [("work", "max_tokens")]

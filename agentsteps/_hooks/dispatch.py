@@ -369,7 +369,10 @@ def plan_after_charge(frame: ActiveStep | ActivePersona) -> list[BudgetPlan] | N
     plans: list[BudgetPlan] = []
     f: ActiveStep | ActivePersona | None = frame
     while f is not None:
-        if isinstance(f, ActiveStep) and f._ledger.has_limits:
+        # A shared budget's limits live in its store (no local ones): its exhaustion,
+        # latched by the fleet-wide crossing, still fires budget_exhausted here.
+        ledger = f._ledger
+        if isinstance(f, ActiveStep) and (ledger.has_limits or ledger.shared is not None):
             plan = _plan(f, thresholds, exhausted)
             if plan is not None:
                 plans.append(plan)
