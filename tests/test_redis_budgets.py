@@ -263,3 +263,21 @@ def test_keys_expire_after_their_period(redis_server: RedisServer) -> None:  # n
         # The period's end plus five minutes' grace (for late retries and the listing).
         assert until_end_ms < ttl <= until_end_ms + 5 * 60 * 1000 + 1000
     store.client.close()
+
+
+def test_redis_store_arguments_are_checked() -> None:
+    import redis.asyncio
+
+    with pytest.raises(TypeError) as caught:
+        RedisBudgetStore(redis.asyncio.Redis())
+    assert str(caught.value).startswith(
+        "RedisBudgetStore: 'url_or_client' must be a redis:// URL or a redis.Redis client "
+        "(got <redis.asyncio.client.Redis("
+    )
+    assert str(caught.value).endswith(
+        "asyncio clients are not supported: budgets are charged synchronously"
+    )
+    with pytest.raises(ValueError, match=r"^RedisBudgetStore: 'timeout' must be a number of "):
+        RedisBudgetStore("redis://127.0.0.1:1/0", timeout=0)
+    with pytest.raises(ValueError, match=r"^RedisBudgetStore: 'prefix' must be a non-empty str"):
+        RedisBudgetStore("redis://127.0.0.1:1/0", prefix="")

@@ -166,7 +166,12 @@ class RedisBudgetStore:
         prefix: Namespace of the keys.
         timeout: Socket connect and read timeout, in seconds (URL form only).
         clock: Seconds since the epoch, for periods and reservation expiry; defaults to
-            `time.time`. Every process sharing a key should have the same clock.
+            `time.time`. Every process sharing a key should have the same clock, and it
+            should be the real time: keys expire at the period's end by this clock, as
+            the server reads it (a skew of a few minutes is absorbed by the grace).
+
+    Charges are synchronous, also from async code (one loopback round trip is about as
+    long as a context switch); ``redis.asyncio`` clients are refused with a `TypeError`.
 
     .. versionadded:: 0.2.0
     """
