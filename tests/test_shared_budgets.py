@@ -633,3 +633,31 @@ def test_the_crossing_steps_boundary_and_exhausted_hook_apply(store: BudgetStore
         assert work() == "skipped"  # crossed fleet-wide: its boundary turned it into a default
         assert work() == "done"  # a record past the limit: charged, not raised again
     assert heard == [("work", "max_tokens")]
+
+
+def test_a_store_raising_anything_loses_no_usage() -> None:
+    """A custom store's own error counts as the store being away, not as a lost record."""
+    from agentsteps._accounting.shared import pending_charges
+
+    class Broken(Flaky):
+        def _check(self) -> None:
+            if not self.up:
+                raise OSError("disk on fire")
+
+    broken = Broken()
+    k = key()
+
+    @step(name="work", budget=Budget(max_tokens=100, shared_key=k, store=broken))
+    def work() -> int:
+        broken.up = False
+        record_usage(model="m", input_tokens=7, cost_usd=0)
+        return 1
+
+    assert work() == 1
+    assert pending_charges(broken) == 1
+    broken.up = True
+    from agentsteps._accounting.shared import flush
+
+    flush(broken)
+    figures = broken.inner.get(k)
+    assert figures is not None and figures.spent == Amounts(7, 0, 1)

@@ -150,6 +150,13 @@ def flush(store: BudgetStore) -> None:
         logger.warning("agentsteps: budget store %r is back; queued usage was added", store)
 
 
+def _unavailable(exc: Exception, key: str, store: BudgetStore) -> BudgetStoreUnavailable:
+    """``exc`` as the store's unavailability (a custom store may raise anything)."""
+    if isinstance(exc, BudgetStoreUnavailable):
+        return exc
+    return BudgetStoreUnavailable(key, repr(store), f"{type(exc).__name__}: {exc}")
+
+
 def _reservation_of(account: SharedAccount) -> str | None:
     """The reservation the open model call holds under ``account``, if any."""
     from .._llm.call import CALL  # here: the model-call modules import this one
@@ -212,7 +219,10 @@ def charge_shared(
                 reservation=rid,
                 marks=tuple(sorted(hooks)),
             )
-        except BudgetStoreUnavailable as error:
+        except Exception as exc:
+            # Any failure of the store: the record must still be charged locally, and
+            # to the store once it answers.
+            error = _unavailable(exc, account.key, store)
             box = _outbox(store)
             with box.lock:
                 box.pending.append(
@@ -346,12 +356,13 @@ def preflight_shared(
                 try:
                     flush(store)
                     found = _check(f, account, store, model, provider, est, max_output, probe_cost)
-                except BudgetStoreUnavailable as error:
+                except Exception as exc:
+                    error = _unavailable(exc, account.key, store)
                     _went_down(_outbox(store), error, account.fail_open)
                     if account.fail_open:
                         f = f._parent
                         continue
-                    raise BudgetStoreUnavailable(account.key, error.store, error.reason) from error
+                    raise BudgetStoreUnavailable(account.key, error.store, error.reason) from exc
                 if isinstance(found, str):
                     made.append((account, found))
                 elif found is not None and (refused is None or _within(refused[0], f)):
@@ -381,7 +392,7 @@ def release(made: list[tuple[SharedAccount, str]] | None) -> None:
     for account, rid in made or ():
         try:
             account.store.release(account.key, account.period, rid)
-        except BudgetStoreUnavailable:
+        except Exception:
             pass  # the reservation expires by itself: RESERVATION_TTL
 
 
