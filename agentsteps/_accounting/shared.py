@@ -15,19 +15,28 @@ is the budget's ``on_store_error``.
 from __future__ import annotations
 
 import logging
+import os
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._core.config import SETTINGS
+
+# This module is imported only once a shared budget exists (by Ledger), when the whole
+# package is loaded: the model-call and hook modules can be imported at the top.
+from .._core.context import ActiveStep
+from .._hooks import dispatch as _dispatch
+from .._hooks.events import HookEvent
+from .._hooks.registry import ACTIVE, REGISTRY
+from .._llm.call import CALL
+from .._llm.preflight import probe_cost
 from ..exceptions import BudgetStoreUnavailable
 from ..stores import Amounts, BudgetStore, InProcessBudgetStore, Limits, SharedFigures
 from .budget import NANOS_PER_USD, Budget, usd_to_nanos
 from .usage import LEDGER_LOCK
 
 if TYPE_CHECKING:
-    from .._core.context import ActivePersona, ActiveStep
+    from .._core.context import ActivePersona
     from .usage import Ledger
 
 __all__ = ["SharedAccount", "charge_shared", "default_store", "preflight_shared", "release"]
@@ -48,6 +57,11 @@ SHARED_RESERVED_TOKENS = "agentsteps.budget.shared.reserved_tokens"
 SHARED_RESERVED_USD = "agentsteps.budget.shared.reserved_usd"
 SHARED_RESERVED_CALLS = "agentsteps.budget.shared.reserved_llm_calls"
 SHARED_PERIOD_END = "agentsteps.budget.shared.period_end"
+
+
+def _new_id() -> str:
+    """A random charge or reservation id (128 bits, as uuid4, for a fraction of its cost)."""
+    return os.urandom(16).hex()
 
 
 def default_store() -> BudgetStore:
@@ -159,7 +173,6 @@ def _unavailable(exc: Exception, key: str, store: BudgetStore) -> BudgetStoreUna
 
 def _reservation_of(account: SharedAccount) -> str | None:
     """The reservation the open model call holds under ``account``, if any."""
-    from .._llm.call import CALL  # here: the model-call modules import this one
 
     call = CALL.get()
     for held, rid in (None if call is None else call._reservation) or ():
@@ -170,9 +183,6 @@ def _reservation_of(account: SharedAccount) -> str | None:
 
 def _threshold_hooks(frame: ActiveStep | ActivePersona) -> dict[int, list[Any]]:
     """The ``budget_threshold`` hooks of ``frame``'s step, by their mark in basis points."""
-    from .._hooks import dispatch as _dispatch
-    from .._hooks.events import HookEvent
-    from .._hooks.registry import REGISTRY
 
     if _dispatch.IN_HANDLER.get() or frame._step is not frame:
         return {}
@@ -194,7 +204,6 @@ def charge_shared(
 
     Never raises for an unreachable store: the charge is queued (see `flush`).
     """
-    from .._hooks.registry import ACTIVE
 
     crossings: list[tuple[Ledger, str]] = []
     due: list[tuple[Any, list[Any], float]] = []
@@ -203,7 +212,7 @@ def charge_shared(
         ledger = frame._ledger
         account: SharedAccount = ledger.shared
         store = account.store
-        charge_id = uuid.uuid4().hex
+        charge_id = _new_id()
         rid = _reservation_of(account)
         at = store.now()
         hooks = _threshold_hooks(frame) if ACTIVE.budget else {}
@@ -276,7 +285,6 @@ def charge_frames(
                     ledger.delivered = False
     if not due:
         return None
-    from .._hooks import dispatch as _dispatch
 
     error: BaseException | None = None
     for step, hooks, pct in due:
@@ -342,8 +350,6 @@ def preflight_shared(
     Raises:
         BudgetStoreUnavailable: A store is away and its budget fails closed.
     """
-    from .._core.context import ActiveStep
-    from .._llm.preflight import probe_cost
 
     made: list[tuple[SharedAccount, str]] = []
     f: ActiveStep | ActivePersona | None = frame
@@ -415,7 +421,7 @@ def _check(
             if source == "unknown":
                 cost = 0
         want = Amounts(est + max_output, cost, 1)
-        rid = uuid.uuid4().hex
+        rid = _new_id()
         result = store.reserve(
             account.key, account.period, limits, want, reservation=rid, ttl=RESERVATION_TTL
         )
