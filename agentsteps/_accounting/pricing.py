@@ -7,12 +7,13 @@ import logging
 import math
 import numbers
 import re
-import threading
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 import attrs
+
+from .._core.locks import new_lock
 
 if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot
@@ -149,7 +150,7 @@ _resolved: dict[tuple[str | None, str | None], tuple[_Rates | _Slow, PriceSource
 # "gpt-4o-2024-08-06" and "claude-sonnet-4-20250514" are dated snapshots of the undated names.
 _DATED = re.compile(r"(.+)-(?:\d{4}-\d{2}-\d{2}|\d{8})")
 _warned_models: set[str | None] = set()
-_lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+_lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
 _snapshot: DataSnapshot | None = None
 _catalog_available: bool | None = None
 

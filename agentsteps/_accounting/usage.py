@@ -7,11 +7,11 @@ the sum of its children's, however many threads recorded into it.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import attrs
 
+from .._core.locks import new_lock
 from .budget import NANOS_PER_USD, Budget, usd_to_nanos
 
 __all__ = ["Ledger", "Usage"]
@@ -24,7 +24,7 @@ __all__ = ["Ledger", "Usage"]
 # abandoned generator step (which ends it, taking this lock) at any allocation, including
 # one made while this thread already holds it. A plain Lock deadlocks the program there
 # (found by tests/test_reliability_properties.py).
-LEDGER_LOCK = threading.RLock()
+LEDGER_LOCK = new_lock()
 
 
 @attrs.frozen

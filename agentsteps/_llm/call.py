@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
@@ -18,6 +17,7 @@ from .._accounting.usage import Usage
 from .._core import attributes as A
 from .._core.config import get_tracer
 from .._core.context import CURRENT, ActivePersona, ActiveStep
+from .._core.locks import new_lock
 from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
 
 __all__ = ["CALL", "LLMCall", "llm_call"]
@@ -95,7 +95,7 @@ class LLMCall:
         self._otel_token: Any = None
         self._otel_context: Any = None
         self._state = _NEW
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
         # Input, output, cache read, cache write, reasoning tokens reported so far.
         self._totals = (0, 0, 0, 0, 0)
         # A cost the provider gave (nano-dollars), which then replaces our own pricing.

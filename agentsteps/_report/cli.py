@@ -16,7 +16,6 @@ import importlib
 import os
 import runpy
 import sys
-import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.trace import Status, StatusCode
 
 from .._core import attributes as A
+from .._core.locks import new_lock
 from .._core.records import Run, run
 from .._tracing.jsonl import span_to_dict
 from .._tracing.setup import configure_tracing
@@ -94,7 +94,7 @@ class _CollectSpans(SpanProcessor):
     """Keep every finished span as a JSONL-format dict, for the report at exit."""
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
         self.spans: list[dict[str, Any]] = []
 
     def on_end(self, span: ReadableSpan) -> None:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from .._core.locks import new_lock
+
 __all__ = ["GuardedExporter", "quiet_exporter_loggers"]
 
 logger = logging.getLogger("agentsteps.export")
@@ -75,7 +77,7 @@ class GuardedExporter(SpanExporter):
         """The wrapped exporter."""
         self.destination = destination
         """Where the wrapped exporter sends spans, as shown in messages."""
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
         self._dropped = 0
         self._warned = False
         self._closing = False

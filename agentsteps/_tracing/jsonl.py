@@ -6,7 +6,6 @@ import json
 import math
 import os
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
+
+from .._core.locks import new_lock
 
 if sys.platform != "win32":
     import fcntl
@@ -148,7 +149,7 @@ class JsonlSpanExporter(SpanExporter):
         self.path = Path(path)
         """The file spans are appended to."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._needs_newline_check = True
 

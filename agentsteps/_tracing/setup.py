@@ -6,7 +6,6 @@ import atexit
 import logging
 import os
 import sys
-import threading
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Literal
@@ -25,6 +24,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.util.types import AttributeValue
 
 from .._core.config import configure
+from .._core.locks import new_lock
 from .guard import GuardedExporter, quiet_exporter_loggers
 from .jsonl import JsonlSpanExporter
 
@@ -183,7 +183,7 @@ class TracingHandle:
         self._owns_provider = owns_provider
         self._guard = guard
         self._processor = processor
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
         self._shut_down = False
         if processor is not None:
             atexit.register(self.shutdown)
