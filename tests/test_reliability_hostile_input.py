@@ -17,8 +17,12 @@ import pytest
 from agentsteps import (
     Budget,
     StepBudgetExhausted,
+    record_remote_usage,
     remote_parent,
+    step,
 )
+
+INT64_MAX = 2**63 - 1
 
 
 @pytest.fixture
@@ -128,3 +132,28 @@ class TestNegativeZero:
         carrier = {"baggage": "agentsteps.remaining_tokens=-0"}
         with remote_parent(carrier, refuse_spent=False) as scope:
             assert scope.budget == Budget(max_tokens=0)
+
+
+class TestRemoteUsageNumbers:
+    @pytest.mark.parametrize(
+        ("report", "problem"),
+        [
+            ({"cost_usd": 10**400}, "cost_usd=<int of 1329 bits> (oversized)"),
+            ({"cost_usd": 1e300}, "cost_usd=1e+300 (oversized)"),
+            ({"cost_usd": INT64_MAX}, "cost_usd=9223372036854775807 (oversized)"),
+            ({"input_tokens": 10**5000}, "input_tokens=<int of 16610 bits> (oversized)"),
+            ({"input_tokens": INT64_MAX + 1}, "input_tokens=9223372036854775808 (oversized)"),
+            ({"cost_usd": float("nan")}, "cost_usd=nan (must be a finite number of dollars >= 0)"),
+        ],
+    )
+    def test_out_of_range_is_refused_with_a_warning(
+        self, log: pytest.LogCaptureFixture, report: dict[str, Any], problem: str
+    ) -> None:
+        @step
+        def caller() -> Any:
+            return record_remote_usage(report)
+
+        assert caller() is None
+        assert agentsteps_warnings(log) == [
+            f"agentsteps: ignored an invalid remote usage report (nothing charged): {problem}"
+        ]
