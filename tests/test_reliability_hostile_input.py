@@ -20,7 +20,9 @@ from agentsteps import (
     record_remote_usage,
     remote_parent,
     step,
+    step_scope,
 )
+from tests.conftest import Spans
 
 INT64_MAX = 2**63 - 1
 
@@ -157,3 +159,15 @@ class TestRemoteUsageNumbers:
         assert agentsteps_warnings(log) == [
             f"agentsteps: ignored an invalid remote usage report (nothing charged): {problem}"
         ]
+
+    def test_sums_beyond_int64_are_exported_saturated(self, spans: Spans) -> None:
+        # Two legal reports whose sum no int64 holds: an OTLP encoder would drop the
+        # attribute (so the span would show no usage at all); it is saturated instead.
+        with step_scope("caller"):
+            for _ in range(2):
+                record_remote_usage({"input_tokens": INT64_MAX, "llm_calls": INT64_MAX})
+        attributes = spans.step("caller").attributes
+        assert attributes is not None
+        assert attributes["agentsteps.usage.subtree.input_tokens"] == INT64_MAX
+        assert attributes["agentsteps.usage.subtree.llm_calls"] == INT64_MAX
+        assert attributes["agentsteps.usage.subtree.output_tokens"] == 0

@@ -487,6 +487,7 @@ def _finish_span(
 
 
 _END_CACHE_LIMIT = 64
+_MAX_INT64 = 2**63 - 1  # the largest integer an OpenTelemetry attribute carries
 
 
 def _static_end_attributes(frame: ActiveStep | ActivePersona, status: StepStatus) -> dict[str, Any]:
@@ -529,6 +530,14 @@ def _usage_attributes(attributes: dict[str, Any], ledger: Ledger) -> None:
     attributes[own["cost_usd"]] = ledger.self_nanos / 1_000_000_000
     attributes[own["llm_calls"]] = ledger.self_calls
     attributes[own["unpriced_calls"]] = ledger.self_unpriced
+    if ledger.input > _MAX_INT64 or ledger.output > _MAX_INT64 or ledger.calls > _MAX_INT64:
+        # Each record is within int64, but their sum need not be, and an OTLP exporter
+        # drops an integer attribute it cannot encode: saturate instead. Every other count
+        # is bounded by one of these three (cached by input, reasoning by output,
+        # unpriced by calls, self by subtree).
+        for key, value in attributes.items():
+            if type(value) is int and value > _MAX_INT64:
+                attributes[key] = _MAX_INT64
 
 
 def _exhaustion_event(exc: BaseException) -> dict[str, Any]:
