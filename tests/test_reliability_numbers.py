@@ -1,0 +1,91 @@
+"""
+Numbers are checked at the API boundary, where the mistake is made.
+
+Tokens and calls are ints (``bool`` refused, and ``2.0`` too: it would be stored and
+exported as a float); every count and nano-dollar figure is finite and within the int64
+that OpenTelemetry carries. A value out of range raises at construction or at the call,
+naming the argument, never later as an ``OverflowError`` that names nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from agentsteps import Budget, step
+
+INT64_MAX = 2**63 - 1
+
+
+class TestBudget:
+    @pytest.mark.parametrize(
+        ("kwargs", "exc", "message"),
+        [
+            (
+                {"max_usd": 1e300},
+                ValueError,
+                "Budget: 'max_usd' must be at most 9,223,372,036.85 dollars, the largest int64 "
+                "count of nano-dollars (got 1e+300); use None for no limit",
+            ),
+            (
+                {"max_usd": 10**400},
+                ValueError,
+                "Budget: 'max_usd' must be at most 9,223,372,036.85 dollars, the largest int64 "
+                "count of nano-dollars (got an int of 1329 bits); use None for no limit",
+            ),
+            (
+                {"max_tokens": 2.0},
+                TypeError,
+                "Budget: 'max_tokens' must be a whole number of tokens, as an int "
+                "(got 2.0 of type float)",
+            ),
+            (
+                {"max_llm_calls": 3.0},
+                TypeError,
+                "Budget: 'max_llm_calls' must be a whole number of calls, as an int "
+                "(got 3.0 of type float)",
+            ),
+            (
+                {"max_tokens": INT64_MAX + 1},
+                ValueError,
+                "Budget: 'max_tokens' must be at most 2**63 - 1 = 9223372036854775807, the "
+                "largest count OpenTelemetry carries (got 9223372036854775808); use None for "
+                "no limit",
+            ),
+            (
+                {"max_llm_calls": 10**5000},
+                ValueError,
+                "Budget: 'max_llm_calls' must be at most 2**63 - 1 = 9223372036854775807, the "
+                "largest count OpenTelemetry carries (got an int of 16610 bits); use None for "
+                "no limit",
+            ),
+            (
+                {"max_llm_calls": False},
+                TypeError,
+                "Budget: 'max_llm_calls' must be an int or None (got False of type bool)",
+            ),
+        ],
+    )
+    def test_refused_at_construction(
+        self, kwargs: dict[str, Any], exc: type[Exception], message: str
+    ) -> None:
+        with pytest.raises(exc) as info:
+            Budget(**kwargs)
+        assert str(info.value) == message
+
+    def test_the_dict_form_is_checked_the_same_way(self) -> None:
+        with pytest.raises(TypeError, match=re.escape("budget 'max_tokens' must be a whole")):
+
+            @step(budget={"max_tokens": 2.0})
+            def work() -> None: ...
+
+    def test_the_largest_limits_work(self) -> None:
+        # The bounds themselves are legal, and a step under them runs and records.
+        @step(budget=Budget(max_tokens=INT64_MAX, max_usd=INT64_MAX / 1e9))
+        def big() -> str:
+            return "ran"
+
+        assert big() == "ran"
+        assert Budget(max_tokens=2_000).max_tokens == 2_000
