@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agentsteps import Budget, step
+from agentsteps import Budget, Run, record_usage, run, step
 
 INT64_MAX = 2**63 - 1
 
@@ -89,3 +89,67 @@ class TestBudget:
 
         assert big() == "ran"
         assert Budget(max_tokens=2_000).max_tokens == 2_000
+
+
+class TestRecordUsage:
+    @pytest.mark.parametrize(
+        ("kwargs", "exc", "message"),
+        [
+            (
+                {"input_tokens": INT64_MAX + 1},
+                ValueError,
+                "record_usage(): 'input_tokens' must be at most 2**63 - 1 = "
+                "9223372036854775807, the largest count OpenTelemetry carries "
+                "(got 9223372036854775808)",
+            ),
+            (
+                {"llm_calls": 10**5000},
+                ValueError,
+                "record_usage(): 'llm_calls' must be at most 2**63 - 1 = 9223372036854775807, "
+                "the largest count OpenTelemetry carries (got an int of 16610 bits)",
+            ),
+            (
+                {"cost_usd": 1e300},
+                ValueError,
+                "record_usage(): 'cost_usd' must be at most 9,223,372,036.85 dollars, the "
+                "largest int64 count of nano-dollars (got 1e+300)",
+            ),
+            (
+                {"cost_usd": 10**400},
+                ValueError,
+                "record_usage(): 'cost_usd' must be at most 9,223,372,036.85 dollars, the "
+                "largest int64 count of nano-dollars (got an int of 1329 bits)",
+            ),
+            (
+                {"output_tokens": True},
+                TypeError,
+                "record_usage(): 'output_tokens' must be an int (got True of type bool)",
+            ),
+        ],
+    )
+    def test_refused_at_the_call_charging_nothing(
+        self, kwargs: dict[str, Any], exc: type[Exception], message: str
+    ) -> None:
+        @step
+        def work() -> None:
+            record_usage("m", **kwargs)
+
+        with run() as r, pytest.raises(exc) as info:
+            work()
+        assert str(info.value) == message
+        assert r.total.llm_calls == 0
+        # Outside any step the arguments are validated all the same.
+        with pytest.raises(exc):
+            record_usage("m", **kwargs)
+
+    def test_the_largest_values_are_charged(self) -> None:
+        @step
+        def work() -> None:
+            record_usage("m", INT64_MAX, cost_usd=INT64_MAX / 1e9, llm_calls=INT64_MAX)
+
+        with run() as r:
+            work()
+        total = r.total
+        assert (total.input_tokens, total.llm_calls) == (INT64_MAX, INT64_MAX)
+        assert total.cost_nano_usd == INT64_MAX  # saturated: the float is one over
+        assert isinstance(r, Run)

@@ -17,7 +17,7 @@ from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .._core.lifecycle import exhaustion_error
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
-from .budget import NANOS_PER_USD
+from .budget import INT64_MAX, MAX_USD, shown, usd_to_nanos
 from .pricing import price_usage
 from .usage import LEDGER_LOCK
 
@@ -27,24 +27,38 @@ __all__ = ["record_usage"]
 def _count(name: str, value: object, what: str = "record_usage()") -> int:
     # type() is, not isinstance: bool is an int subclass and True tokens is a bug.
     if type(value) is int:
-        if value >= 0:
+        if 0 <= value <= INT64_MAX:
             return value
-        msg = f"{what}: {name!r} must be >= 0 (got {value!r})"
+        if value > INT64_MAX:
+            msg = (
+                f"{what}: {name!r} must be at most 2**63 - 1 = {INT64_MAX}, the largest count "
+                f"OpenTelemetry carries (got {shown(value)})"
+            )
+            raise ValueError(msg)
+        msg = f"{what}: {name!r} must be >= 0 (got {shown(value)})"
         raise ValueError(msg)
-    msg = f"{what}: {name!r} must be an int (got {value!r} of type {type(value).__name__})"
+    msg = f"{what}: {name!r} must be an int (got {shown(value)} of type {type(value).__name__})"
     raise TypeError(msg)
 
 
 def _cost(value: object, what: str = "record_usage()") -> int:
-    if (type(value) is float or type(value) is int) and value >= 0 and math.isfinite(value):
-        return round(value * NANOS_PER_USD)
+    # A range check, not math.isfinite(): that overflows on an int past 1e308, and round()
+    # on a float whose nano-dollars are infinite. NaN and inf fail the range check.
+    if (type(value) is float or type(value) is int) and 0 <= value <= MAX_USD:
+        return usd_to_nanos(value)
+    if (type(value) is int or (type(value) is float and math.isfinite(value))) and value > MAX_USD:
+        msg = (
+            f"{what}: 'cost_usd' must be at most {MAX_USD:,.2f} dollars, the largest int64 "
+            f"count of nano-dollars (got {shown(value)})"
+        )
+        raise ValueError(msg)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         msg = (
             f"{what}: 'cost_usd' must be a number of US dollars or None "
-            f"(got {value!r} of type {type(value).__name__})"
+            f"(got {shown(value)} of type {type(value).__name__})"
         )
         raise TypeError(msg)
-    msg = f"{what}: 'cost_usd' must be a finite number >= 0 (got {value!r})"
+    msg = f"{what}: 'cost_usd' must be a finite number >= 0 (got {shown(value)})"
     raise ValueError(msg)
 
 
