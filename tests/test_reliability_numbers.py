@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agentsteps import Budget, Run, record_usage, run, step
+from agentsteps import Budget, Run, Usage, record_usage, run, step
 
 INT64_MAX = 2**63 - 1
 
@@ -153,3 +153,41 @@ class TestRecordUsage:
         assert (total.input_tokens, total.llm_calls) == (INT64_MAX, INT64_MAX)
         assert total.cost_nano_usd == INT64_MAX  # saturated: the float is one over
         assert isinstance(r, Run)
+
+
+class TestUsage:
+    @pytest.mark.parametrize(
+        ("args", "kwargs", "exc", "message"),
+        [
+            ((-5,), {}, ValueError, "Usage: 'input_tokens' must be >= 0 (got -5)"),
+            (("x",), {}, TypeError, "Usage: 'input_tokens' must be an int (got 'x' of type str)"),
+            (
+                (),
+                {"cost_nano_usd": 0.5},
+                TypeError,
+                "Usage: 'cost_nano_usd' must be an int (got 0.5 of type float)",
+            ),
+            (
+                (),
+                {"llm_calls": True},
+                TypeError,
+                "Usage: 'llm_calls' must be an int (got True of type bool)",
+            ),
+            (
+                (),
+                {"unpriced_calls": -1},
+                ValueError,
+                "Usage: 'unpriced_calls' must be >= 0 (got -1)",
+            ),
+        ],
+    )
+    def test_refused_at_construction(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], exc: type[Exception], message: str
+    ) -> None:
+        with pytest.raises(exc) as info:
+            Usage(*args, **kwargs)
+        assert str(info.value) == message
+
+    def test_valid_usages_still_add_up(self) -> None:
+        u = Usage(input_tokens=3, output_tokens=1, llm_calls=1, cost_nano_usd=7)
+        assert (u + u).to_dict()["total_tokens"] == 8

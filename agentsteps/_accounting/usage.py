@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from .._core.locks import new_lock
-from .budget import NANOS_PER_USD, Budget, usd_to_nanos
+from .budget import NANOS_PER_USD, Budget, shown, usd_to_nanos
 
 __all__ = ["Ledger", "Usage"]
 
@@ -66,6 +66,22 @@ class Usage:
     cost_nano_usd: int = 0
     """Cost in nano-dollars (1e-9 USD), exact."""
 
+    def __attrs_post_init__(self) -> None:
+        # One pass of cheap checks (a Usage is built at every step end with a collector);
+        # the slow path only works out what to say.
+        for value in (
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.reasoning_tokens,
+            self.llm_calls,
+            self.unpriced_calls,
+            self.cost_nano_usd,
+        ):
+            if type(value) is not int or value < 0:
+                _refuse(self)
+
     @property
     def cost_usd(self) -> float:
         """Cost in US dollars."""
@@ -100,6 +116,23 @@ class Usage:
 
 Usage.__module__ = "agentsteps"
 ZERO_USAGE = Usage()
+
+
+def _refuse(usage: Usage) -> None:
+    """Raise the error for the first field of ``usage`` that is not an int >= 0."""
+    for field in attrs.fields(Usage):
+        value = getattr(usage, field.name)
+        if type(value) is not int:
+            # type() is, not isinstance: True is not a count, and 0.5 nano-dollars is
+            # not exact (costs are whole nano-dollars; Usage.cost_usd gives dollars).
+            msg = (
+                f"Usage: {field.name!r} must be an int (got {shown(value)} of type "
+                f"{type(value).__name__})"
+            )
+            raise TypeError(msg)
+        if value < 0:
+            msg = f"Usage: {field.name!r} must be >= 0 (got {shown(value)})"
+            raise ValueError(msg)
 
 
 class Ledger:
