@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agentsteps import Budget, Run, Usage, record_usage, run, step
+from agentsteps import Budget, Run, Usage, ametered, llm_call, metered, record_usage, run, step
 
 INT64_MAX = 2**63 - 1
 
@@ -191,3 +191,40 @@ class TestUsage:
     def test_valid_usages_still_add_up(self) -> None:
         u = Usage(input_tokens=3, output_tokens=1, llm_calls=1, cost_nano_usd=7)
         assert (u + u).to_dict()["total_tokens"] == 8
+
+
+class TestMetered:
+    """A stream is read lazily: a bad reader must fail before the request is sent."""
+
+    @pytest.mark.parametrize("meter", [metered, ametered])
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            (
+                {"tokens": "x"},
+                "'tokens' must be a function of a chunk or None (got 'x' of type str), "
+                "e.g. lambda chunk: 1",
+            ),
+            (
+                {"usage": 5},
+                "'usage' must be a function of a chunk or None (got 5 of type int), "
+                "e.g. agentsteps.integrations.openai_usage",
+            ),
+        ],
+    )
+    def test_refused_at_the_call(self, meter: Any, kwargs: dict[str, Any], message: str) -> None:
+        sent: list[str] = []
+
+        def stream() -> Any:
+            sent.append("request")  # what a client does when the stream is first read
+            yield "chunk"
+
+        @step(model="m")
+        def work() -> None:
+            with llm_call(input_tokens=1) as call:
+                meter(stream(), call, **kwargs)
+
+        with pytest.raises(TypeError) as info:
+            work()
+        assert str(info.value) == f"{meter.__name__}(): {message}"
+        assert sent == []
