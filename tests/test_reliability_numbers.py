@@ -14,7 +14,18 @@ from typing import Any
 
 import pytest
 
-from agentsteps import Budget, Run, Usage, ametered, llm_call, metered, record_usage, run, step
+from agentsteps import (
+    Budget,
+    Run,
+    Usage,
+    ametered,
+    llm_call,
+    metered,
+    record_usage,
+    register_price,
+    run,
+    step,
+)
 
 INT64_MAX = 2**63 - 1
 
@@ -228,3 +239,27 @@ class TestMetered:
             work()
         assert str(info.value) == f"{meter.__name__}(): {message}"
         assert sent == []
+
+
+class TestRegisterPrice:
+    """Prices match model names exactly: a name with blanks around it never matches."""
+
+    @pytest.mark.parametrize(
+        ("model", "message"),
+        [
+            (
+                "  ",
+                "register_price(): 'model' must not be blank or start or end with whitespace "
+                "(got '  '); give the model's name",
+            ),
+            (
+                " gpt-4o\n",
+                "register_price(): 'model' must not be blank or start or end with whitespace "
+                "(got ' gpt-4o\\n'); write 'gpt-4o'",
+            ),
+        ],
+    )
+    def test_refused(self, model: str, message: str) -> None:
+        with pytest.raises(ValueError, match="'model' must not be blank") as info:
+            register_price(model, input_per_mtok=1.0, output_per_mtok=1.0)
+        assert str(info.value) == message

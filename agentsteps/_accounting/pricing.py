@@ -216,6 +216,14 @@ def _make_price(
     if not model:
         msg = "register_price(): 'model' must be a non-empty model name, got ''"
         raise ValueError(msg)
+    if model != model.strip():
+        # Matched exactly: a name with blanks around it never matches a recorded call.
+        hint = f"write {model.strip()!r}" if model.strip() else "give the model's name"
+        msg = (
+            "register_price(): 'model' must not be blank or start or end with whitespace "
+            f"(got {model!r}); {hint}"
+        )
+        raise ValueError(msg)
     # Validate here too so the error names the argument the caller typed, before attrs sees it.
     _check_rate("input_per_mtok", input_per_mtok, "register_price()")
     _check_rate("output_per_mtok", output_per_mtok, "register_price()")
