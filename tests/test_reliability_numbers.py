@@ -21,6 +21,7 @@ from agentsteps import (
     ametered,
     llm_call,
     metered,
+    print_report,
     record_usage,
     register_price,
     run,
@@ -263,3 +264,17 @@ class TestRegisterPrice:
         with pytest.raises(ValueError, match="'model' must not be blank") as info:
             register_price(model, input_per_mtok=1.0, output_per_mtok=1.0)
         assert str(info.value) == message
+
+
+class TestPrintReport:
+    @pytest.mark.parametrize("flag", ["yes", "no", 1, None])
+    def test_json_must_be_a_bool(self, flag: object) -> None:
+        # json="no" is truthy: obeying it would print JSON to someone who asked not to.
+        with run() as r:
+            pass
+        with pytest.raises(TypeError, match="'json' must be True or False") as info:
+            print_report(r, json=flag)  # type: ignore[arg-type]
+        assert str(info.value) == (
+            f"print_report(): 'json' must be True or False (got {flag!r} of type "
+            f"{type(flag).__name__})"
+        )
