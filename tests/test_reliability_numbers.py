@@ -21,11 +21,14 @@ from agentsteps import (
     ametered,
     llm_call,
     metered,
+    persona,
+    persona_scope,
     print_report,
     record_usage,
     register_price,
     run,
     step,
+    step_scope,
 )
 
 INT64_MAX = 2**63 - 1
@@ -278,3 +281,41 @@ class TestPrintReport:
             f"print_report(): 'json' must be True or False (got {flag!r} of type "
             f"{type(flag).__name__})"
         )
+
+
+class TestNames:
+    """Names reach terminals and reports: escapes and bidi overrides are refused."""
+
+    @pytest.mark.parametrize(
+        ("name", "shown"),
+        [
+            ("red\x1b[31m", "'red\\x1b[31m': U+001B at index 3"),
+            ("invoice\u202egpj.exe", "'invoice\\u202egpj.exe': U+202E at index 7"),
+            ("two\nlines", "'two\\nlines': U+000A at index 3"),
+        ],
+    )
+    @pytest.mark.parametrize("kind", ["@step", "@persona", "step_scope()", "persona_scope()"])
+    def test_refused_at_decoration(self, kind: str, name: str, shown: str) -> None:
+        make = {
+            "@step": lambda: step(name=name)(lambda: None),
+            "@persona": lambda: persona(name=name)(lambda: None),
+            "step_scope()": lambda: step_scope(name),
+            "persona_scope()": lambda: persona_scope(name),
+        }[kind]
+        with pytest.raises(ValueError, match="must be printable text") as info:
+            make()
+        assert str(info.value) == (
+            f"{kind}: 'name' must be printable text, without control or formatting "
+            f"characters (got {shown})"
+        )
+
+    def test_model_names_too(self) -> None:
+        with pytest.raises(ValueError, match="'model' must be printable text"):
+            step(model="m\x00")(lambda: None)
+
+    def test_unicode_names_are_fine(self) -> None:
+        @step(name="résumé écrit — 要約")
+        def work() -> str:
+            return "ok"
+
+        assert work() == "ok"
