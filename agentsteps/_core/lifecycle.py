@@ -40,6 +40,7 @@ from .context import CURRENT, ActivePersona, ActiveStep
 from .records import CompletedPersona, CompletedStep, StepStatus
 
 __all__ = [
+    "abort",
     "begin_generator",
     "complete",
     "current_otel_context",
@@ -107,19 +108,55 @@ def enter(defn: Any) -> ActiveStep | ActivePersona:
     frame: ActiveStep | ActivePersona = (
         ActiveStep(defn, parent) if defn.is_step else ActivePersona(defn, parent)
     )
-    tracer = get_tracer()
-    if tracer is not None:
-        span = _start_span(tracer, frame)
-        if span is not None:
-            frame._span = span
-            frame._otel_token = _attach(_set_span_in_context(span, _get_current()))
-    frame._ctx_token = CURRENT.set(frame)
-    if ACTIVE.persona_start and not defn.is_step:
-        error = _dispatch.persona_started(frame)  # type: ignore[arg-type]
-        if error is not None:
-            fail(frame, error)  # the persona ends (failed) before its body runs
-            raise error
+    refused = False
+    before = None
+    try:
+        tracer = get_tracer()
+        if tracer is not None:
+            # One statement from start to store: the frame holds the span at once, so an
+            # interruption after it (below) can end it.
+            frame._span = span = _start_span(tracer, frame)
+            if span is not None:
+                before = _get_current()
+                frame._otel_token = _attach(_set_span_in_context(span, before))
+        frame._ctx_token = CURRENT.set(frame)
+        if ACTIVE.persona_start and not defn.is_step:
+            error = _dispatch.persona_started(frame)  # type: ignore[arg-type]
+            if error is not None:
+                refused = True
+                fail(frame, error)  # the persona ends (failed) before its body runs
+                raise error
+    except BaseException as exc:
+        if not refused:
+            abort(frame, exc, before)
+        raise
     return frame
+
+
+def abort(frame: ActiveStep | ActivePersona, exc: BaseException, before: Any = None) -> None:
+    """
+    End a frame whose start was interrupted, wherever it got to; the caller re-raises.
+
+    A KeyboardInterrupt from a signal handler (or any error from a hook) can land at any
+    point of `enter`: after the span started, after the OpenTelemetry context was
+    attached, after the frame was made current, even between a ``set`` and the store of
+    its token (the interpreter checks for signals right after a call returns). The frame
+    ends ``cancelled`` (as the table of statuses says for an interruption) with its record
+    and span, and the stack and context are put back as they were: ``before`` is the
+    OpenTelemetry context from before the attach, for when its token was lost.
+    """
+    if frame._ctx_token is not None:
+        fail(frame, exc)  # current, with its tokens: pops it, runs failure hooks, ends it
+        return
+    if CURRENT.get() is frame:
+        CURRENT.set(frame._parent)  # made current, but the token was lost
+    token = frame._otel_token
+    frame._otel_token = None
+    if token is not None:
+        _detach(token)
+    elif before is not None and trace.get_current_span(_get_current()) is frame._span:
+        _attach(before)  # attached, but the token was lost: put the old context back
+    _end(frame, outcome(frame, exc)[0], exc)
 
 
 def prepare(defn: Any) -> ActiveStep:
@@ -166,10 +203,16 @@ def _start_attributes(frame: ActiveStep | ActivePersona) -> dict[str, Any]:
 
 def push(frame: ActiveStep | ActivePersona) -> None:
     """Make a prepared frame current (a step whose ``pre_step`` handlers let it run)."""
-    span = frame._span
-    if span is not None:
-        frame._otel_token = _attach(_set_span_in_context(span, _get_current()))
-    frame._ctx_token = CURRENT.set(frame)
+    before = None
+    try:
+        span = frame._span
+        if span is not None:
+            before = _get_current()
+            frame._otel_token = _attach(_set_span_in_context(span, before))
+        frame._ctx_token = CURRENT.set(frame)
+    except BaseException as exc:
+        abort(frame, exc, before)  # interrupted: see `abort`
+        raise
 
 
 def begin_generator(frame: ActiveStep | ActivePersona, consumer: Any) -> None:

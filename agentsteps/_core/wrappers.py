@@ -195,6 +195,9 @@ class StepGenerator(Generator[Any, Any, Any]):
         if frame is None:
             # First resume: this is when the step starts (and its body is created).
             consumer = current_otel_context()
+            # One try from the start to the body's creation: an interruption (a signal's
+            # KeyboardInterrupt) can land after enter() returned, before the frame is
+            # stored, and the frame must still end.
             try:
                 if ACTIVE.pre_step and self._defn.is_step:
                     frame, self._args, self._kwargs = enter_hooked(
@@ -202,15 +205,13 @@ class StepGenerator(Generator[Any, Any, Any]):
                     )
                 else:
                     frame = enter(self._defn)
-            except BaseException:
-                self._done = True  # denied, or a strict hook failed: the body never runs
-                raise
-            begin_generator(frame, consumer)
-            self._frame = frame
-            try:
+                begin_generator(frame, consumer)
+                self._frame = frame
                 self._gen = self._fn(*self._args, **self._kwargs)
             except BaseException as error:
                 self._done = True
+                if frame is None:
+                    raise  # denied, a strict hook failed, or interrupted (enter ended it)
                 if fail(frame, error):
                     raise StopIteration(self._defn.default) from None
                 raise
@@ -352,23 +353,21 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
         if firstiter is not None:
             firstiter(self)
         consumer = current_otel_context()
-        frame: ActiveStep | ActivePersona
-        try:
+        frame: ActiveStep | ActivePersona | None = None
+        try:  # one try from the start on: see StepGenerator._resume
             if ACTIVE.pre_step and self._defn.is_step:
                 frame, self._args, self._kwargs = await aenter_hooked(
                     self._defn, self._args, self._kwargs
                 )
             else:
                 frame = enter(self._defn)
-        except BaseException:
-            self._done = True  # denied, or a strict hook failed: the body never runs
-            raise
-        begin_generator(frame, consumer)
-        self._frame = frame
-        try:
+            begin_generator(frame, consumer)
+            self._frame = frame
             self._agen = self._fn(*self._args, **self._kwargs)
         except BaseException as error:
             self._done = True
+            if frame is None:
+                raise  # denied, a strict hook failed, or interrupted (enter ended it)
             if await afail(frame, error) if ACTIVE.step_failure else fail(frame, error):
                 raise StopAsyncIteration from None
             raise
