@@ -156,7 +156,7 @@ def _wrap_async_gen(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
 class StepGenerator(Generator[Any, Any, Any]):
     """A generator whose body runs as a step, one activation from first ``next`` to its end."""
 
-    __slots__ = ("_args", "_defn", "_done", "_fn", "_frame", "_gen", "_kwargs")
+    __slots__ = ("_args", "_defn", "_done", "_fn", "_frame", "_gen", "_kwargs", "_running")
 
     def __init__(self, fn: Callable[..., Any], args: Any, kwargs: Any, defn: Any) -> None:
         self._fn = fn
@@ -166,6 +166,11 @@ class StepGenerator(Generator[Any, Any, Any]):
         self._gen: GeneratorType[Any, Any, Any] | None = None
         self._frame: Any = None
         self._done = False
+        # True from the start of a resume to its end, not only while the body runs: the
+        # step is being started, resumed or suspended then too (pre_step handlers run
+        # before the body exists), and a close() or next() from another thread in that
+        # window would end or resume it twice.
+        self._running = False
 
     def __iter__(self) -> StepGenerator:
         return self
@@ -186,11 +191,20 @@ class StepGenerator(Generator[Any, Any, Any]):
             if exc is not None:
                 raise exc
             raise StopIteration
-        if self._gen is not None and self._gen.gi_running:
-            # Resumed from inside its own body: refuse before touching the stack, as a
-            # plain generator does (the step is running, and must not be ended here).
+        if self._running:
+            # Resumed from inside its own body, or from another thread while it runs:
+            # refuse before touching the stack, as a plain generator does (the step is
+            # running, and must not be ended here). The test and the set below have no
+            # call between them, so the interpreter cannot switch threads there.
             msg = "generator already executing"
             raise ValueError(msg)
+        try:
+            self._running = True
+            return self._advance(value, exc)
+        finally:
+            self._running = False
+
+    def _advance(self, value: Any, exc: BaseException | None) -> Any:
         frame = self._frame
         if frame is None:
             # First resume: this is when the step starts (and its body is created).
@@ -240,7 +254,7 @@ class StepGenerator(Generator[Any, Any, Any]):
     def _finish(self, status: StepStatus) -> None:
         if self._done:
             return
-        if self._gen is not None and self._gen.gi_running:
+        if self._running:
             msg = "generator already executing"
             raise ValueError(msg)
         self._done = True
