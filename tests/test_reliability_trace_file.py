@@ -9,12 +9,17 @@ that fails part-way (a full disk) is repaired before the next line.
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
 from agentsteps import JsonlSpanExporter
 from agentsteps._report import cli as _cli
@@ -82,6 +87,54 @@ class TestOpening:
         assert str(outcome[0]) == (
             f"JsonlSpanExporter: 'path' must be a regular file (got {str(fifo)!r}, a FIFO); {FIX}"
         )
+
+
+class TestShortWrite:
+    def test_a_partial_line_is_ended_before_the_next(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        path = tmp_path / "trace.jsonl"
+        exporter = JsonlSpanExporter(path)
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("test")
+        tracer.start_span("first").end()  # the exporter's first export is behind it
+        real_write = os.write
+        results: list[SpanExportResult] = []
+
+        calls: list[int] = []
+
+        def disk_fills(fd: int, data: Any) -> int:
+            # Half the line goes in, then the disk is full.
+            calls.append(len(data))
+            if len(calls) == 1:
+                return real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        original_export = exporter.export
+
+        def export(spans: Any) -> SpanExportResult:
+            results.append(original_export(spans))
+            return results[-1]
+
+        monkeypatch.setattr(exporter, "export", export)
+        monkeypatch.setattr(os, "write", disk_fills)
+        tracer.start_span("lost").end()
+        monkeypatch.setattr(os, "write", real_write)
+        tracer.start_span("third").end()
+        provider.shutdown()
+
+        assert results == [SpanExportResult.FAILURE, SpanExportResult.SUCCESS]
+        lines = path.read_bytes().split(b"\n")
+        assert lines[-1] == b""
+        readable = []
+        for line in lines[:-1]:
+            try:
+                readable.append(json.loads(line)["name"])
+            except ValueError:
+                readable.append("<partial>")
+        # Only the span being written when the disk filled is lost.
+        assert readable == ["first", "<partial>", "third"]
 
 
 class TestAgentstepsRun:

@@ -188,6 +188,9 @@ class JsonlSpanExporter(SpanExporter):
     writers hold an advisory ``flock`` while they write, so that check never mistakes another
     writer's line in progress for a crashed one.
 
+    A write that fails part-way (a full disk) leaves a partial line; it is ended with a
+    newline before the next line is written, so only the span being written is lost.
+
     Writes are unbuffered, so a line is in the file as soon as `export` returns;
     `force_flush` and `shutdown` also ask the OS to put it on disk.
 
@@ -265,6 +268,9 @@ class JsonlSpanExporter(SpanExporter):
                     if locked:
                         _unlock_file(self._fd)
             except OSError:
+                # A write that failed part-way (a full disk) left a partial line: repair
+                # it before the next line, or that line is glued onto it and lost too.
+                self._needs_newline_check = True
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
