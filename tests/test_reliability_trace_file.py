@@ -163,3 +163,22 @@ class TestAgentstepsRun:
             "agentsteps run: error: cannot set up tracing: JsonlSpanExporter: 'path' must be "
             f"a regular file (got '/dev/full', a character device); {FIX}\n"
         )
+
+    def test_failed_writes_are_reported_not_called_appended(
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        monkeypatch.setattr(
+            JsonlSpanExporter, "export", lambda self, spans: SpanExportResult.FAILURE
+        )
+        code = main(["run", "--trace", "t.jsonl", self.script(tmp_path)])
+        err = capsys.readouterr().err
+        assert code == 0  # the script's own exit code
+        assert "appended" not in err
+        assert (
+            "agentsteps run: error: 2 span(s) could not be written to t.jsonl; the trace "
+            "there is incomplete\n" in err
+        )

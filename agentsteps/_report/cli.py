@@ -270,17 +270,26 @@ def _run(args: argparse.Namespace) -> int:
         span.end()
         handle.shutdown()
         provider.shutdown()
+    dropped = handle.dropped_spans
+    if dropped:
+        # The exporter's guard logged the cause; say plainly that the trace is incomplete
+        # rather than report it saved.
+        print(
+            f"agentsteps run: error: {dropped} span(s) could not be written to "
+            f"{handle.destination}; the trace there is incomplete",
+            file=sys.stderr,
+        )
     if not args.no_report:
         report = _report_of(collector.spans, records)
         _emit(report, args, title=f"agentsteps run {target}")
-        if handle.destination and exporter == "jsonl" and collector.spans:
+        if not dropped and handle.destination and exporter == "jsonl" and collector.spans:
             trace_id = collector.spans[-1].get("trace_id")
             print(
                 f"trace {trace_id} appended to {handle.destination}; draw it with "
                 f"`agentsteps report {handle.destination} --last --html run.html`",
                 file=sys.stderr,
             )
-        elif exporter == "otlp" and collector.spans:
+        elif not dropped and exporter == "otlp" and collector.spans:
             trace_id = collector.spans[-1].get("trace_id")
             print(f"trace {trace_id} sent over OTLP to {handle.destination}", file=sys.stderr)
     return code
