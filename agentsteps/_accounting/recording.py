@@ -10,7 +10,10 @@ a nested step's boundary must not swallow a parent running out of money).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
+import threading
 from typing import Any
 
 from .._core.context import CURRENT, ActivePersona, ActiveStep
@@ -22,6 +25,8 @@ from .pricing import price_usage
 from .usage import LEDGER_LOCK
 
 __all__ = ["record_usage"]
+
+logger = logging.getLogger("agentsteps")
 
 
 def _count(name: str, value: object, what: str = "record_usage()") -> int:
@@ -205,9 +210,18 @@ def charge(
     undelivered: Any = None
     undelivered_limit = ""
     consumed = (0, 0, 0)
+    late: Any = None
     with LEDGER_LOCK:
-        if not remote:
-            own = frame._step._ledger  # type: ignore[union-attr]
+        step = frame._step
+        if frame._ledger.ended or (step is not None and step._ledger.ended):
+            # The step has ended (a task that outlived it is still charging): its record
+            # is taken, so the charge goes to the steps still running around it, and the
+            # innermost of them counts it as its own. Logged once per ended frame.
+            late = _ended_frame(frame)
+            while step is not None and step._ledger.ended:
+                step = step._parent_step
+        if not remote and step is not None:
+            own = step._ledger
             own.self_input += inp
             own.self_output += out
             own.self_cache_read += cread
@@ -221,6 +235,9 @@ def charge(
         f: ActiveStep | ActivePersona | None = frame
         while f is not None:
             led = f._ledger
+            if led.ended:
+                f = f._parent
+                continue
             led.input += inp
             led.output += out
             led.cache_read += cread
@@ -247,10 +264,53 @@ def charge(
         if undelivered is not None and raise_now:
             # Claimed under the lock: two threads charging at once raise it only once.
             undelivered._ledger.delivered = True
+    if late is not None:
+        _log_late(late, step)
     if ACTIVE.budget:
         _charge_hooks(frame, undelivered if raise_now else None, undelivered_limit, consumed)
     elif undelivered is not None and raise_now:
         raise exhaustion_error(undelivered, undelivered._ledger, undelivered_limit, consumed)
+
+
+def _ended_frame(frame: ActiveStep | ActivePersona) -> Any:
+    """The ended frame to log a late charge against, once; ``None`` if already logged."""
+    f: Any = frame
+    while f is not None and not f._ledger.ended:
+        f = f._parent
+    if f is None or f._ledger.ended != 1:
+        return None
+    f._ledger.ended = 2
+    return f
+
+
+def _log_late(ended: Any, step: Any) -> None:
+    """Say, once per ended frame, which task charged it late and where the usage went."""
+    kind = "step" if ended._defn.is_step else "persona"
+    where = (
+        f"charged to step {step._defn.name!r}, the innermost step still running, and "
+        "counted in its own usage"
+        if step is not None
+        else "counted in no record: every step around it has ended"
+    )
+    logger.warning(
+        "agentsteps: %s recorded usage after %s %r ended; it was %s. Await or cancel "
+        "the tasks a step starts before it returns. Logged once per %s.",
+        _task_name(),
+        kind,
+        ended._defn.name,
+        where,
+        kind,
+    )
+
+
+def _task_name() -> str:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop in this thread
+        task = None
+    if task is not None:
+        return f"task {task.get_name()!r}"
+    return f"thread {threading.current_thread().name!r}"
 
 
 def _charge_hooks(

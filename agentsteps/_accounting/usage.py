@@ -152,6 +152,7 @@ class Ledger:
         "cache_write",
         "calls",
         "delivered",
+        "ended",
         "exhausted",
         "input",
         "last_model",
@@ -180,6 +181,9 @@ class Ledger:
     """Whether the exhaustion was raised yet (usage observed from another library's span is
     raised at the step's next checkpoint instead)."""
     thresholds_fired: set[object] | None
+    ended: int
+    """0 while the frame runs; 1 once its record was taken (later usage goes to the
+    nearest frame still running, see `charge`); 2 once that was logged."""
     max_tokens: int | None
     max_nanos: int | None
     max_calls: int | None
@@ -192,6 +196,7 @@ class Ledger:
         self.self_cache_read = self.self_cache_write = self.self_reasoning = 0
         self.self_calls = self.self_unpriced = self.self_nanos = 0
         self.delivered = False
+        self.ended = 0
         if budget is None:
             self.last_model = self.exhausted = self.thresholds_fired = None
             self.max_tokens = self.max_nanos = self.max_calls = None

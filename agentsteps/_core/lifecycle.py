@@ -489,6 +489,8 @@ def _end(
             logger.warning("could not end the span of %r", frame._defn.name, exc_info=True)
     if run is not None:
         _deliver(frame, run, status, exc, is_step)
+    else:
+        frame._ledger.ended = 1  # no record to be exact for: see _deliver
 
 
 def _finish_span(
@@ -609,6 +611,10 @@ def _deliver(
         subtree = ledger.usage()
         own = ledger.self_usage()
         last_model = ledger.last_model
+        # In the same critical section as the read: usage charged from now on (a task
+        # that outlived the step) goes to a frame still running, never into a ledger
+        # whose record is already taken (see `charge`).
+        ledger.ended = 1
     end = time.time_ns()
     trace_id, span_id = frame.trace_id, frame.span_id
     parent = frame._parent
