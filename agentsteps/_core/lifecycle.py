@@ -38,6 +38,7 @@ from . import attributes as A
 from .config import SETTINGS, get_tracer
 from .context import CURRENT, ActivePersona, ActiveStep
 from .records import CompletedPersona, CompletedStep, StepStatus
+from .telemetry_log import log_telemetry_failure
 
 __all__ = [
     "abort",
@@ -183,7 +184,7 @@ def _start_span(tracer: Any, frame: ActiveStep | ActivePersona) -> Any:
     except Exception:
         # A span processor's on_start raised (the SDK does not guard them). Telemetry
         # must not break the program: the step runs, and is recorded, without a span.
-        logger.warning("could not start the span of %r; it runs untraced", defn.name, exc_info=True)
+        log_telemetry_failure("start", f"the span of {defn.name!r}", "it runs untraced")
         return None
 
 
@@ -486,7 +487,7 @@ def _end(
         except Exception:
             # A span processor's on_end raised (the SDK does not guard them): the step's
             # outcome and its record must not depend on telemetry.
-            logger.warning("could not end the span of %r", frame._defn.name, exc_info=True)
+            log_telemetry_failure("end", f"the span of {frame._defn.name!r}")
     if run is not None:
         _deliver(frame, run, status, exc, is_step)
     else:

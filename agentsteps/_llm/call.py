@@ -18,6 +18,7 @@ from .._core import attributes as A
 from .._core.config import get_tracer
 from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .._core.locks import new_lock
+from .._core.telemetry_log import log_telemetry_failure
 from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
 
 __all__ = ["CALL", "LLMCall", "llm_call"]
@@ -396,7 +397,9 @@ class LLMCall:
                 span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
             except Exception:
                 # A span processor's on_start raised: the call goes on untraced.
-                logger.warning("could not start the span of model call %r", name, exc_info=True)
+                log_telemetry_failure(
+                    "start", f"the span of model call {name!r}", "the call runs untraced"
+                )
             else:
                 self._span = span
                 self._otel_context = trace.set_span_in_context(span)
@@ -465,7 +468,7 @@ class LLMCall:
             span.end()
         except Exception:
             # A span processor's on_end raised: the call's outcome must not depend on it.
-            logger.warning("could not end the span of a model call", exc_info=True)
+            log_telemetry_failure("end", "the span of a model call")
 
     def _span_attributes(self) -> dict[str, Any]:
         with self._lock:
