@@ -10,7 +10,10 @@ a nested step's boundary must not swallow a parent running out of money).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
+import threading
 from typing import Any
 
 from .._core.config import SETTINGS, get_tracer
@@ -19,34 +22,50 @@ from .._core.lifecycle import exhaustion_error
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
 from ..exceptions import UnpricedModelError
-from .budget import NANOS_PER_USD
+from .budget import INT64_MAX, MAX_USD, shown, usd_to_nanos
 from .pricing import price_usage
 from .usage import LEDGER_LOCK
 
 __all__ = ["record_usage"]
 
+logger = logging.getLogger("agentsteps")
+
 
 def _count(name: str, value: object, what: str = "record_usage()") -> int:
     # type() is, not isinstance: bool is an int subclass and True tokens is a bug.
     if type(value) is int:
-        if value >= 0:
+        if 0 <= value <= INT64_MAX:
             return value
-        msg = f"{what}: {name!r} must be >= 0 (got {value!r})"
+        if value > INT64_MAX:
+            msg = (
+                f"{what}: {name!r} must be at most 2**63 - 1 = {INT64_MAX}, the largest count "
+                f"OpenTelemetry carries (got {shown(value)})"
+            )
+            raise ValueError(msg)
+        msg = f"{what}: {name!r} must be >= 0 (got {shown(value)})"
         raise ValueError(msg)
-    msg = f"{what}: {name!r} must be an int (got {value!r} of type {type(value).__name__})"
+    msg = f"{what}: {name!r} must be an int (got {shown(value)} of type {type(value).__name__})"
     raise TypeError(msg)
 
 
 def _cost(value: object, what: str = "record_usage()") -> int:
-    if (type(value) is float or type(value) is int) and value >= 0 and math.isfinite(value):
-        return round(value * NANOS_PER_USD)
+    # A range check, not math.isfinite(): that overflows on an int past 1e308, and round()
+    # on a float whose nano-dollars are infinite. NaN and inf fail the range check.
+    if (type(value) is float or type(value) is int) and 0 <= value <= MAX_USD:
+        return usd_to_nanos(value)
+    if (type(value) is int or (type(value) is float and math.isfinite(value))) and value > MAX_USD:
+        msg = (
+            f"{what}: 'cost_usd' must be at most {MAX_USD:,.2f} dollars, the largest int64 "
+            f"count of nano-dollars (got {shown(value)})"
+        )
+        raise ValueError(msg)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         msg = (
             f"{what}: 'cost_usd' must be a number of US dollars or None "
-            f"(got {value!r} of type {type(value).__name__})"
+            f"(got {shown(value)} of type {type(value).__name__})"
         )
         raise TypeError(msg)
-    msg = f"{what}: 'cost_usd' must be a finite number >= 0 (got {value!r})"
+    msg = f"{what}: 'cost_usd' must be a finite number >= 0 (got {shown(value)})"
     raise ValueError(msg)
 
 
@@ -252,9 +271,18 @@ def charge(
     undelivered: Any = None
     undelivered_limit = ""
     consumed = (0, 0, 0)
+    late: Any = None
     with LEDGER_LOCK:
-        if not remote:
-            own = frame._step._ledger  # type: ignore[union-attr]
+        step = frame._step
+        if frame._ledger.ended or (step is not None and step._ledger.ended):
+            # The step has ended (a task that outlived it is still charging): its record
+            # is taken, so the charge goes to the steps still running around it, and the
+            # innermost of them counts it as its own. Logged once per ended frame.
+            late = _ended_frame(frame)
+            while step is not None and step._ledger.ended:
+                step = step._parent_step
+        if not remote and step is not None:
+            own = step._ledger
             own.self_input += inp
             own.self_output += out
             own.self_cache_read += cread
@@ -268,6 +296,9 @@ def charge(
         f: ActiveStep | ActivePersona | None = frame
         while f is not None:
             led = f._ledger
+            if led.ended:
+                f = f._parent
+                continue
             led.input += inp
             led.output += out
             led.cache_read += cread
@@ -297,10 +328,53 @@ def charge(
         # The budget hooks this record is due, with the figures at the crossing: read
         # under the same lock, or another thread's records would show in them.
         plans = _dispatch.plan_after_charge(frame) if ACTIVE.budget else None
+    if late is not None:
+        _log_late(late, step)
     if plans:
         _charge_hooks(plans, undelivered if raise_now else None, undelivered_limit, consumed)
     elif undelivered is not None and raise_now:
         raise exhaustion_error(undelivered, undelivered._ledger, undelivered_limit, consumed)
+
+
+def _ended_frame(frame: ActiveStep | ActivePersona) -> Any:
+    """The ended frame to log a late charge against, once; ``None`` if already logged."""
+    f: Any = frame
+    while f is not None and not f._ledger.ended:
+        f = f._parent
+    if f is None or f._ledger.ended != 1:
+        return None
+    f._ledger.ended = 2
+    return f
+
+
+def _log_late(ended: Any, step: Any) -> None:
+    """Say, once per ended frame, which task charged it late and where the usage went."""
+    kind = "step" if ended._defn.is_step else "persona"
+    where = (
+        f"charged to step {step._defn.name!r}, the innermost step still running, and "
+        "counted in its own usage"
+        if step is not None
+        else "counted in no record: every step around it has ended"
+    )
+    logger.warning(
+        "agentsteps: %s recorded usage after %s %r ended; it was %s. Await or cancel "
+        "the tasks a step starts before it returns. Logged once per %s.",
+        _task_name(),
+        kind,
+        ended._defn.name,
+        where,
+        kind,
+    )
+
+
+def _task_name() -> str:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop in this thread
+        task = None
+    if task is not None:
+        return f"task {task.get_name()!r}"
+    return f"thread {threading.current_thread().name!r}"
 
 
 def _charge_hooks(

@@ -15,6 +15,7 @@ from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Tracer,
 
 from .._hooks.registry import clear_hooks
 from .._version import __version__
+from .telemetry_log import reset_telemetry_log
 
 __all__ = ["configure", "reset_defaults"]
 
@@ -135,6 +136,7 @@ def reset_defaults() -> None:
     SETTINGS.__init__()  # type: ignore[misc]
     reset_pricing()
     clear_hooks()
+    reset_telemetry_log()
 
 
 def get_tracer() -> Tracer | None:

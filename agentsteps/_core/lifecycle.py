@@ -38,8 +38,10 @@ from . import attributes as A
 from .config import SETTINGS, get_tracer
 from .context import CURRENT, ActivePersona, ActiveStep
 from .records import CompletedPersona, CompletedStep, StepStatus
+from .telemetry_log import log_telemetry_failure
 
 __all__ = [
+    "abort",
     "begin_generator",
     "complete",
     "current_otel_context",
@@ -107,19 +109,55 @@ def enter(defn: Any) -> ActiveStep | ActivePersona:
     frame: ActiveStep | ActivePersona = (
         ActiveStep(defn, parent) if defn.is_step else ActivePersona(defn, parent)
     )
-    tracer = get_tracer()
-    if tracer is not None:
-        span = _start_span(tracer, frame)
-        if span is not None:
-            frame._span = span
-            frame._otel_token = _attach(_set_span_in_context(span, _get_current()))
-    frame._ctx_token = CURRENT.set(frame)
-    if ACTIVE.persona_start and not defn.is_step:
-        error = _dispatch.persona_started(frame)  # type: ignore[arg-type]
-        if error is not None:
-            fail(frame, error)  # the persona ends (failed) before its body runs
-            raise error
+    refused = False
+    before = None
+    try:
+        tracer = get_tracer()
+        if tracer is not None:
+            # One statement from start to store: the frame holds the span at once, so an
+            # interruption after it (below) can end it.
+            frame._span = span = _start_span(tracer, frame)
+            if span is not None:
+                before = _get_current()
+                frame._otel_token = _attach(_set_span_in_context(span, before))
+        frame._ctx_token = CURRENT.set(frame)
+        if ACTIVE.persona_start and not defn.is_step:
+            error = _dispatch.persona_started(frame)  # type: ignore[arg-type]
+            if error is not None:
+                refused = True
+                fail(frame, error)  # the persona ends (failed) before its body runs
+                raise error
+    except BaseException as exc:
+        if not refused:
+            abort(frame, exc, before)
+        raise
     return frame
+
+
+def abort(frame: ActiveStep | ActivePersona, exc: BaseException, before: Any = None) -> None:
+    """
+    End a frame whose start was interrupted, wherever it got to; the caller re-raises.
+
+    A KeyboardInterrupt from a signal handler (or any error from a hook) can land at any
+    point of `enter`: after the span started, after the OpenTelemetry context was
+    attached, after the frame was made current, even between a ``set`` and the store of
+    its token (the interpreter checks for signals right after a call returns). The frame
+    ends ``cancelled`` (as the table of statuses says for an interruption) with its record
+    and span, and the stack and context are put back as they were: ``before`` is the
+    OpenTelemetry context from before the attach, for when its token was lost.
+    """
+    if frame._ctx_token is not None:
+        fail(frame, exc)  # current, with its tokens: pops it, runs failure hooks, ends it
+        return
+    if CURRENT.get() is frame:
+        CURRENT.set(frame._parent)  # made current, but the token was lost
+    token = frame._otel_token
+    frame._otel_token = None
+    if token is not None:
+        _detach(token)
+    elif before is not None and trace.get_current_span(_get_current()) is frame._span:
+        _attach(before)  # attached, but the token was lost: put the old context back
+    _end(frame, outcome(frame, exc)[0], exc)
 
 
 def prepare(defn: Any) -> ActiveStep:
@@ -146,7 +184,7 @@ def _start_span(tracer: Any, frame: ActiveStep | ActivePersona) -> Any:
     except Exception:
         # A span processor's on_start raised (the SDK does not guard them). Telemetry
         # must not break the program: the step runs, and is recorded, without a span.
-        logger.warning("could not start the span of %r; it runs untraced", defn.name, exc_info=True)
+        log_telemetry_failure("start", f"the span of {defn.name!r}", "it runs untraced")
         return None
 
 
@@ -166,10 +204,16 @@ def _start_attributes(frame: ActiveStep | ActivePersona) -> dict[str, Any]:
 
 def push(frame: ActiveStep | ActivePersona) -> None:
     """Make a prepared frame current (a step whose ``pre_step`` handlers let it run)."""
-    span = frame._span
-    if span is not None:
-        frame._otel_token = _attach(_set_span_in_context(span, _get_current()))
-    frame._ctx_token = CURRENT.set(frame)
+    before = None
+    try:
+        span = frame._span
+        if span is not None:
+            before = _get_current()
+            frame._otel_token = _attach(_set_span_in_context(span, before))
+        frame._ctx_token = CURRENT.set(frame)
+    except BaseException as exc:
+        abort(frame, exc, before)  # interrupted: see `abort`
+        raise
 
 
 def begin_generator(frame: ActiveStep | ActivePersona, consumer: Any) -> None:
@@ -443,9 +487,11 @@ def _end(
         except Exception:
             # A span processor's on_end raised (the SDK does not guard them): the step's
             # outcome and its record must not depend on telemetry.
-            logger.warning("could not end the span of %r", frame._defn.name, exc_info=True)
+            log_telemetry_failure("end", f"the span of {frame._defn.name!r}")
     if run is not None:
         _deliver(frame, run, status, exc, is_step)
+    else:
+        frame._ledger.ended = 1  # no record to be exact for: see _deliver
 
 
 def _finish_span(
@@ -487,6 +533,7 @@ def _finish_span(
 
 
 _END_CACHE_LIMIT = 64
+_MAX_INT64 = 2**63 - 1  # the largest integer an OpenTelemetry attribute carries
 
 
 def _static_end_attributes(frame: ActiveStep | ActivePersona, status: StepStatus) -> dict[str, Any]:
@@ -529,6 +576,14 @@ def _usage_attributes(attributes: dict[str, Any], ledger: Ledger) -> None:
     attributes[own["cost_usd"]] = ledger.self_nanos / 1_000_000_000
     attributes[own["llm_calls"]] = ledger.self_calls
     attributes[own["unpriced_calls"]] = ledger.self_unpriced
+    if ledger.input > _MAX_INT64 or ledger.output > _MAX_INT64 or ledger.calls > _MAX_INT64:
+        # Each record is within int64, but their sum need not be, and an OTLP exporter
+        # drops an integer attribute it cannot encode: saturate instead. Every other count
+        # is bounded by one of these three (cached by input, reasoning by output,
+        # unpriced by calls, self by subtree).
+        for key, value in attributes.items():
+            if type(value) is int and value > _MAX_INT64:
+                attributes[key] = _MAX_INT64
 
 
 def _exhaustion_event(exc: BaseException) -> dict[str, Any]:
@@ -557,6 +612,10 @@ def _deliver(
         subtree = ledger.usage()
         own = ledger.self_usage()
         last_model = ledger.last_model
+        # In the same critical section as the read: usage charged from now on (a task
+        # that outlived the step) goes to a frame still running, never into a ledger
+        # whose record is already taken (see `charge`).
+        ledger.ended = 1
     end = time.time_ns()
     trace_id, span_id = frame.trace_id, frame.span_id
     parent = frame._parent

@@ -156,7 +156,7 @@ def _wrap_async_gen(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
 class StepGenerator(Generator[Any, Any, Any]):
     """A generator whose body runs as a step, one activation from first ``next`` to its end."""
 
-    __slots__ = ("_args", "_defn", "_done", "_fn", "_frame", "_gen", "_kwargs")
+    __slots__ = ("_args", "_defn", "_done", "_fn", "_frame", "_gen", "_kwargs", "_running")
 
     def __init__(self, fn: Callable[..., Any], args: Any, kwargs: Any, defn: Any) -> None:
         self._fn = fn
@@ -166,6 +166,11 @@ class StepGenerator(Generator[Any, Any, Any]):
         self._gen: GeneratorType[Any, Any, Any] | None = None
         self._frame: Any = None
         self._done = False
+        # True from the start of a resume to its end, not only while the body runs: the
+        # step is being started, resumed or suspended then too (pre_step handlers run
+        # before the body exists), and a close() or next() from another thread in that
+        # window would end or resume it twice.
+        self._running = False
 
     def __iter__(self) -> StepGenerator:
         return self
@@ -186,15 +191,27 @@ class StepGenerator(Generator[Any, Any, Any]):
             if exc is not None:
                 raise exc
             raise StopIteration
-        if self._gen is not None and self._gen.gi_running:
-            # Resumed from inside its own body: refuse before touching the stack, as a
-            # plain generator does (the step is running, and must not be ended here).
+        if self._running:
+            # Resumed from inside its own body, or from another thread while it runs:
+            # refuse before touching the stack, as a plain generator does (the step is
+            # running, and must not be ended here). The test and the set below have no
+            # call between them, so the interpreter cannot switch threads there.
             msg = "generator already executing"
             raise ValueError(msg)
+        try:
+            self._running = True
+            return self._advance(value, exc)
+        finally:
+            self._running = False
+
+    def _advance(self, value: Any, exc: BaseException | None) -> Any:
         frame = self._frame
         if frame is None:
             # First resume: this is when the step starts (and its body is created).
             consumer = current_otel_context()
+            # One try from the start to the body's creation: an interruption (a signal's
+            # KeyboardInterrupt) can land after enter() returned, before the frame is
+            # stored, and the frame must still end.
             try:
                 if ACTIVE.pre_step and self._defn.is_step:
                     frame, self._args, self._kwargs = enter_hooked(
@@ -202,15 +219,13 @@ class StepGenerator(Generator[Any, Any, Any]):
                     )
                 else:
                     frame = enter(self._defn)
-            except BaseException:
-                self._done = True  # denied, or a strict hook failed: the body never runs
-                raise
-            begin_generator(frame, consumer)
-            self._frame = frame
-            try:
+                begin_generator(frame, consumer)
+                self._frame = frame
                 self._gen = self._fn(*self._args, **self._kwargs)
             except BaseException as error:
                 self._done = True
+                if frame is None:
+                    raise  # denied, a strict hook failed, or interrupted (enter ended it)
                 if fail(frame, error):
                     raise StopIteration(self._defn.default) from None
                 raise
@@ -239,7 +254,7 @@ class StepGenerator(Generator[Any, Any, Any]):
     def _finish(self, status: StepStatus) -> None:
         if self._done:
             return
-        if self._gen is not None and self._gen.gi_running:
+        if self._running:
             msg = "generator already executing"
             raise ValueError(msg)
         self._done = True
@@ -352,23 +367,21 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
         if firstiter is not None:
             firstiter(self)
         consumer = current_otel_context()
-        frame: ActiveStep | ActivePersona
-        try:
+        frame: ActiveStep | ActivePersona | None = None
+        try:  # one try from the start on: see StepGenerator._resume
             if ACTIVE.pre_step and self._defn.is_step:
                 frame, self._args, self._kwargs = await aenter_hooked(
                     self._defn, self._args, self._kwargs
                 )
             else:
                 frame = enter(self._defn)
-        except BaseException:
-            self._done = True  # denied, or a strict hook failed: the body never runs
-            raise
-        begin_generator(frame, consumer)
-        self._frame = frame
-        try:
+            begin_generator(frame, consumer)
+            self._frame = frame
             self._agen = self._fn(*self._args, **self._kwargs)
         except BaseException as error:
             self._done = True
+            if frame is None:
+                raise  # denied, a strict hook failed, or interrupted (enter ended it)
             if await afail(frame, error) if ACTIVE.step_failure else fail(frame, error):
                 raise StopAsyncIteration from None
             raise

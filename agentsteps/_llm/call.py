@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
@@ -25,6 +24,8 @@ from .._accounting.usage import Usage
 from .._core import attributes as A
 from .._core.config import get_tracer
 from .._core.context import CURRENT, ActivePersona, ActiveStep
+from .._core.locks import new_lock
+from .._core.telemetry_log import log_telemetry_failure
 from ..exceptions import UnpricedModelError
 from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
 from .spans import describes_a_request, elsewhere_attributes, usage_attributes
@@ -107,7 +108,7 @@ class LLMCall:
         self._otel_token: Any = None
         self._otel_context: Any = None
         self._state = _NEW
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
         # Input, output, cache read, cache write, reasoning tokens reported so far.
         self._totals = (0, 0, 0, 0, 0)
         # A cost the provider gave (nano-dollars), which then replaces our own pricing.
@@ -435,7 +436,9 @@ class LLMCall:
                 span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
             except Exception:
                 # A span processor's on_start raised: the call goes on untraced.
-                logger.warning("could not start the span of model call %r", name, exc_info=True)
+                log_telemetry_failure(
+                    "start", f"the span of model call {name!r}", "the call runs untraced"
+                )
             else:
                 self._span = span
                 self._otel_context = trace.set_span_in_context(span)
@@ -506,7 +509,7 @@ class LLMCall:
             span.end()
         except Exception:
             # A span processor's on_end raised: the call's outcome must not depend on it.
-            logger.warning("could not end the span of a model call", exc_info=True)
+            log_telemetry_failure("end", "the span of a model call")
 
     def _attach(self, counts: tuple[int, ...], nanos: int, source: str) -> bool:
         """Show usage `record_usage` charged inside the block on this call's span."""

@@ -16,7 +16,6 @@ import importlib
 import os
 import runpy
 import sys
-import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.trace import Status, StatusCode
 
 from .._core import attributes as A
+from .._core.locks import new_lock
 from .._core.records import Run, run
 from .._tracing.jsonl import span_to_dict
 from .._tracing.setup import configure_tracing
@@ -94,7 +94,7 @@ class _CollectSpans(SpanProcessor):
     """Keep every finished span as a JSONL-format dict, for the report at exit."""
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
         self.spans: list[dict[str, Any]] = []
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -290,17 +290,26 @@ def _run(args: argparse.Namespace) -> int:
         span.end()
         handle.shutdown()
         provider.shutdown()
+    dropped = handle.dropped_spans
+    if dropped:
+        # The exporter's guard logged the cause; say plainly that the trace is incomplete
+        # rather than report it saved.
+        print(
+            f"agentsteps run: error: {dropped} span(s) could not be written to "
+            f"{handle.destination}; the trace there is incomplete",
+            file=sys.stderr,
+        )
     if not args.no_report:
         report = _report_of(collector.spans, records)
         _emit(report, args, title=f"agentsteps run {target}")
-        if handle.destination and exporter == "jsonl" and collector.spans:
+        if not dropped and handle.destination and exporter == "jsonl" and collector.spans:
             trace_id = collector.spans[-1].get("trace_id")
             print(
                 f"trace {trace_id} appended to {handle.destination}; draw it with "
                 f"`agentsteps report {handle.destination} --last --html run.html`",
                 file=sys.stderr,
             )
-        elif exporter == "otlp" and collector.spans:
+        elif not dropped and exporter == "otlp" and collector.spans:
             trace_id = collector.spans[-1].get("trace_id")
             print(f"trace {trace_id} sent over OTLP to {handle.destination}", file=sys.stderr)
     return code

@@ -340,6 +340,11 @@ def print_report(
             f"the path of a JSONL trace (got {source!r} of type {type(source).__name__})"
         )
         raise TypeError(msg)
+    as_json: object = json  # checked: callers may not follow the annotation
+    if not isinstance(as_json, bool):  # json="no" is truthy: refuse it rather than obey it
+        got = f"{as_json!r} of type {type(as_json).__name__}"
+        msg = f"print_report(): 'json' must be True or False (got {got})"
+        raise TypeError(msg)
     if CLI_RUNNING.is_set():
         return
     report = RunReport.from_run(source) if isinstance(source, Run) else RunReport.from_jsonl(source)
