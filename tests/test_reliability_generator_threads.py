@@ -77,10 +77,10 @@ def test_refused_while_the_first_next_is_in_a_pre_step_handler(spans: Spans, act
         assert str(info.value) == native_refusal(act) == "generator already executing"
         assert items == [1]
         gen.close()
-    # One activation: one record, one span, the 20 tokens in the total.
+    # One activation: one record, one step span, the 20 tokens in the total.
     assert [(s.name, s.status.value) for s in r.steps] == [("stream", "cancelled")]
     assert r.total.total_tokens == 20
-    assert [s.name for s in spans.all] == ["invoke_workflow stream"]
+    assert [s.name for s in spans.frames] == ["invoke_workflow stream"]
 
 
 def test_refused_while_the_body_is_being_suspended(monkeypatch: pytest.MonkeyPatch) -> None:
