@@ -146,13 +146,13 @@ def test_fork_while_every_library_lock_is_held() -> None:
     assert code == 0
 
 
-def test_fork_releases_what_the_forking_thread_held() -> None:
-    # A fork from inside a critical section (a hook handler, say, that forks): the child
-    # is not inside it, so its locks start free there too; the parent's stay held.
+def test_fork_inside_a_critical_section_keeps_it() -> None:
+    # A fork from inside a critical section: the child goes on inside it, still owning
+    # the lock, and leaves it as usual; then other threads of the child can take it.
     from agentsteps._accounting.usage import LEDGER_LOCK
 
     def child() -> None:
-        # A non-blocking acquire from a new thread: fails if the lock is still owned.
+        LEDGER_LOCK.release()  # what leaving the `with` block does: must not fail
         got: list[bool] = []
         t = threading.Thread(target=lambda: got.append(LEDGER_LOCK.acquire(blocking=False)))
         t.start()

@@ -231,3 +231,59 @@ def test_interrupted_inside_push_after_pre_step_hooks(
     finally:
         handle.unregister()
     check_clean([*r.steps], ledger)
+
+
+def _raise_first(real: Callable[..., Any]) -> Callable[..., Any]:
+    """``real``, except that its first call raises KeyboardInterrupt before doing anything."""
+    fired: list[bool] = []
+
+    def wrapper(*args: Any) -> Any:
+        if not fired:
+            fired.append(True)
+            raise KeyboardInterrupt
+        return real(*args)
+
+    return wrapper
+
+
+@pytest.mark.parametrize("when", ["at its entry", "after it ran"])
+@pytest.mark.parametrize("kind", ["generator", "async generator"])
+def test_interrupted_while_a_generator_step_suspends(
+    monkeypatch: pytest.MonkeyPatch, ledger: SpanLedger, kind: str, when: str
+) -> None:
+    # The body yielded; the wrapper is giving the consumer its context back. The item is
+    # lost with the interruption: the step ends (cancelled), its body closed inside it.
+    wrap = _raise_first if when == "at its entry" else interrupt_after
+    monkeypatch.setattr(wrappers, "suspend", wrap(wrappers.suspend))
+    cleaned: list[object] = []
+
+    @step(name="gen")
+    def gen() -> Iterator[int]:
+        try:
+            yield 1
+        finally:
+            cleaned.append(CURRENT.get())
+
+    @step(name="agen")
+    async def agen() -> Any:
+        try:
+            yield 1
+        finally:
+            cleaned.append(CURRENT.get())
+
+    async def consume() -> None:
+        async for _ in agen():
+            pass  # pragma: no cover
+
+    def drive() -> None:
+        if kind == "generator":
+            next(gen())
+        else:
+            asyncio.run(consume())
+
+    with run() as r, pytest.raises(KeyboardInterrupt):
+        drive()
+    monkeypatch.undo()
+    check_clean([*r.steps], ledger)
+    assert len(cleaned) == 1
+    assert cleaned[0] is not None  # the cleanup ran inside the step

@@ -151,6 +151,7 @@ class Ledger:
         "cache_read",
         "cache_write",
         "calls",
+        "closed",
         "delivered",
         "ended",
         "exhausted",
@@ -181,6 +182,8 @@ class Ledger:
     """Whether the exhaustion was raised yet (usage observed from another library's span is
     raised at the step's next checkpoint instead)."""
     thresholds_fired: set[object] | None
+    closed: bool
+    """Whether the frame's end (span ended, record delivered) is complete."""
     ended: int
     """0 while the frame runs; 1 once its record was taken (later usage goes to the
     nearest frame still running, see `charge`); 2 once that was logged."""
@@ -195,7 +198,7 @@ class Ledger:
         self.calls = self.unpriced = self.nanos = self.self_input = self.self_output = 0
         self.self_cache_read = self.self_cache_write = self.self_reasoning = 0
         self.self_calls = self.self_unpriced = self.self_nanos = 0
-        self.delivered = False
+        self.delivered = self.closed = False
         self.ended = 0
         if budget is None:
             self.last_model = self.exhausted = self.thresholds_fired = None

@@ -89,10 +89,16 @@ if _OTEL_VAR is not None:
         except Exception:
             otel_context.detach(token)  # fails the same way, and logs it as the API does
 
+    def _detach_quietly(token: Any) -> None:
+        try:
+            _reset(token)
+        except (ValueError, RuntimeError):
+            pass  # already detached, by the code an interruption stopped half-way
+
 else:  # pragma: no cover - another runtime context was configured
     _attach = otel_context.attach
     _get_current = otel_context.get_current
-    _detach = otel_context.detach
+    _detach = _detach_quietly = otel_context.detach
 
 current_otel_context = _get_current
 """The current OpenTelemetry context, read the fast way (see `_otel_context_var`)."""
@@ -239,8 +245,10 @@ def suspend(frame: ActiveStep | ActivePersona) -> None:
     # `pop`, inlined: this runs once per item.
     try:
         CURRENT.reset(frame._ctx_token)
-    except ValueError:
-        CURRENT.set(frame._parent)  # resumed from another context: see `pop`
+    except (ValueError, RuntimeError):
+        # Resumed from another context (see `pop`), or the token is a spent one because
+        # an interruption landed between `resume`'s set and the store of its token.
+        CURRENT.set(frame._parent)
     token = frame._otel_token
     if token is not None:
         frame._body_context = _get_current()
@@ -275,23 +283,29 @@ def _rebase(body: Any, old_base: Any, new_base: Any) -> Any:
 
 def pop(frame: ActiveStep | ActivePersona) -> None:
     """Stop a frame being current, restoring what was current before `push`/`enter`."""
-    token = frame._otel_token
-    frame._otel_token = None
     if not is_current(frame):
         # The frame ends where it is not current: a scope a generator's body opened across
         # a ``yield``, closed by the garbage collector finalising the body on its own
         # (objects of one garbage cycle are finalised in no set order, so the body may go
         # before its step could resume it). The stack here belongs to whatever code is
         # running; restoring this frame's tokens would put a finished step back on it.
+        frame._otel_token = None
         return
+    # The token stays on the frame until it is detached: an interruption before that
+    # leaves it for `finish_interrupted`.
+    token = frame._otel_token
     try:
-        CURRENT.reset(frame._ctx_token)
-    except ValueError:
-        # The token belongs to another context (an async generator finalised by the event
-        # loop): put the parent back by hand rather than leave this frame current.
-        CURRENT.set(frame._parent)
-    if token is not None:
-        _detach(token)
+        try:
+            CURRENT.reset(frame._ctx_token)
+        except (ValueError, RuntimeError):
+            # The token belongs to another context (an async generator finalised by the
+            # event loop), or is spent (an interruption landed between a set and the store
+            # of its token): put the parent back by hand rather than leave this frame current.
+            CURRENT.set(frame._parent)
+    finally:  # also when an interruption lands right after the reset
+        if token is not None:
+            _detach(token)
+            frame._otel_token = None
 
 
 def is_current(frame: ActiveStep | ActivePersona) -> bool:
@@ -325,8 +339,12 @@ def complete(frame: ActiveStep | ActivePersona, value: Any, run_hooks: bool = Tr
             value, error = _dispatch.post_step(frame, value)  # type: ignore[arg-type]
             if error is not None:
                 return fail_with(frame, error)
-    pop(frame)
-    _end(frame, StepStatus.COMPLETED, None)
+    try:
+        pop(frame)
+        _end(frame, StepStatus.COMPLETED, None)
+    except BaseException as interrupted:
+        finish_interrupted(frame, interrupted)
+        raise
     return value
 
 
@@ -349,12 +367,16 @@ def fail(frame: ActiveStep | ActivePersona, exc: BaseException) -> bool:
     Otherwise returns False and the caller re-raises ``exc`` unchanged (unless a
     ``step_error`` handler's error is raised instead, see `_hooks/dispatch.py`).
     """
-    pop(frame)
-    status, error = outcome(frame, exc)
-    hook_error = None
-    if ACTIVE.step_failure and status is not StepStatus.SKIPPED and frame._defn.is_step:
-        hook_error = _dispatch.step_failed(frame, status, error)  # type: ignore[arg-type]
-    _end(frame, status, error)
+    try:
+        pop(frame)
+        status, error = outcome(frame, exc)
+        hook_error = None
+        if ACTIVE.step_failure and status is not StepStatus.SKIPPED and frame._defn.is_step:
+            hook_error = _dispatch.step_failed(frame, status, error)  # type: ignore[arg-type]
+        _end(frame, status, error)
+    except BaseException:
+        finish_interrupted(frame, exc)  # an interruption landed before the end completed
+        raise
     if hook_error is not None:
         raise hook_error
     if error is not exc:
@@ -421,7 +443,11 @@ def end_detached(
     End a frame that is not current: a generator closed between two resumes, a step
     denied before it started, an async step whose hooks were awaited after `pop`.
     """
-    _end(frame, status, exc)
+    try:
+        _end(frame, status, exc)
+    except BaseException as interrupted:
+        finish_interrupted(frame, interrupted)
+        raise
 
 
 def exhaustion_error(
@@ -470,28 +496,74 @@ def _end(
     if ACTIVE.persona_end and run_hooks and not frame._defn.is_step:
         # Before the span ends, so the handlers' span events land on it; their error (strict
         # mode) is raised once the persona has ended all the same.
-        error = _dispatch.persona_ended(frame, status, exc)  # type: ignore[arg-type]
-        _end(frame, status, exc, False)
+        try:
+            error = _dispatch.persona_ended(frame, status, exc)  # type: ignore[arg-type]
+        finally:
+            _end(frame, status, exc, False)
         if error is not None:
             raise error
         return
     span = frame._span
     run = frame._run
     is_step = frame._defn.is_step
-    if span is not None:
-        try:
-            if span.is_recording():
-                _finish_span(frame, span, status, exc)
-            else:
-                span.end()
-        except Exception:
-            # A span processor's on_end raised (the SDK does not guard them): the step's
-            # outcome and its record must not depend on telemetry.
-            log_telemetry_failure("end", f"the span of {frame._defn.name!r}")
-    if run is not None:
-        _deliver(frame, run, status, exc, is_step)
+    record: Any = None
+    done = 0
+    try:
+        if span is not None:
+            try:
+                if span.is_recording():
+                    _finish_span(frame, span, status, exc)
+                else:
+                    span.end()
+            except Exception:
+                # A span processor's on_end raised (the SDK does not guard them): the
+                # step's outcome and its record must not depend on telemetry.
+                log_telemetry_failure("end", f"the span of {frame._defn.name!r}")
+        done = 1
+        if run is not None:
+            record = _record(frame, status, exc, is_step)
+            _add(run, record, is_step)
+        else:
+            frame._ledger.ended = 1  # no record to be exact for: see _record
+        frame._ledger.closed = True
+    except BaseException:
+        # An interruption (a signal's KeyboardInterrupt) landed part-way: finish what is
+        # left (each part at most once), then let it go on.
+        if done == 0 and span is not None:
+            _quietly(span.end)
+        if run is None:
+            frame._ledger.ended = 1
+        else:
+            if record is None:
+                record = _record(frame, status, exc, is_step)
+            _add(run, record, is_step, once=True)
+        frame._ledger.closed = True
+        raise
+
+
+def _quietly(end: Any) -> None:
+    try:
+        end()
+    except Exception:  # telemetry must not replace the interruption being handled
+        pass
+
+
+def finish_interrupted(frame: ActiveStep | ActivePersona, exc: BaseException) -> None:
+    """
+    Make sure ``frame`` has ended after an interruption landed while it was being ended
+    (at the entry of `complete`, `fail` or `_end`, before their own guards): pop it if
+    it is still current, and end it (``cancelled``) unless its end completed.
+    """
+    if frame._ledger.closed:
+        return
+    if is_current(frame):
+        pop(frame)
     else:
-        frame._ledger.ended = 1  # no record to be exact for: see _deliver
+        token = frame._otel_token
+        frame._otel_token = None
+        if token is not None:
+            _detach_quietly(token)  # pop may have detached it just before the interruption
+    _end(frame, outcome(frame, exc)[0], exc, False)
 
 
 def _finish_span(
@@ -600,13 +672,29 @@ def _exhaustion_event(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _deliver(
+def _add(run: Any, record: Any, is_step: bool, *, once: bool = False) -> None:
+    """Deliver ``record`` to ``run`` and the runs around it; ``once``: skip those holding it."""
+    if not once:
+        if is_step:
+            run._add_step(record)
+        else:
+            run._add_persona(record)
+        return
+    while run is not None:  # after an interruption: the slow, idempotent way
+        with run._lock:
+            records = run._steps if is_step else run._personas
+            if not any(r is record for r in reversed(records)):
+                records.append(record)
+        run = run._parent
+
+
+def _record(
     frame: ActiveStep | ActivePersona,
-    run: Any,
     status: StepStatus,
     exc: BaseException | None,
     is_step: bool,
-) -> None:
+) -> CompletedStep | CompletedPersona:
+    """The frame's record, its figures read (and its ledger marked ended) under the lock."""
     ledger = frame._ledger
     with LEDGER_LOCK:
         subtree = ledger.usage()
@@ -625,41 +713,36 @@ def _deliver(
         parent_step = frame._parent_step
         parent_ctx = getattr(frame._span, "parent", None)
         parent_span_id = None if parent_ctx is None else format_span_id(parent_ctx.span_id)
-        run._add_step(
-            CompletedStep(
-                name=frame._defn.name,
-                function=frame._defn.function,
-                persona=frame.persona,
-                model=last_model or frame._model,
-                status=status,
-                error=error,
-                start_time=frame._start_ns / 1e9,
-                end_time=end / 1e9,
-                usage=own,
-                subtree_usage=subtree,
-                budget=frame._defn.budget,
-                error_boundary=frame._defn.boundary.value,
-                step_id=frame._id,
-                parent_id=None if parent is None else parent._id,
-                parent=None if parent_step is None else parent_step._defn.name,
-                trace_id=trace_id,
-                span_id=span_id,
-                parent_span_id=parent_span_id,
-            )
+        return CompletedStep(
+            name=frame._defn.name,
+            function=frame._defn.function,
+            persona=frame.persona,
+            model=last_model or frame._model,
+            status=status,
+            error=error,
+            start_time=frame._start_ns / 1e9,
+            end_time=end / 1e9,
+            usage=own,
+            subtree_usage=subtree,
+            budget=frame._defn.budget,
+            error_boundary=frame._defn.boundary.value,
+            step_id=frame._id,
+            parent_id=None if parent is None else parent._id,
+            parent=None if parent_step is None else parent_step._defn.name,
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=parent_span_id,
         )
-    else:
-        run._add_persona(
-            CompletedPersona(
-                name=frame._defn.name,
-                function=frame._defn.function,
-                status=status,
-                error=error,
-                start_time=frame._start_ns / 1e9,
-                end_time=end / 1e9,
-                subtree_usage=subtree,
-                persona_id=frame._id,
-                parent_id=None if parent is None else parent._id,
-                trace_id=trace_id,
-                span_id=span_id,
-            )
-        )
+    return CompletedPersona(
+        name=frame._defn.name,
+        function=frame._defn.function,
+        status=status,
+        error=error,
+        start_time=frame._start_ns / 1e9,
+        end_time=end / 1e9,
+        subtree_usage=subtree,
+        persona_id=frame._id,
+        parent_id=None if parent is None else parent._id,
+        trace_id=trace_id,
+        span_id=span_id,
+    )

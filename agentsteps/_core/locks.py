@@ -6,8 +6,8 @@ that thread does not exist there to release it, so the child's first `record_usa
 (or hook registration, run collector, exporter) hangs. Every lock the package creates
 comes from `new_lock`, and a handler registered with `os.register_at_fork` gives each
 one back its unlocked state in the child, as the standard library does for its own
-locks (``logging``, ``threading``). What the forking thread itself held is released
-too: the child starts with no thread inside any agentsteps critical section.
+locks (``logging``, ``threading``). A lock the forking thread itself holds stays held
+by it: the child goes on inside that critical section and leaves it as usual.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ def new_lock() -> Any:
 
 
 def _reinit_in_child() -> None:
-    # Runs in the child right after fork, where only the forking thread exists: no one
-    # can be inside a critical section, so every lock is made free. ``_at_fork_reinit``
+    # Runs in the child right after fork, where only the forking thread exists: a lock
+    # another thread held can never be released, so it is made free. ``_at_fork_reinit``
     # is what CPython's own modules use for this (an RLock cannot be released by a
-    # thread that does not own it).
+    # thread that does not own it). The forking thread keeps what it holds (it still
+    # has the same identity in the child), or its own release would fail.
     for lock in list(_LOCKS):
-        lock._at_fork_reinit()
+        if not lock._is_owned():
+            lock._at_fork_reinit()
 
 
 if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows only

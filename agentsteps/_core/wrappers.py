@@ -26,7 +26,7 @@ from typing import Any
 from .._hooks.dispatch import IN_HANDLER
 from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
 from .._hooks.registry import ACTIVE
-from .context import ActivePersona, ActiveStep
+from .context import CURRENT, ActivePersona, ActiveStep
 from .lifecycle import (
     begin_generator,
     complete,
@@ -34,6 +34,8 @@ from .lifecycle import (
     end_detached,
     enter,
     fail,
+    finish_interrupted,
+    is_current,
     pop,
     resume,
     suspend,
@@ -104,10 +106,21 @@ def _wrap_sync(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            if fail(frame, exc):
+            # The guards around fail() and complete(): an interruption that lands as they
+            # are called (before their own guards run) must still end the frame.
+            try:
+                skip = fail(frame, exc)
+            except BaseException as raised:
+                finish_interrupted(frame, raised)
+                raise
+            if skip:
                 return defn.default
             raise
-        return complete(frame, result)
+        try:
+            return complete(frame, result)
+        except BaseException as raised:
+            finish_interrupted(frame, raised)
+            raise
 
     return step_wrapper
 
@@ -127,12 +140,21 @@ def _wrap_async(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            if await afail(frame, exc) if ACTIVE.step_failure else fail(frame, exc):
+            try:  # see _wrap_sync
+                skip = await afail(frame, exc) if ACTIVE.step_failure else fail(frame, exc)
+            except BaseException as raised:
+                finish_interrupted(frame, raised)
+                raise
+            if skip:
                 return defn.default
             raise
-        if ACTIVE.post_step:
-            return await acomplete(frame, result)
-        return complete(frame, result)
+        try:
+            if ACTIVE.post_step:
+                return await acomplete(frame, result)
+            return complete(frame, result)
+        except BaseException as raised:
+            finish_interrupted(frame, raised)
+            raise
 
     return step_wrapper
 
@@ -230,21 +252,49 @@ class StepGenerator(Generator[Any, Any, Any]):
                     raise StopIteration(self._defn.default) from None
                 raise
         else:
-            resume(frame)
+            try:
+                resume(frame)
+            except BaseException:
+                # Interrupted before the body went on: give the consumer its context
+                # back (if resume got that far); the generator stays where it was.
+                if is_current(frame) or CURRENT.get() is frame._body_frame is not None:
+                    suspend(frame)
+                raise
         gen = self._gen
         assert gen is not None
         try:
             item = gen.send(value) if exc is None else gen.throw(exc)
         except StopIteration as stop:
             self._done = True
-            result = complete(frame, stop.value)
+            try:
+                result = complete(frame, stop.value)
+            except BaseException as raised:
+                finish_interrupted(frame, raised)
+                raise
             raise StopIteration(result) from None
         except BaseException as error:
             self._done = True
-            if fail(frame, error):
+            try:
+                skip = fail(frame, error)
+            except BaseException as raised:
+                finish_interrupted(frame, raised)
+                raise
+            if skip:
                 raise StopIteration(self._defn.default) from None
             raise
-        suspend(frame)
+        try:
+            suspend(frame)
+        except BaseException as raised:
+            # Interrupted while the consumer was getting its context back: the item is
+            # lost with the interruption, so the step ends here, its body closed inside it.
+            self._done = True
+            if not is_current(frame):
+                resume(frame)
+            try:
+                gen.close()
+            finally:
+                finish_interrupted(frame, raised)
+            raise
         return item
 
     def close(self) -> None:
@@ -263,17 +313,30 @@ class StepGenerator(Generator[Any, Any, Any]):
             return  # never started: there was no step
         gen = self._gen
         assert gen is not None
-        resume(frame)
+        try:
+            resume(frame)
+        except BaseException as raised:
+            finish_interrupted(frame, raised)  # interrupted: the step ends, body unclosed
+            raise
         try:
             gen.close()
         except BaseException as error:
-            fail(frame, error)
+            try:
+                fail(frame, error)
+            except BaseException as raised:
+                finish_interrupted(frame, raised)
+                raise
             raise
-        pop(frame)
-        end_detached(frame, status, None)
+        try:
+            pop(frame)
+            end_detached(frame, status, None)
+        except BaseException as raised:
+            finish_interrupted(frame, raised)
+            raise
 
     def __del__(self) -> None:
-        if not self._done and self._frame is not None:
+        # getattr: an interruption can land before __init__ set anything.
+        if not getattr(self, "_done", True) and self._frame is not None:
             _in_own_context(self._finish, StepStatus.ABANDONED)
 
 
@@ -414,7 +477,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
         end_detached(frame, status, None)
 
     def __del__(self) -> None:
-        if self._done or self._frame is None:
+        if getattr(self, "_done", True) or self._frame is None:  # see StepGenerator
             return
         self._abandoned = True
         finalizer = self._finalizer
