@@ -167,6 +167,7 @@ def emit_record_span(
     except Exception:
         log_telemetry_failure("start", "the span of a recorded model call")
         return
+    ended = False
     try:
         if span.is_recording():
             if elsewhere:
@@ -179,5 +180,15 @@ def emit_record_span(
                 )
             span.set_attributes(attributes)
         span.end(end_time=now)
+        ended = True
     except Exception:
         log_telemetry_failure("end", "the span of a recorded model call")
+    except BaseException:
+        # An interruption (a signal's KeyboardInterrupt) landed between start and end:
+        # the span still ends, once, as a step's does (see lifecycle._end).
+        if not ended:
+            try:
+                span.end(end_time=now)
+            except Exception:
+                pass  # telemetry must not replace the interruption being handled
+        raise
