@@ -33,6 +33,7 @@ from .._accounting.budget import ErrorBoundary
 from .._accounting.usage import LEDGER_LOCK, Ledger
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
+from .._metrics.instruments import get_instruments, step_ended
 from ..exceptions import StepBudgetExhausted, StepEscalated
 from . import attributes as A
 from .config import SETTINGS, get_tracer
@@ -444,6 +445,16 @@ def _end(
             # A span processor's on_end raised (the SDK does not guard them): the step's
             # outcome and its record must not depend on telemetry.
             logger.warning("could not end the span of %r", frame._defn.name, exc_info=True)
+    if is_step:
+        instruments = get_instruments()
+        if instruments is not None:
+            try:
+                step_ended(instruments, frame, status, exc)
+            except Exception:
+                # A metric reader or view raised: the step's outcome must not depend on it.
+                logger.warning(
+                    "could not record the metrics of %r", frame._defn.name, exc_info=True
+                )
     if run is not None:
         _deliver(frame, run, status, exc, is_step)
 
