@@ -18,6 +18,8 @@ from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .._core.lifecycle import exhaustion_error
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
+from .._metrics.instruments import _API as _METER_API
+from .._metrics.instruments import STATE as _METRICS
 from .._metrics.instruments import get_instruments, note_spend, record_recorded_call
 from ..exceptions import UnpricedModelError
 from .budget import NANOS_PER_USD
@@ -145,7 +147,13 @@ def record_usage(
                 if error is not None:
                     raise error
             unpriced = calls
-    instruments = get_instruments()
+    instruments = (
+        get_instruments()
+        if _METRICS.instruments is not None
+        or _METER_API._METER_PROVIDER is not None
+        or _METRICS.env_provider
+        else None
+    )
     if instruments is not None or get_tracer() is not None:
         # Visible to backends as a model call (before the charge, which may raise).
         counts = (inp, out, cread, cwrite, reason)
@@ -277,7 +285,12 @@ def charge(
             own.self_unpriced += unpriced
             if model is not None:
                 own.last_model = model
-            if get_instruments() is not None:  # the spend metrics the step emits at its end
+            if (  # get_instruments' fast "no meter provider" test, inlined (see lifecycle)
+                _METRICS.instruments is not None
+                or _METER_API._METER_PROVIDER is not None
+                or _METRICS.env_provider
+            ) and get_instruments() is not None:
+                # What the step spent, by model: its spend metrics, emitted at its end.
                 note_spend(frame._step, model, inp, out, nanos, calls)
         f: ActiveStep | ActivePersona | None = frame
         while f is not None:

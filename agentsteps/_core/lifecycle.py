@@ -33,6 +33,8 @@ from .._accounting.budget import ErrorBoundary
 from .._accounting.usage import LEDGER_LOCK, Ledger
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
+from .._metrics.instruments import _API as _METER_API
+from .._metrics.instruments import STATE as _METRICS
 from .._metrics.instruments import get_instruments, step_ended
 from ..exceptions import StepBudgetExhausted, StepEscalated
 from . import attributes as A
@@ -445,7 +447,12 @@ def _end(
             # A span processor's on_end raised (the SDK does not guard them): the step's
             # outcome and its record must not depend on telemetry.
             logger.warning("could not end the span of %r", frame._defn.name, exc_info=True)
-    if is_step:
+    # The fast "no meter provider" test of get_instruments, inlined: a call costs more.
+    if is_step and (
+        _METRICS.instruments is not None
+        or _METER_API._METER_PROVIDER is not None
+        or _METRICS.env_provider
+    ):
         instruments = get_instruments()
         if instruments is not None:
             try:

@@ -36,8 +36,10 @@ from opentelemetry.metrics import (
     Observation,
 )
 
+from .._accounting.usage import LEDGER_LOCK
 from .._core import attributes as A
 from .._version import __version__
+from ..exceptions import StepBudgetExhausted
 
 logger = logging.getLogger("agentsteps")
 
@@ -156,8 +158,20 @@ class _State:
 
 
 STATE = _State()
-_metrics_internal: Any = getattr(metrics, "_internal", None)
-_UNSET = object()
+
+
+class _NoFastPath:
+    """Stands in for the API's module when it has no ``_METER_PROVIDER``: always look."""
+
+    _METER_PROVIDER = True
+
+
+# The API keeps the global provider in this private attribute, None until one is set:
+# reading it skips get_meter_provider()'s environment lookup. Should a release rename it,
+# every lookup goes through get_meter_provider() instead (slower, still right).
+_API: Any = getattr(metrics, "_internal", None)
+if not hasattr(_API, "_METER_PROVIDER"):  # pragma: no cover - another API release
+    _API = _NoFastPath
 
 
 def get_instruments() -> Instruments | None:
@@ -170,7 +184,7 @@ def get_instruments() -> Instruments | None:
     instruments = STATE.instruments
     if instruments is not None:
         return instruments
-    if getattr(_metrics_internal, "_METER_PROVIDER", _UNSET) is None and not STATE.env_provider:
+    if _API._METER_PROVIDER is None and not STATE.env_provider:
         return None
     provider = metrics.get_meter_provider()
     if provider is STATE.global_provider:
@@ -310,11 +324,10 @@ def step_ended(
     Each charge is a step's own in exactly one step, so summing ``agentsteps.cost`` over
     every step gives the run's cost once, as the run report does.
     """
-    from .._accounting.usage import LEDGER_LOCK
-    from ..exceptions import StepBudgetExhausted
-
-    defn = frame._defn
     ledger = frame._ledger
+    if frame._spend is None and exc is None and not ledger.has_limits:
+        return  # spent nothing itself, no budget: nothing to say (the common case)
+    defn = frame._defn
     with LEDGER_LOCK:
         spend = frame._spend
         frame._spend = None
