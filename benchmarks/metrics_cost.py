@@ -1,19 +1,22 @@
 """
 What agentsteps' metrics cost a step (issue 20).
 
-Two questions, each answered by interleaved rounds (every round times one chunk of each
-variant, in a rotating order, garbage collector off; ratios are medians of per-round
-ratios, so a slow moment on a shared machine hits both sides):
+Two questions, each answered in one process by interleaved rounds: every round times one
+chunk of each variant, in a rotating order, with the garbage collector off; ratios are
+medians of per-round ratios, so a slow moment on a shared machine hits both sides, and
+only undisturbed rounds count (the process had the CPU for 95% of the round's wall time),
+when at least five are.
 
-1. **No meter provider**: a step with one ``record_usage`` under a budget, on this tree and
-   on a baseline tree (``--baseline REF``, default ``main~`` style refs resolved by git;
-   the tree is exported with ``git archive``), each in its own process, no SDK anywhere.
-   Processes alternate; the ratio is this tree's time over the baseline's.
+1. **No meter provider, no SDK**: a plain ``@step`` and a step with one ``record_usage``
+   under a budget, on this tree and on the tree before metrics (``--baseline REF``,
+   default where this branch left ``main``), both imported side by side (the baseline's
+   package, exported with ``git archive``, as ``agentsteps_base``: its imports are
+   relative).
 2. **A meter provider configured** (an SDK ``MeterProvider`` with an in-memory reader;
-   recording is the same whatever exports): the time a step gains over the same step
-   without one, as a ratio to one span (a raw ``start_as_current_span`` with 4 attributes
-   on an SDK tracer provider whose processor drops spans), for a step that spends nothing
-   and one that records one model call.
+   what is recorded per step does not depend on the exporter): what a step gains over the
+   same step without one, as a ratio to one span (a raw ``start_as_current_span`` with 4
+   attributes on an SDK tracer provider whose processor drops spans), for a plain step and
+   for one that records one model call.
 
     python benchmarks/metrics_cost.py                 # about a minute
     python benchmarks/metrics_cost.py --quick         # a smoke run
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import os
 import statistics
@@ -34,13 +38,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 _perf = time.perf_counter_ns
+Runner = Callable[[int], int]
 
 
-def _calibrate(run: Callable[[int], int], chunk_ns: float) -> int:
+def _calibrate(run: Runner, chunk_ns: float) -> int:
     n = 64
     while run(n) < chunk_ns / 4 and n < 1 << 22:
         n *= 2
@@ -48,14 +54,16 @@ def _calibrate(run: Callable[[int], int], chunk_ns: float) -> int:
     return max(16, int(chunk_ns / per))
 
 
-def _rounds(variants: dict[str, Callable[[int], int]], rounds: int, chunk_ns: float) -> dict:
+def _rounds(variants: dict[str, Runner], rounds: int, chunk_ns: float) -> dict[str, Any]:
     sizes = {name: _calibrate(run, chunk_ns) for name, run in variants.items()}
     names = list(variants)
     per_call: dict[str, list[float]] = {name: [] for name in names}
+    clean: list[bool] = []
     gc.collect()
     gc.freeze()
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
+        cpu0, wall0 = time.process_time_ns(), _perf()
         for name in order:
             gc.collect()
             gc.disable()
@@ -64,16 +72,22 @@ def _rounds(variants: dict[str, Callable[[int], int]], rounds: int, chunk_ns: fl
             finally:
                 gc.enable()
             per_call[name].append(ns / sizes[name])
-    return per_call
+        clean.append(time.process_time_ns() - cpu0 >= 0.95 * (_perf() - wall0))
+    if sum(clean) >= 5:
+        per_call = {
+            k: [v for v, ok in zip(vs, clean, strict=True) if ok] for k, vs in per_call.items()
+        }
+    return {"per_call": per_call, "clean": sum(clean), "rounds": rounds}
 
 
 # -- the workloads ---------------------------------------------------------------------
 
 
-def _step_with_usage() -> Callable[[int], int]:
-    from agentsteps import Budget, record_usage, step
+def _step_with_usage(package: Any) -> Runner:
+    budget = package.Budget(max_tokens=10**12, max_usd=10**6)
+    record_usage = package.record_usage
 
-    @step(model="gpt-4o-mini", budget=Budget(max_tokens=10**12, max_usd=10**6))
+    @package.step(model="gpt-4o-mini", budget=budget)
     def work() -> int:
         record_usage(input_tokens=100, output_tokens=20, cost_usd=0.0001)
         return 1
@@ -88,10 +102,8 @@ def _step_with_usage() -> Callable[[int], int]:
     return run
 
 
-def _plain_step() -> Callable[[int], int]:
-    from agentsteps import step
-
-    @step
+def _plain_step(package: Any) -> Runner:
+    @package.step
     def work(x: int) -> int:
         return x + 1
 
@@ -105,14 +117,23 @@ def _plain_step() -> Callable[[int], int]:
     return run
 
 
-def worker_off(rounds: int, chunk_ms: float) -> None:
-    """One process of question 1: no SDK; print per-call ns of the two steps as JSON."""
-    result = _rounds({"plain": _plain_step(), "usage": _step_with_usage()}, rounds, chunk_ms * 1e6)
-    print(json.dumps(result))
+def worker_off(rounds: int, chunk_ms: float, baseline: str) -> dict[str, Any]:
+    """Question 1: this tree's steps and the baseline's, side by side, no SDK anywhere."""
+    import agentsteps
+
+    sys.path.insert(0, baseline)
+    base = importlib.import_module("agentsteps_base")
+    variants = {
+        "plain": _plain_step(agentsteps),
+        "plain@base": _plain_step(base),
+        "usage": _step_with_usage(agentsteps),
+        "usage@base": _step_with_usage(base),
+    }
+    return _rounds(variants, rounds, chunk_ms * 1e6)
 
 
-def worker_meter(rounds: int, chunk_ms: float) -> None:
-    """Question 2, in one process: steps with and without a meter provider, and one span."""
+def worker_meter(rounds: int, chunk_ms: float) -> dict[str, Any]:
+    """Question 2: steps with and without a meter provider, one span, a bare loop."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -143,13 +164,11 @@ def worker_meter(rounds: int, chunk_ms: float) -> None:
             pass
         return _perf() - t0
 
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    set_meter_provider(meter_provider)
+    set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
     instruments = STATE.instruments  # created once; switched on and off per chunk below
     set_meter_provider(None)
-    plain, usage = _plain_step(), _step_with_usage()
 
-    def with_meter(run: Callable[[int], int]) -> Callable[[int], int]:
+    def with_meter(run: Runner) -> Runner:
         def timed(n: int) -> int:
             STATE.instruments = instruments
             try:
@@ -159,110 +178,95 @@ def worker_meter(rounds: int, chunk_ms: float) -> None:
 
         return timed
 
-    agentsteps.configure(meter_provider=None)
-    result = _rounds(
-        {
-            "bare": bare,
-            "span": span,
-            "plain": plain,
-            "plain+meter": with_meter(plain),
-            "usage": usage,
-            "usage+meter": with_meter(usage),
-        },
-        rounds,
-        chunk_ms * 1e6,
-    )
-    print(json.dumps(result))
+    plain, usage = _plain_step(agentsteps), _step_with_usage(agentsteps)
+    variants = {
+        "bare": bare,
+        "span": span,
+        "plain": plain,
+        "plain+meter": with_meter(plain),
+        "usage": usage,
+        "usage+meter": with_meter(usage),
+    }
+    return _rounds(variants, rounds, chunk_ms * 1e6)
 
 
 # -- the driver --------------------------------------------------------------------------
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def _export_tree(ref: str, into: Path) -> Path:
+    """The baseline's ``agentsteps`` package as ``into/agentsteps_base``; returns ``into``."""
     archive = into / "tree.tar"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", "-o", str(archive), ref, "agentsteps"],
-        check=True,
-    )
+    _git("archive", "--format=tar", "-o", str(archive), ref, "agentsteps")
     with tarfile.open(archive) as tar:
-        tar.extractall(into / "tree", filter="data")
-    return into / "tree"
+        tar.extractall(into / "x", filter="data")
+    (into / "x" / "agentsteps").rename(into / "agentsteps_base")
+    return into
 
 
-def _run_worker(tree: Path, which: str, rounds: int, chunk_ms: float) -> dict[str, list[float]]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    for name in list(env):
-        if name.startswith("OTEL_"):
-            del env[name]
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", which, "--rounds", str(rounds),
-         "--chunk-ms", str(chunk_ms)],
-        env=env, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+def _run_worker(which: str, rounds: int, chunk_ms: float, baseline: Path | None = None) -> Any:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
+    env["PYTHONPATH"] = str(ROOT)
+    command = [sys.executable, __file__, "--worker", which, "--rounds", str(rounds)]
+    command += ["--chunk-ms", str(chunk_ms)]
+    if baseline is not None:
+        command += ["--baseline-dir", str(baseline)]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def _median_ratio(a: list[float], b: list[float]) -> float:
-    return statistics.median(x / y for x, y in zip(a, b, strict=False))
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--baseline", help="git ref of 'today' (default: where this branch left main)"
-    )
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--baseline", help="git ref of 'today' (default: merge-base with main)")
     parser.add_argument("--quick", action="store_true", help="a few rounds: a smoke run")
-    parser.add_argument("--worker", choices=("off", "meter"), help=argparse.SUPPRESS)
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--chunk-ms", type=float, default=2.0)
+    parser.add_argument("--worker", choices=("off", "meter"), help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "off":
-        worker_off(args.rounds, args.chunk_ms)
+        print(json.dumps(worker_off(args.rounds, args.chunk_ms, args.baseline_dir)))
         return
     if args.worker == "meter":
-        worker_meter(args.rounds, args.chunk_ms)
+        print(json.dumps(worker_meter(args.rounds, args.chunk_ms)))
         return
-    if args.baseline is None:
-        args.baseline = subprocess.run(
-            ["git", "-C", str(ROOT), "merge-base", "HEAD", "main"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    rounds, chunk_ms, procs = (3, 0.5, 2) if args.quick else (args.rounds, args.chunk_ms, 6)
+    baseline = args.baseline or _git("merge-base", "HEAD", "main")
+    rounds, chunk_ms = (4, 0.5) if args.quick else (args.rounds, args.chunk_ms)
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        baseline = _export_tree(args.baseline, Path(tmp))
-        ours: dict[str, list[float]] = {"plain": [], "usage": []}
-        theirs: dict[str, list[float]] = {"plain": [], "usage": []}
-        for _ in range(procs):  # alternate processes: drift hits both trees
-            for target, tree in ((ours, ROOT), (theirs, baseline)):
-                for key, values in _run_worker(tree, "off", rounds, chunk_ms).items():
-                    target[key].extend(values)
-    meter = _run_worker(ROOT, "meter", rounds * 2, chunk_ms)
-    rev = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    base = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", args.baseline],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    span = [s - b for s, b in zip(meter["span"], meter["bare"], strict=True)]
-    print(f"tree {rev} vs baseline {args.baseline} ({base}); python {sys.version.split()[0]}")
-    print(f"load average {os.getloadavg()[0]:.2f}; rounds {rounds}, chunk {chunk_ms} ms")
-    print("\n1. no meter provider, no SDK: this tree / baseline (median per-call ns)")
+        off = _run_worker("off", rounds, chunk_ms, _export_tree(baseline, Path(tmp)))
+    meter = _run_worker("meter", rounds, chunk_ms)
+    print(f"tree {_git('rev-parse', '--short', 'HEAD')} (+ uncommitted changes, if any)")
+    print(f"baseline {_git('rev-parse', '--short', baseline)}; python {sys.version.split()[0]}")
+    print(f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after; {rounds} rounds")
+    print("\n1. no meter provider, no SDK: this tree / baseline")
+    print(f"   undisturbed rounds: {off['clean']} of {off['rounds']}")
+    times = off["per_call"]
     for key in ("plain", "usage"):
-        a, b = statistics.median(ours[key]), statistics.median(theirs[key])
-        print(f"   {key:6} {a:8.0f} ns vs {b:8.0f} ns  ratio {a / b:.3f}x")
+        a, b = statistics.median(times[key]), statistics.median(times[key + "@base"])
+        ratio = _median_ratio(times[key], times[key + "@base"])
+        print(f"   {key:6} {a:7.0f} ns vs {b:7.0f} ns: {ratio:.3f}x")
     print("\n2. meter provider configured: added ns per step, and as a ratio to one span")
+    print(f"   undisturbed rounds: {meter['clean']} of {meter['rounds']}")
+    times = meter["per_call"]
+    span = [s - b for s, b in zip(times["span"], times["bare"], strict=True)]
     print(f"   one span (raw start_as_current_span, SDK): {statistics.median(span):.0f} ns")
     for key in ("plain", "usage"):
-        added = [m - o for m, o in zip(meter[f"{key}+meter"], meter[key], strict=True)]
-        ratios = [x / s for x, s in zip(added, span, strict=True)]
-        before, after = statistics.median(meter[key]), statistics.median(meter[key + "+meter"])
+        added = [m - o for m, o in zip(times[key + "+meter"], times[key], strict=True)]
+        ratio = statistics.median(x / s for x, s in zip(added, span, strict=True))
+        before, after = statistics.median(times[key]), statistics.median(times[key + "+meter"])
         print(
-            f"   {key:6} {before:7.0f} -> {after:7.0f} ns: +{statistics.median(added):.0f} ns"
-            f" = {statistics.median(ratios):.2f}x a span"
+            f"   {key:6} {before:7.0f} -> {after:7.0f} ns: "
+            f"{statistics.median(added):+.0f} ns = {ratio:.2f}x a span"
         )
 
 
