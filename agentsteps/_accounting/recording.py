@@ -148,11 +148,7 @@ def record_usage(
                     raise error
             unpriced = calls
     instruments = (
-        get_instruments()
-        if _METRICS.instruments is not None
-        or _METER_API._METER_PROVIDER is not None
-        or _METRICS.env_provider
-        else None
+        get_instruments() if _METRICS.maybe or _METER_API._METER_PROVIDER is not None else None
     )
     if instruments is not None or get_tracer() is not None:
         # Visible to backends as a model call (before the charge, which may raise).
@@ -286,9 +282,7 @@ def charge(
             if model is not None:
                 own.last_model = model
             if (  # get_instruments' fast "no meter provider" test, inlined (see lifecycle)
-                _METRICS.instruments is not None
-                or _METER_API._METER_PROVIDER is not None
-                or _METRICS.env_provider
+                _METRICS.maybe or _METER_API._METER_PROVIDER is not None
             ) and get_instruments() is not None:
                 # What the step spent, by model: its spend metrics, emitted at its end.
                 note_spend(frame._step, model, inp, out, nanos, calls)

@@ -448,11 +448,7 @@ def _end(
             # outcome and its record must not depend on telemetry.
             logger.warning("could not end the span of %r", frame._defn.name, exc_info=True)
     # The fast "no meter provider" test of get_instruments, inlined: a call costs more.
-    if is_step and (
-        _METRICS.instruments is not None
-        or _METER_API._METER_PROVIDER is not None
-        or _METRICS.env_provider
-    ):
+    if is_step and (_METRICS.maybe or _METER_API._METER_PROVIDER is not None):
         instruments = get_instruments()
         if instruments is not None:
             try:

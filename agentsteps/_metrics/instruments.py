@@ -144,7 +144,14 @@ class Instruments:
 
 
 class _State:
-    __slots__ = ("env_provider", "global_instruments", "global_provider", "instruments", "lock")
+    __slots__ = (
+        "env_provider",
+        "global_instruments",
+        "global_provider",
+        "instruments",
+        "lock",
+        "maybe",
+    )
 
     def __init__(self) -> None:
         # Set by configure(meter_provider=...): used instead of the global provider.
@@ -154,6 +161,9 @@ class _State:
         self.global_instruments: Instruments | None = None
         # OTEL_PYTHON_METER_PROVIDER names a provider the API loads on first use.
         self.env_provider = "OTEL_PYTHON_METER_PROVIDER" in os.environ
+        # Whether metrics may be on without a global provider: configured, or named by the
+        # environment. The hot path tests this and the API's global slot, and nothing else.
+        self.maybe = self.env_provider
         self.lock = threading.Lock()
 
 
@@ -208,14 +218,15 @@ def set_meter_provider(provider: MeterProvider | None) -> None:
     """Use ``provider`` for agentsteps' metrics (``None``: the global one). See `configure`."""
     with STATE.lock:
         STATE.instruments = None if provider is None else _instruments_of(provider)
+        STATE.maybe = STATE.instruments is not None or STATE.env_provider
         STATE.global_provider = None
         STATE.global_instruments = None
 
 
 def reset_metrics() -> None:
     """Back to the global meter provider, and no shared-budget sources (`reset_defaults`)."""
-    set_meter_provider(None)
     STATE.env_provider = "OTEL_PYTHON_METER_PROVIDER" in os.environ
+    set_meter_provider(None)
     with _SHARED_LOCK:
         _SHARED_SOURCES.clear()
 
