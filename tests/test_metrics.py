@@ -251,7 +251,11 @@ def test_configure_metrics_console(
     handle = configure_metrics("console", export_interval=60)
     try:
         assert handle.enabled and not handle.installed_global
+        assert M.STATE.provider is handle.meter_provider
         agent()
+        handle.shutdown()
+        # agentsteps no longer records into the provider that was shut down.
+        assert M.STATE.provider is None
     finally:
         handle.shutdown()
         agentsteps.reset_defaults()

@@ -151,10 +151,12 @@ class _State:
         "instruments",
         "lock",
         "maybe",
+        "provider",
     )
 
     def __init__(self) -> None:
         # Set by configure(meter_provider=...): used instead of the global provider.
+        self.provider: MeterProvider | None = None
         self.instruments: Instruments | None = None
         # Cache for the global provider case: the provider we last saw and its instruments.
         self.global_provider: object = None
@@ -217,6 +219,7 @@ def _instruments_of(provider: object) -> Instruments | None:
 def set_meter_provider(provider: MeterProvider | None) -> None:
     """Use ``provider`` for agentsteps' metrics (``None``: the global one). See `configure`."""
     with STATE.lock:
+        STATE.provider = provider
         STATE.instruments = None if provider is None else _instruments_of(provider)
         STATE.maybe = STATE.instruments is not None or STATE.env_provider
         STATE.global_provider = None

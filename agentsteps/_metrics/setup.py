@@ -178,6 +178,12 @@ class MetricsHandle:
                 return
             self._shut_down = True
         atexit.unregister(self.shutdown)
+        if self.meter_provider is not None and not self.installed_global:
+            # agentsteps was told to use this provider: stop it recording into a dead one.
+            from .instruments import STATE
+
+            if STATE.provider is self.meter_provider:
+                configure(meter_provider=None)
         if self.meter_provider is not None:
             self.meter_provider.shutdown()
         if self._server is not None:
