@@ -10,8 +10,13 @@ import runpy
 import sys
 from pathlib import Path
 
-runpy.run_path(
-    str(Path(__file__).parent.parent / "examples" / "code_review.py"), run_name="__main__"
-)
-print("READY", flush=True)
-sys.stdin.readline()
+
+def main() -> None:
+    example = Path(__file__).parent.parent / "examples" / "code_review.py"
+    runpy.run_path(str(example), run_name="__main__")
+    print("READY", flush=True)
+    sys.stdin.readline()
+
+
+if __name__ == "__main__":
+    main()
