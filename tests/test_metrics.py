@@ -199,10 +199,21 @@ def test_a_failing_reader_does_not_break_the_step(
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("reader down")
 
-    monkeypatch.setattr(instruments, "cost", type("C", (), {"add": staticmethod(boom)})())
+    monkeypatch.setattr(instruments, "utilization", type("H", (), {"record": staticmethod(boom)})())
     with caplog.at_level(logging.WARNING, logger="agentsteps"):
+        assert small() is None  # skipped by its boundary, as without metrics
+    assert "could not record the metrics of 'small'" in caplog.text
+
+
+def test_spend_totals_are_exact_and_cumulative(reader: InMemoryMetricReader) -> None:
+    """The cost is the sum of integer nano-dollars, and each collection reports the total."""
+    for _ in range(3):
         big()
-    assert "could not record the metrics of 'big'" in caplog.text
+    first = total(reader, M.COST)
+    assert first == 3 * 500_270_000 / 1e9  # gpt-4o-mini: $0.15/$0.60 per M, + $0.5 given
+    assert total(reader, M.COST) == first  # read again, nothing new: the same total
+    big()
+    assert total(reader, M.LLM_CALLS) == 8
 
 
 def test_configure_refuses_a_non_provider() -> None:

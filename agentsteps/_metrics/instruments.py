@@ -11,9 +11,10 @@ Two families:
 - the OpenTelemetry GenAI conventions' client metrics, one point per model call
   agentsteps sees (an `llm_call`, a `record_usage` made outside one):
   ``gen_ai.client.token.usage`` and ``gen_ai.client.operation.duration``;
-- agentsteps' own spend metrics, emitted when a step ends, by step, persona, model and the
-  step's status: ``agentsteps.cost``, ``agentsteps.tokens``, ``agentsteps.llm_calls``,
-  ``agentsteps.budget.exhausted`` and ``agentsteps.budget.utilization``.
+- agentsteps' own spend metrics, added up when a step ends, by step, persona, model and
+  the step's status: ``agentsteps.cost``, ``agentsteps.tokens``, ``agentsteps.llm_calls``,
+  ``agentsteps.budget.exhausted`` (asynchronous counters over running totals kept here,
+  read when the reader collects) and ``agentsteps.budget.utilization`` (a histogram).
 
 Attribute values are names only (step, persona, model, provider, limit, boundary,
 status), never arguments or ids, so the number of series stays bounded.
@@ -96,13 +97,24 @@ class Instruments:
         "cost",
         "duration",
         "exhausted",
+        "exhaustions",
+        "lock",
         "shared",
+        "spend",
         "token_usage",
         "tokens",
         "utilization",
     )
 
     def __init__(self, meter: Meter) -> None:
+        # The spend counters are asynchronous: a step's end adds to these running totals
+        # (a dict update), and the reader reads them when it collects. A synchronous
+        # counter would cost a measurement (about half a span in the SDK) per figure.
+        self.lock = threading.Lock()
+        # (step, persona, model, status) -> [nano-dollars, input, output, calls]
+        self.spend: dict[tuple[str, str | None, str | None, str], list[int]] = {}
+        # (step, limit, boundary) -> exhaustions
+        self.exhaustions: dict[tuple[str, str, str], int] = {}
         self.token_usage = meter.create_histogram(
             GEN_AI_TOKEN_USAGE,
             unit="{token}",
@@ -115,17 +127,27 @@ class Instruments:
             description="GenAI operation duration.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self.cost = meter.create_counter(
-            COST, unit="USD", description="What model calls cost, in US dollars."
+        self.cost = meter.create_observable_counter(
+            COST,
+            callbacks=[self._observe_cost],
+            unit="USD",
+            description="What model calls cost, in US dollars.",
         )
-        self.tokens = meter.create_counter(
-            TOKENS, unit="{token}", description="Input and output tokens of model calls."
+        self.tokens = meter.create_observable_counter(
+            TOKENS,
+            callbacks=[self._observe_tokens],
+            unit="{token}",
+            description="Input and output tokens of model calls.",
         )
-        self.calls = meter.create_counter(
-            LLM_CALLS, unit="{call}", description="Model calls charged to steps."
+        self.calls = meter.create_observable_counter(
+            LLM_CALLS,
+            callbacks=[self._observe_calls],
+            unit="{call}",
+            description="Model calls charged to steps.",
         )
-        self.exhausted = meter.create_counter(
+        self.exhausted = meter.create_observable_counter(
             BUDGET_EXHAUSTED,
+            callbacks=[self._observe_exhausted],
             unit="{exhaustion}",
             description="Steps whose own budget ran out, by step, limit and error boundary.",
         )
@@ -141,6 +163,43 @@ class Instruments:
             unit="USD",
             description="What each shared budget key has spent so far, across processes.",
         )
+
+    def _spend_rows(self) -> list[tuple[dict[str, Any], list[int]]]:
+        with self.lock:
+            rows = [(key, list(values)) for key, values in self.spend.items()]
+        observed = []
+        for (step, persona, model, status), values in rows:
+            attributes: dict[str, Any] = {A.STEP_NAME: step, A.STEP_STATUS: status}
+            if persona is not None:
+                attributes[A.PERSONA_NAME] = persona
+            if model is not None:
+                attributes[A.GEN_AI_RESPONSE_MODEL] = model
+            observed.append((attributes, values))
+        return observed
+
+    def _observe_cost(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(v[0] / 1_000_000_000, a) for a, v in self._spend_rows()]
+
+    def _observe_tokens(self, options: CallbackOptions) -> Iterable[Observation]:
+        observed = []
+        for attributes, values in self._spend_rows():
+            observed.append(Observation(values[1], {**attributes, TOKEN_TYPE: "input"}))
+            observed.append(Observation(values[2], {**attributes, TOKEN_TYPE: "output"}))
+        return observed
+
+    def _observe_calls(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(v[3], a) for a, v in self._spend_rows()]
+
+    def _observe_exhausted(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self.lock:
+            rows = list(self.exhaustions.items())
+        return [
+            Observation(
+                count,
+                {A.STEP_NAME: step, BUDGET_LIMIT: limit, A.STEP_ERROR_BOUNDARY: boundary},
+            )
+            for (step, limit, boundary), count in rows
+        ]
 
 
 class _State:
@@ -347,28 +406,26 @@ def step_ended(
         frame._spend = None
         items = None if spend is None else [(m, tuple(v)) for m, v in spend.items()]
         tokens, nanos, calls = ledger.input + ledger.output, ledger.nanos, ledger.calls
-    step_attributes: dict[str, Any] = {A.STEP_NAME: defn.name, A.STEP_STATUS: status.value}
+    name = defn.name
     if items:
         persona = frame._persona
-        if persona is not None:
-            step_attributes[A.PERSONA_NAME] = persona._defn.name
-        for model, (inp, out, spent, n) in items:
-            attributes = dict(step_attributes)
-            if model is not None:
-                attributes[A.GEN_AI_RESPONSE_MODEL] = model
-            instruments.cost.add(spent / 1_000_000_000, attributes)
-            instruments.tokens.add(inp, {**attributes, TOKEN_TYPE: "input"})
-            instruments.tokens.add(out, {**attributes, TOKEN_TYPE: "output"})
-            instruments.calls.add(n, attributes)
+        persona_name = None if persona is None else persona._defn.name
+        spend = instruments.spend
+        with instruments.lock:
+            for model, (inp, out, spent, n) in items:
+                key = (name, persona_name, model, status.value)
+                row = spend.get(key)
+                if row is None:
+                    spend[key] = [spent, inp, out, n]
+                else:
+                    row[0] += spent
+                    row[1] += inp
+                    row[2] += out
+                    row[3] += n
     if isinstance(exc, StepBudgetExhausted) and exc._origin is ledger:
-        instruments.exhausted.add(
-            1,
-            {
-                A.STEP_NAME: defn.name,
-                BUDGET_LIMIT: _LIMIT_NAMES.get(exc.limit, "other"),
-                A.STEP_ERROR_BOUNDARY: defn.boundary.value,
-            },
-        )
+        key2 = (name, _LIMIT_NAMES.get(exc.limit, "other"), defn.boundary.value)
+        with instruments.lock:
+            instruments.exhaustions[key2] = instruments.exhaustions.get(key2, 0) + 1
     for limit, used, cap in (
         ("max_tokens", tokens, ledger.max_tokens),
         ("max_usd", nanos, ledger.max_nanos),
@@ -376,7 +433,7 @@ def step_ended(
     ):
         if cap is not None:
             share = used / cap if cap else (0.0 if not used else float("inf"))
-            instruments.utilization.record(share, {A.STEP_NAME: defn.name, BUDGET_LIMIT: limit})
+            instruments.utilization.record(share, {A.STEP_NAME: name, BUDGET_LIMIT: limit})
 
 
 def record_recorded_call(
