@@ -271,3 +271,35 @@ def test_configure_metrics_console(
         handle.shutdown()
         agentsteps.reset_defaults()
     assert '"name": "agentsteps.cost"' in capsys.readouterr().out
+
+
+def test_threads_and_async_steps_add_up(reader: InMemoryMetricReader) -> None:
+    """Steps ending on many threads at once, and async steps: the totals are exact."""
+    import asyncio
+
+    from agentsteps import ContextThreadPoolExecutor
+
+    @step(name="sync_call", model="gpt-4o-mini")
+    def sync_call(i: int) -> None:
+        record_usage(input_tokens=i, output_tokens=1, cost_usd=0.000_001)
+
+    @step(name="async_call", model="gpt-4o-mini")
+    async def async_call(i: int) -> None:
+        await asyncio.sleep(0)
+        record_usage(input_tokens=i, output_tokens=1, cost_usd=0.000_001)
+
+    async def gather() -> None:
+        await asyncio.gather(*(async_call(i) for i in range(200)))
+
+    with ContextThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(sync_call, range(400)))
+    asyncio.run(gather())
+    assert total(reader, M.LLM_CALLS) == 600
+    assert total(reader, M.TOKENS, gen_ai__token__type="input") == sum(range(400)) + sum(range(200))
+    # Each series is its exact integer total of nano-dollars, divided once.
+    assert total(reader, M.COST, agentsteps__step__name="sync_call") == 400_000 / 1e9
+    assert total(reader, M.COST, agentsteps__step__name="async_call") == 200_000 / 1e9
+    [(attributes, _)] = [
+        (a, p) for a, p in points(reader, M.LLM_CALLS) if a["agentsteps.step.name"] == "async_call"
+    ]
+    assert attributes["agentsteps.step.status"] == "completed"
