@@ -21,6 +21,9 @@ from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .._core.lifecycle import exhaustion_error
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
+from .._metrics.instruments import _API as _METER_API
+from .._metrics.instruments import STATE as _METRICS
+from .._metrics.instruments import get_instruments, note_spend, record_recorded_call
 from ..exceptions import UnpricedModelError
 from .budget import INT64_MAX, MAX_USD, shown, usd_to_nanos
 from .pricing import price_usage
@@ -163,10 +166,14 @@ def record_usage(
                 if error is not None:
                     raise error
             unpriced = calls
-    if get_tracer() is not None:
+    instruments = (
+        get_instruments() if _METRICS.maybe or _METER_API._METER_PROVIDER is not None else None
+    )
+    if instruments is not None or get_tracer() is not None:
         # Visible to backends as a model call (before the charge, which may raise).
         counts = (inp, out, cread, cwrite, reason)
-        _model_call_span(frame, model, provider, counts, nanos, source)
+        if _model_call_span(frame, model, provider, counts, nanos, source) and instruments:
+            record_recorded_call(instruments, model, provider, inp, out)
     charge(frame, model, inp, out, cread, cwrite, reason, nanos, calls, unpriced)
 
 
@@ -177,19 +184,28 @@ def _model_call_span(
     counts: tuple[int, int, int, int, int],
     nanos: int,
     source: str,
-) -> None:
+) -> bool:
     """
     Show a recorded call to backends: on the open `llm_call`'s span when the record is
     made inside one (a second span there would make two model calls of one request), else
     as a zero-duration span of its own.
+
+    Returns whether the record is a model call of its own for the metrics too: one made
+    inside an open `llm_call` is counted in that call's points when the call ends.
     """
     from .._llm.call import CALL  # here: the model-call modules import this one
     from .._llm.spans import emit_record_span
 
     call = CALL.get()
-    if call is not None and call._frame is frame and call._attach(counts, nanos, source):
-        return
-    emit_record_span(model, provider, counts, nanos, source)
+    if call is not None and call._frame is frame:
+        if call._attach(counts, nanos, source):
+            return False
+        inside = call._open()
+    else:
+        inside = False
+    if get_tracer() is not None:
+        emit_record_span(model, provider, counts, nanos, source)
+    return not inside
 
 
 def unpriced_error(
@@ -293,6 +309,11 @@ def charge(
             own.self_unpriced += unpriced
             if model is not None:
                 own.last_model = model
+            if (  # get_instruments' fast "no meter provider" test, inlined (see lifecycle)
+                _METRICS.maybe or _METER_API._METER_PROVIDER is not None
+            ) and get_instruments() is not None:
+                # What the step spent, by model: its spend metrics, emitted at its end.
+                note_spend(frame._step, model, inp, out, nanos, calls)
         f: ActiveStep | ActivePersona | None = frame
         while f is not None:
             led = f._ledger

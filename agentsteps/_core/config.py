@@ -11,9 +11,11 @@ import os
 import re
 
 from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Tracer, TracerProvider
 
 from .._hooks.registry import clear_hooks
+from .._metrics.instruments import reset_metrics, set_meter_provider
 from .._version import __version__
 from .telemetry_log import reset_telemetry_log
 
@@ -61,6 +63,7 @@ def configure(
     tracer_provider: TracerProvider | object | None = _UNSET,
     strict_hooks: bool | object = _UNSET,
     unpriced: str | object = _UNSET,
+    meter_provider: MeterProvider | object | None = _UNSET,
 ) -> None:
     """
     Set process-wide options of the library.
@@ -78,6 +81,10 @@ def configure(
             never trip; ``"warn"`` charges it as $0, counts it in ``unpriced_calls`` and
             logs the model once; ``"ignore"`` does the same without the log. Without a
             dollar budget, ``"error"`` and ``"warn"`` both log once and charge $0.
+        meter_provider: The OpenTelemetry `MeterProvider` agentsteps records its metrics
+            with (docs/metrics.md). ``None`` (the default) means the global provider;
+            with none configured anywhere, no metric is recorded and a step pays one
+            cheap check.
 
     Example:
         >>> from opentelemetry.sdk.trace import TracerProvider
@@ -103,6 +110,14 @@ def configure(
         SETTINGS.early_attributes = _sampler_reads_attributes(tracer_provider)
         SETTINGS.global_provider = None
         SETTINGS.global_tracer = None
+    if meter_provider is not _UNSET:
+        if meter_provider is not None and not isinstance(meter_provider, MeterProvider):
+            msg = (
+                "configure(): 'meter_provider' must be an opentelemetry.metrics.MeterProvider "
+                f"or None (got {meter_provider!r} of type {type(meter_provider).__name__})"
+            )
+            raise TypeError(msg)
+        set_meter_provider(meter_provider)
     if strict_hooks is not _UNSET:
         if not isinstance(strict_hooks, bool):
             msg = f"configure(): 'strict_hooks' must be a bool (got {strict_hooks!r})"
@@ -124,7 +139,7 @@ def configure(
 def reset_defaults() -> None:
     """
     Put every process-wide option back to its default (tests call this between cases):
-    the tracer provider, strict hooks, what unpriced usage does, registered prices and
+    the tracer and meter providers, strict hooks, what unpriced usage does, registered prices and
     registered hooks.
 
     .. versionadded:: 0.1.0
@@ -134,6 +149,7 @@ def reset_defaults() -> None:
     )  # here, not at the top: pricing is optional weight
 
     SETTINGS.__init__()  # type: ignore[misc]
+    reset_metrics()
     reset_pricing()
     clear_hooks()
     reset_telemetry_log()

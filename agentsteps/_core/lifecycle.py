@@ -33,6 +33,9 @@ from .._accounting.budget import ErrorBoundary
 from .._accounting.usage import LEDGER_LOCK, Ledger
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
+from .._metrics.instruments import _API as _METER_API
+from .._metrics.instruments import STATE as _METRICS
+from .._metrics.instruments import get_instruments, step_ended
 from ..exceptions import StepBudgetExhausted, StepEscalated
 from . import attributes as A
 from .config import SETTINGS, get_tracer
@@ -520,6 +523,15 @@ def _end(
                 # step's outcome and its record must not depend on telemetry.
                 log_telemetry_failure("end", f"the span of {frame._defn.name!r}")
         done = 1
+        # The fast "no meter provider" test of get_instruments, inlined: a call costs more.
+        if is_step and (_METRICS.maybe or _METER_API._METER_PROVIDER is not None):
+            instruments = get_instruments()
+            if instruments is not None:
+                try:
+                    step_ended(instruments, frame, status, exc)
+                except Exception:
+                    # A metric reader or view raised: the step's outcome must not depend on it.
+                    log_telemetry_failure("record", f"the metrics of {frame._defn.name!r}")
         if run is not None:
             record = _record(frame, status, exc, is_step)
             _add(run, record, is_step)

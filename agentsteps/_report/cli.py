@@ -29,6 +29,7 @@ from opentelemetry.trace import Status, StatusCode
 from .._core import attributes as A
 from .._core.locks import new_lock
 from .._core.records import Run, run
+from .._metrics.setup import MetricsHandle, configure_metrics, metrics_exporter_from_env
 from .._tracing.jsonl import span_to_dict
 from .._tracing.setup import configure_tracing
 from .._version import __version__
@@ -79,6 +80,9 @@ otherwise). When OTEL_TRACES_EXPORTER is set, or OTEL_EXPORTER_OTLP_ENDPOINT /
 OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is, spans go where they say instead (OTLP needs
 pip install 'agentsteps[otlp]'). OTEL_SDK_DISABLED=true turns tracing off; the report is
 still printed, from the records of the run.
+
+metrics: exported when OTEL_METRICS_EXPORTER (otlp, prometheus, console) or an OTLP endpoint
+variable is set, with the spans, once more at exit (docs/metrics.md).
 
 The report goes to stderr (or --output), so the script's stdout stays its own.
 
@@ -221,6 +225,14 @@ def _exporter_from_env() -> str:
     return "jsonl"
 
 
+def _configure_metrics(resource: Resource) -> MetricsHandle | None:
+    """Metrics where the standard variables ask for them (none unless they do)."""
+    exporter = metrics_exporter_from_env()
+    if exporter is None:
+        return None
+    return configure_metrics(exporter, resource=resource)  # type: ignore[arg-type]
+
+
 def _install_global(provider: TracerProvider) -> None:
     """Make ``provider`` the global one if nothing was, so instrumented libraries use it."""
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
@@ -260,6 +272,12 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ModuleNotFoundError, RuntimeError) as exc:
         msg = f"cannot set up tracing: {exc}"
         raise _Fail(msg) from None
+    try:
+        metrics_handle = _configure_metrics(provider.resource)
+    except (ValueError, OSError, ModuleNotFoundError) as exc:
+        handle.shutdown()
+        msg = f"cannot set up metrics: {exc}"
+        raise _Fail(msg) from None
     collector = _CollectSpans()
     if handle.enabled:
         provider.add_span_processor(collector)
@@ -290,6 +308,8 @@ def _run(args: argparse.Namespace) -> int:
         span.end()
         handle.shutdown()
         provider.shutdown()
+        if metrics_handle is not None:
+            metrics_handle.shutdown()  # the last figures, exported with the spans
     dropped = handle.dropped_spans
     if dropped:
         # The exporter's guard logged the cause; say plainly that the trace is incomplete
