@@ -1,0 +1,310 @@
+"""
+Reading a JSONL trace file line by line into report nodes, warning about what is wrong.
+
+A report must come out of any file a crashed, hand-edited or foreign writer left: each
+damaged line or value gives a one-line warning naming its line, and the rest of the
+report is built. Only a file with no span at all is an error (`InvalidTraceError`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from .._accounting.budget import NANOS_PER_USD, Budget
+from .._accounting.usage import ZERO_USAGE, Usage
+from .._core import attributes as A
+from .node import ReportNode
+
+__all__ = ["InvalidTraceError", "Warnings", "node_from_span", "read_spans"]
+
+KIND_RUN = "run"
+KIND_PERSONA = "persona"
+KIND_STEP = "step"
+KIND_LLM_CALL = A.KIND_LLM_CALL
+KIND_OTHER = "span"
+RUN_STATUS = "agentsteps.run.status"
+
+FORMAT_VERSION = 1
+"""The JSONL line format this reader understands (the ``"v"`` of each line)."""
+
+MAX_COST_USD = 1e9
+"""A cost above this (a billion dollars for one span) is taken for a damaged value."""
+
+_REQUIRED = ("name", "span_id", "start_time_unix_nano", "end_time_unix_nano")
+_BUDGET_ERRORS = ("StepBudgetExhausted", "StepEscalated")
+
+
+class InvalidTraceError(ValueError):
+    """A file that should hold a JSONL trace does not (the message says why)."""
+
+
+class Warnings:
+    """One-line warnings, the first `keep` of them kept (a damaged file may have millions)."""
+
+    def __init__(self, keep: int = 200) -> None:
+        self.keep = keep
+        self.lines: list[str] = []
+        self.dropped = 0
+
+    def add(self, line: int | None, message: str) -> None:
+        """Note a problem found at ``line`` of the file (``None``: not tied to a line)."""
+        if len(self.lines) < self.keep:
+            self.lines.append(message if line is None else f"line {line}: {message}")
+        else:
+            self.dropped += 1
+
+    def all(self) -> list[str]:
+        """The kept warnings, with a last line counting the others."""
+        more = [f"... and {self.dropped:,} more warnings"] if self.dropped else []
+        return self.lines + more
+
+
+def read_spans(
+    path: str | os.PathLike[str], warn: Warnings, keep: Callable[[str], bool] | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """
+    Yield ``(line number, span)`` for each span line of a JSONL trace file, in one pass.
+
+    Lines that are not JSON (a writer that crashed mid-line leaves one) or not spans are
+    skipped with a warning. ``keep`` filters on the trace id before anything else is read.
+
+    Raises:
+        FileNotFoundError: There is no such file.
+        InvalidTraceError: The file holds no span at all (the message says what was found).
+    """
+    found = False
+    first_problem: str | None = None
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            problem = None
+            try:
+                data = json.loads(raw)
+            except (ValueError, RecursionError):
+                data = None
+                problem = f"line {number} is not JSON"
+            if problem is None:
+                if isinstance(data, dict) and data.get("v", FORMAT_VERSION) != FORMAT_VERSION:
+                    problem = (
+                        f"line {number} has format version {data.get('v')!r}; this agentsteps "
+                        f"reads version {FORMAT_VERSION} (a newer agentsteps wrote it?)"
+                    )
+                elif isinstance(data, dict) and all(k in data for k in _REQUIRED):
+                    found = True
+                    if keep is None or keep(str(data.get("trace_id") or "")):
+                        yield number, data
+                    continue
+                else:
+                    problem = f"line {number} is JSON but not a span (no {_missing(data)!r})"
+            first_problem = first_problem or problem
+            if not raw.endswith(b"\n"):
+                problem += " (cut short: the writer stopped mid-line?)"
+            warn.add(None, problem + "; skipped")
+    if not found:
+        why = first_problem or "the file is empty"
+        msg = f"{os.fspath(path)} is not a JSONL trace: {why}"
+        raise InvalidTraceError(msg)
+
+
+def _missing(data: object) -> str:
+    if not isinstance(data, dict):
+        return "name"
+    return next(k for k in _REQUIRED if k not in data)
+
+
+def node_from_span(data: Mapping[str, Any], line: int | None, warn: Warnings) -> ReportNode:
+    """The report node of one span dict, with damaged values replaced and warned about."""
+    raw_attributes = data.get("attributes")
+    name = data.get("name")
+    if not isinstance(raw_attributes, dict):
+        if raw_attributes is not None:
+            warn.add(
+                line,
+                f"span {name!r}: attributes are a {type(raw_attributes).__name__}, "
+                "not an object; ignored",
+            )
+        raw_attributes = {}
+    attributes: dict[str, Any] = raw_attributes
+    kind = attributes.get(A.KIND)
+    if kind is None:
+        # Step and persona spans carry no agentsteps.kind (one attribute less per span on
+        # the hot path): their own name attributes say what they are.
+        if A.STEP_NAME in attributes:
+            kind = KIND_STEP
+        elif A.PERSONA_NAME in attributes:
+            kind = KIND_PERSONA
+    if kind not in (KIND_RUN, KIND_PERSONA, KIND_STEP, KIND_LLM_CALL):
+        kind = KIND_OTHER
+    status_obj = data.get("status")
+    span_status: Mapping[str, Any] = status_obj if isinstance(status_obj, dict) else {}
+    if kind == KIND_STEP:
+        name = attributes.get(A.STEP_NAME, name)
+        status = attributes.get(A.STEP_STATUS)
+    elif kind == KIND_PERSONA:
+        name = attributes.get(A.PERSONA_NAME, name)
+        status = attributes.get(A.PERSONA_STATUS)
+    else:
+        status = attributes.get(RUN_STATUS)
+        if status is None and kind != KIND_RUN and span_status.get("code") == "ERROR":
+            status = "failed"
+    name = str(name)
+    bad: list[str] = []
+    subtree = _usage(attributes, A.SUBTREE_USAGE, bad)
+    if subtree == ZERO_USAGE:
+        subtree = _gen_ai_usage(attributes, kind, bad)
+    self_usage = _usage(attributes, A.SELF_USAGE, bad) if kind == KIND_STEP else ZERO_USAGE
+    if bad:
+        warn.add(line, f"span {name!r}: {', '.join(sorted(set(bad)))}; counted as 0")
+    start, end = _times(data, name, line, warn)
+    model = attributes.get(A.GEN_AI_RESPONSE_MODEL) or attributes.get(A.GEN_AI_REQUEST_MODEL)
+    error = _error(data, span_status) if status not in (None, "completed") else None
+    if kind == KIND_LLM_CALL and status == "failed" and error and _is_budget_stop(error):
+        # The call itself succeeded; its step's budget boundary stopped the step.
+        status = "stopped"
+    return ReportNode(
+        kind=str(kind),
+        name=name,
+        status=None if status is None else str(status),
+        model=None if model is None else str(model),
+        usage=subtree,
+        self_usage=self_usage,
+        budget=_budget(attributes) if kind == KIND_STEP else None,
+        start_ns=start,
+        end_ns=end,
+        error=error,
+        span_id=_id(data.get("span_id")),
+        parent_span_id=_id(data.get("parent_span_id")),
+        trace_id=_id(data.get("trace_id")),
+        attributes=attributes,
+        line=line,
+    )
+
+
+def _is_budget_stop(error: str) -> bool:
+    kind = error.partition(":")[0].rsplit(".", 1)[-1]
+    return kind in _BUDGET_ERRORS
+
+
+def _id(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _times(data: Mapping[str, Any], name: str, line: int | None, warn: Warnings) -> tuple[int, int]:
+    start, end = data.get("start_time_unix_nano"), data.get("end_time_unix_nano")
+    good_start, good_end = _is_time(start), _is_time(end)
+    if not (good_start and good_end):
+        which = "start_time_unix_nano" if not good_start else "end_time_unix_nano"
+        value = start if not good_start else end
+        warn.add(
+            line,
+            f"span {name!r}: {which} is {value!r}, not a time in nanoseconds; "
+            "its duration is taken as 0",
+        )
+        when = start if good_start else end if good_end else 0
+        assert isinstance(when, int)
+        return when, when
+    assert isinstance(start, int)
+    assert isinstance(end, int)
+    if end < start:
+        warn.add(
+            line,
+            f"span {name!r} ends {(start - end) / 1e9:.3f}s before it starts; "
+            "its duration is taken as 0",
+        )
+        end = start
+    return start, end
+
+
+def _is_time(value: object) -> bool:
+    return type(value) is int and 0 <= value < 2**63
+
+
+def _int(value: object, name: str, bad: list[str]) -> int:
+    if value is None:
+        return 0
+    if type(value) is int and value >= 0:
+        return value
+    bad.append(f"{name} is {value!r}")
+    return 0
+
+
+def _cost_nanos(value: object, name: str, bad: list[str]) -> int:
+    if value is None:
+        return 0
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= MAX_COST_USD
+    ):
+        return round(value * NANOS_PER_USD)
+    bad.append(f"{name} is {value!r}, not a cost in dollars")
+    return 0
+
+
+def _usage(attributes: Mapping[str, Any], names: Mapping[str, str], bad: list[str]) -> Usage:
+    def get(field: str) -> int:
+        return _int(attributes.get(names[field]), names[field], bad)
+
+    return Usage(
+        input_tokens=get("input_tokens"),
+        output_tokens=get("output_tokens"),
+        cache_read_tokens=get("cache_read_tokens"),
+        cache_write_tokens=get("cache_write_tokens"),
+        reasoning_tokens=get("reasoning_tokens"),
+        llm_calls=get("llm_calls"),
+        unpriced_calls=get("unpriced_calls"),
+        cost_nano_usd=_cost_nanos(attributes.get(names["cost_usd"]), names["cost_usd"], bad),
+    )
+
+
+def _gen_ai_usage(attributes: Mapping[str, Any], kind: str, bad: list[str]) -> Usage:
+    """Usage of a span that carries the GenAI convention attributes (a model call)."""
+    inp = _int(attributes.get(A.GEN_AI_USAGE_INPUT_TOKENS), A.GEN_AI_USAGE_INPUT_TOKENS, bad)
+    out = _int(attributes.get(A.GEN_AI_USAGE_OUTPUT_TOKENS), A.GEN_AI_USAGE_OUTPUT_TOKENS, bad)
+    if kind != KIND_LLM_CALL and not (inp or out):
+        return ZERO_USAGE
+    cache_read = A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+    cache_write = A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
+    reasoning = A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
+    return Usage(
+        input_tokens=inp,
+        output_tokens=out,
+        cache_read_tokens=_int(attributes.get(cache_read), cache_read, bad),
+        cache_write_tokens=_int(attributes.get(cache_write), cache_write, bad),
+        reasoning_tokens=_int(attributes.get(reasoning), reasoning, bad),
+        llm_calls=1 if kind == KIND_LLM_CALL else 0,
+        cost_nano_usd=_cost_nanos(attributes.get(A.LLM_CALL_COST_USD), A.LLM_CALL_COST_USD, bad),
+    )
+
+
+def _budget(attributes: Mapping[str, Any]) -> Budget | None:
+    tokens = attributes.get(A.BUDGET_MAX_TOKENS)
+    usd = attributes.get(A.BUDGET_MAX_USD)
+    calls = attributes.get(A.BUDGET_MAX_LLM_CALLS)
+    if tokens is None and usd is None and calls is None:
+        return None
+    try:
+        return Budget(max_tokens=tokens, max_usd=usd, max_llm_calls=calls)
+    except (TypeError, ValueError, OverflowError):  # a hand-edited file: show no budget
+        return None
+
+
+def _error(data: Mapping[str, Any], status: Mapping[str, Any]) -> str | None:
+    events = data.get("events")
+    for event in events if isinstance(events, list) else ():
+        if not isinstance(event, dict):
+            continue
+        found = event.get("attributes")
+        attrs_ = found if isinstance(found, dict) else {}
+        if event.get("name") in (A.EVENT_BUDGET_EXHAUSTED, "exception"):
+            kind, message = attrs_.get("exception.type"), attrs_.get("exception.message")
+            if kind:
+                return f"{kind}: {message}" if message else str(kind)
+    description = status.get("description")
+    return None if not description else str(description)
