@@ -325,11 +325,17 @@ GOLDEN_SPANS[2]["events"] = [
 GOLDEN_TEXT = """\
 agentsteps report: 1 persona, 2 steps (1 completed, 1 skipped), 3 LLM calls, 1,500 tokens, $0.0123, 2.50s
 
+by model       steps  calls  tokens  cached     cost
+scripted-pro       1      1     300       -  $0.0100
+scripted-mini      1      2   1,200     800  $0.0023
+by persona     steps  calls  tokens  cached     cost
+reviewer           2      3   1,500     800  $0.0123
+
 name                status     model             in  out  cached     cost  calls  budget   time
 -----------------------------------------------------------------------------------------------
 reviewer (persona)  completed                 1,200  300     800  $0.0123      3          2.50s
 ├─ review           completed  scripted-mini  1,000  200     800  $0.0023      2     60%  1.50s
-└─ summarize        skipped    scripted-pro     200  100       -  $0.0100      1    200%  900ms
+└─ summarize        skipped    scripted-pro     200  100       -  $0.0100      1   200%!  900ms
 -----------------------------------------------------------------------------------------------
 total                                         1,200  300     800  $0.0123      3          2.50s
 
@@ -342,7 +348,8 @@ class TestRenderText:
     """The plain-text renderer."""
 
     def test_golden(self) -> None:
-        """Headline, aligned table with the tree in its first column, totals and notes."""
+        """Headline, spending by model and persona, the table with the tree in its first
+        column (over-budget marked with '!'), totals and notes."""
         assert render_text(RunReport.from_spans(GOLDEN_SPANS)) == GOLDEN_TEXT
 
     def test_ascii_guides(self) -> None:
@@ -368,7 +375,7 @@ class TestRenderText:
     def test_long_names_are_cut(self) -> None:
         """A very long step name is shortened so the table stays readable."""
         report = RunReport.from_spans([_span("x" * 80, "1", None)])
-        first_row = render_text(report).splitlines()[4]
+        first_row = render_text(report).splitlines()[-3]
         assert first_row.startswith("x" * 47 + "…")
 
     @pytest.mark.parametrize(
@@ -424,16 +431,20 @@ class TestWriteReport:
         assert "└─ summarize" in plain
         assert "summarize skipped: StepBudgetExhausted" in plain
 
-    def test_rich_never_squeezes_figures(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """On a terminal narrower than the table, no figure is cut to an ellipsis."""
+    def test_rich_fits_a_narrow_terminal(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """On a narrow terminal, columns are dropped (not figures squeezed): every line fits.
+
+        (This replaces the old behaviour, which kept the table's natural width and let
+        the terminal wrap every row: issue 16.)"""
         pytest.importorskip("rich")
         monkeypatch.delenv("NO_COLOR", raising=False)
         monkeypatch.setenv("COLUMNS", "40")
         out = _Tty()
         write_report(RunReport.from_spans(GOLDEN_SPANS), out)
         plain = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
-        assert "…" not in plain
-        assert "scripted-mini  1,000  200     800  $0.0023      2     60%  1.50s" in plain
+        assert max(len(line) for line in plain.splitlines()) <= 40
+        assert "├─ review         $0.0023     60%  1.50s" in plain
+        assert "└─ summarize      $0.0100   200%!  900ms" in plain
 
     def test_no_color_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """NO_COLOR turns colour off even on a terminal."""
