@@ -232,7 +232,7 @@ def summary(report: RunReport) -> str:
     ]
     statuses = report.statuses()
     if statuses:
-        parts[-1] += " (" + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + ")"
+        parts[-1] += " (" + ", ".join(f"{n:,} {s}" for s, n in sorted(statuses.items())) + ")"
     parts += [
         _plural(total.llm_calls, "LLM call"),
         f"{total.total_tokens:,} tokens",
