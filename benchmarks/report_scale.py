@@ -129,9 +129,7 @@ def markdown(all_results: dict[int, dict[str, Measure | float]]) -> str:
             m = all_results[n][name]
             assert isinstance(m, Measure)
             cells.append(f"{m.seconds:.2f} s, {m.rss_mb:.0f} MB")
-        target = " / ".join(
-            ([f"≤ {max_s:g} s"] if max_s is not None else []) + [f"≤ {max_mb} MB"]
-        )
+        target = " / ".join(([f"≤ {max_s:g} s"] if max_s is not None else []) + [f"≤ {max_mb} MB"])
         lines.append(f"| `agentsteps {name}` | " + " | ".join(cells) + f" | {target} |")
     trace_row = [f"{float(all_results[n]['trace_mb']):.1f} MB" for n in sizes]
     page_row = [f"{float(all_results[n]['page_mb']) * 1000:.0f} KB" for n in sizes]

@@ -457,6 +457,7 @@ _PAGE = r"""<!DOCTYPE html>
       var badge = el("span", "badge", s.status);
       badge.style.background = s.color;
       li.appendChild(badge);
+      li.appendChild(document.createTextNode(" "));
       var a = el("a", null, label(s));
       a.setAttribute("href", "#row-" + s.row);
       a.addEventListener("click", function (ev) { ev.preventDefault(); show(s.row, true); });
