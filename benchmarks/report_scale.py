@@ -57,9 +57,10 @@ loop(int(sys.argv[1]))
 
 @dataclass
 class Measure:
-    """One command: wall seconds, peak RSS in MB, and what it wrote."""
+    """One command: wall and CPU seconds, peak RSS in MB, and what it wrote."""
 
     seconds: float
+    cpu_seconds: float
     rss_mb: float
     out_bytes: int
     out_lines: int
@@ -80,7 +81,8 @@ def measure(argv: list[str], cwd: Path, out: Path) -> Measure:
         msg = f"{' '.join(argv)} exited with {proc.returncode}"
         raise SystemExit(msg)
     data = out.read_bytes()
-    return Measure(seconds, usage.ru_maxrss / 1024, len(data), data.count(b"\n"))
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measure(seconds, cpu, usage.ru_maxrss / 1024, len(data), data.count(b"\n"))
 
 
 def bench(size: int, work: Path) -> dict[str, Measure | float]:
@@ -116,7 +118,9 @@ def markdown(all_results: dict[int, dict[str, Measure | float]]) -> str:
     sizes = sorted(all_results)
     lines = [
         f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared), "
-        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d', time.gmtime())}",
+        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d', time.gmtime())}; "
+        f"load average {os.getloadavg()[0]:.1f} at the end (other work shares the CPUs: the "
+        "CPU time is the steadier figure)",
         "- Loop: one persona calling one step N times, each step recording usage under a "
         "budget; the report folds the N steps into one row (`leaf ×N`).",
         "",
@@ -128,7 +132,7 @@ def markdown(all_results: dict[int, dict[str, Measure | float]]) -> str:
         for n in sizes:
             m = all_results[n][name]
             assert isinstance(m, Measure)
-            cells.append(f"{m.seconds:.2f} s, {m.rss_mb:.0f} MB")
+            cells.append(f"{m.seconds:.2f} s ({m.cpu_seconds:.2f} s CPU), {m.rss_mb:.0f} MB")
         target = " / ".join(([f"≤ {max_s:g} s"] if max_s is not None else []) + [f"≤ {max_mb} MB"])
         lines.append(f"| `agentsteps {name}` | " + " | ".join(cells) + f" | {target} |")
     trace_row = [f"{float(all_results[n]['trace_mb']):.1f} MB" for n in sizes]

@@ -78,23 +78,30 @@ def read_spans(
     """
     found = False
     first_problem: str | None = None
-    with open(path, "rb") as fh:
+    loads = json.loads
+    with open(path, "rb", buffering=1 << 20) as fh:
         for number, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
             problem = None
             try:
-                data = json.loads(raw)
+                data = loads(raw)
             except (ValueError, RecursionError):
+                if not raw.strip():
+                    continue
                 data = None
                 problem = f"line {number} is not JSON"
             if problem is None:
-                if isinstance(data, dict) and data.get("v", FORMAT_VERSION) != FORMAT_VERSION:
+                if type(data) is dict and data.get("v", FORMAT_VERSION) != FORMAT_VERSION:
                     problem = (
                         f"line {number} has format version {data.get('v')!r}; this agentsteps "
                         f"reads version {FORMAT_VERSION} (a newer agentsteps wrote it?)"
                     )
-                elif isinstance(data, dict) and all(k in data for k in _REQUIRED):
+                elif (
+                    type(data) is dict
+                    and "name" in data
+                    and "span_id" in data
+                    and "start_time_unix_nano" in data
+                    and "end_time_unix_nano" in data
+                ):
                     found = True
                     if keep is None or keep(str(data.get("trace_id") or "")):
                         yield number, data
@@ -247,20 +254,41 @@ def _cost_nanos(value: object, name: str, bad: list[str]) -> int:
     return 0
 
 
-def _usage(attributes: Mapping[str, Any], names: Mapping[str, str], bad: list[str]) -> Usage:
-    def get(field: str) -> int:
-        return _int(attributes.get(names[field]), names[field], bad)
+_INT_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "llm_calls",
+    "unpriced_calls",
+)
+_KEYS = {
+    id(names): (tuple(names[f] for f in _INT_FIELDS), names["cost_usd"])
+    for names in (A.SELF_USAGE, A.SUBTREE_USAGE)
+}
 
-    return Usage(
-        input_tokens=get("input_tokens"),
-        output_tokens=get("output_tokens"),
-        cache_read_tokens=get("cache_read_tokens"),
-        cache_write_tokens=get("cache_write_tokens"),
-        reasoning_tokens=get("reasoning_tokens"),
-        llm_calls=get("llm_calls"),
-        unpriced_calls=get("unpriced_calls"),
-        cost_nano_usd=_cost_nanos(attributes.get(names["cost_usd"]), names["cost_usd"], bad),
-    )
+
+def _usage(attributes: Mapping[str, Any], names: Mapping[str, str], bad: list[str]) -> Usage:
+    # The hot loop of a large report (a dozen lookups per span): plain loops, no helpers.
+    int_keys, cost_key = _KEYS[id(names)]
+    values = []
+    found = False
+    for key in int_keys:
+        value = attributes.get(key)
+        if value is None:
+            values.append(0)
+            continue
+        found = True
+        if type(value) is int and value >= 0:
+            values.append(value)
+        else:
+            bad.append(f"{key} is {value!r}")
+            values.append(0)
+    cost = attributes.get(cost_key)
+    if not found and cost is None:
+        return ZERO_USAGE
+    return Usage(*values, cost_nano_usd=_cost_nanos(cost, cost_key, bad))  # type: ignore[misc]
 
 
 def _gen_ai_usage(attributes: Mapping[str, Any], kind: str, bad: list[str]) -> Usage:
@@ -283,16 +311,32 @@ def _gen_ai_usage(attributes: Mapping[str, Any], kind: str, bad: list[str]) -> U
     )
 
 
+_BUDGETS: dict[tuple[object, ...], Budget | None] = {}
+
+
 def _budget(attributes: Mapping[str, Any]) -> Budget | None:
     tokens = attributes.get(A.BUDGET_MAX_TOKENS)
     usd = attributes.get(A.BUDGET_MAX_USD)
     calls = attributes.get(A.BUDGET_MAX_LLM_CALLS)
     if tokens is None and usd is None and calls is None:
         return None
+    # A loop's steps share one budget: build (and validate) it once.
+    key = (tokens, type(tokens), usd, type(usd), calls, type(calls))
     try:
-        return Budget(max_tokens=tokens, max_usd=usd, max_llm_calls=calls)
+        return _BUDGETS[key]
+    except (KeyError, TypeError):  # TypeError: a list value, unhashable
+        pass
+    try:
+        budget = Budget(max_tokens=tokens, max_usd=usd, max_llm_calls=calls)
     except (TypeError, ValueError, OverflowError):  # a hand-edited file: show no budget
-        return None
+        budget = None
+    if len(_BUDGETS) > 1024:
+        _BUDGETS.clear()
+    try:
+        _BUDGETS[key] = budget
+    except TypeError:
+        pass
+    return budget
 
 
 def _error(data: Mapping[str, Any], status: Mapping[str, Any]) -> str | None:
