@@ -122,7 +122,7 @@ def markdown(all_results: dict[int, dict[str, Measure | float]]) -> str:
         f"load average {os.getloadavg()[0]:.1f} at the end (other work shares the CPUs: the "
         "CPU time is the steadier figure)",
         "- Loop: one persona calling one step N times, each step recording usage under a "
-        "budget; the report folds the N steps into one row (`leaf ×N`).",
+        "budget; the report folds the N steps into one row (`leaf \u00d7N`).",
         "",
         "| command | " + " | ".join(f"{n:,} steps" for n in sizes) + " | target (100k) |",
         "|---|" + "---|" * len(sizes) + "---|",
