@@ -392,6 +392,11 @@ def render_json(report: RunReport) -> str:
 
 
 _END = object()
+_MAX_INDENT = 40  # levels: a deeper tree would make the output grow with depth squared
+
+
+def _indent(depth: int) -> str:
+    return "  " * min(depth, _MAX_INDENT)
 
 
 def iter_json(value: Any) -> Iterator[str]:
@@ -416,9 +421,9 @@ def iter_json(value: Any) -> Iterator[str]:
         item = next(items, _END)
         if item is _END:
             stack.pop()
-            yield "\n" + "  " * (depth - 1) + ("}" if is_dict else "]")
+            yield "\n" + _indent(depth - 1) + ("}" if is_dict else "]")
             continue
-        lead = ("\n" if first[0] else ",\n") + "  " * depth
+        lead = ("\n" if first[0] else ",\n") + _indent(depth)
         first[0] = False
         if is_dict:
             pair = cast(tuple[object, object], item)
