@@ -560,6 +560,37 @@ class TestFolding:
         assert "leaf failed: ValueError: bad input" in text
         assert report.statuses() == {"completed": 49, "failed": 1}
 
+    def test_children_arriving_after_their_parent_was_folded(self) -> None:
+        """A Run lists personas before steps: the steps of a folded persona find the fold."""
+
+        @persona(name="inner")
+        def inner() -> None:
+            detail()
+
+        @persona(name="outer")
+        def outer() -> None:
+            inner()
+            inner()
+
+        with agentsteps.run() as collected:
+            outer()
+        report = RunReport.from_run(collected)
+        assert [(d, n.name, n.count) for d, n in report.nodes] == [
+            (0, "outer", 1),
+            (1, "inner", 2),
+            (2, "detail", 2),
+        ]
+        assert report.total == collected.total
+        assert report.count("step") == 2
+
+    def test_personas_at_the_top_keep_their_own_trees(self) -> None:
+        """Two runs of one agent are two trees (as two `agentsteps run` roots are)."""
+        with agentsteps.run() as collected:
+            author()
+            author()
+        report = RunReport.from_run(collected)
+        assert [(n.name, n.count) for n in report.roots] == [("author", 1), ("author", 1)]
+
     def test_expand_keeps_every_span(self) -> None:
         """fold=False (--expand): one row per span."""
         report = RunReport.from_spans(_loop_spans(30), fold=False)

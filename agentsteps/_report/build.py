@@ -26,6 +26,7 @@ from .node import ReportNode
 __all__ = ["Forest", "fold_key", "walk_post"]
 
 KIND_RUN = "run"
+KIND_PERSONA = "persona"
 _FOLDABLE_STATUSES = (None, "completed")
 FoldKey = tuple[str, str, str | None]
 
@@ -94,6 +95,7 @@ class Forest:
             self.duplicates += 1  # a span written twice (two exporters into one file)
             return
         self._keep_top(node)
+        node.key = key
         if known is not None:
             # Children arrived first: take them over from the placeholder.
             del self._placeholders[key]
@@ -137,6 +139,8 @@ class Forest:
         while stack:
             parent, node = stack.pop()
             key = fold_key(node) if self.fold else None
+            if parent is self._root and node.kind == KIND_PERSONA:
+                key = None  # a persona at the top is one run of an agent: its own tree
             if parent.index is None:
                 parent.index = {}
             twin = None if key is None else parent.index.get(key)
@@ -152,9 +156,8 @@ class Forest:
 
     def _forward(self, node: ReportNode, twin: ReportNode) -> None:
         # A late child of a folded span must find the fold.
-        key = f"{node.trace_id}/{node.span_id}"
-        if self._nodes.get(key) is node:
-            self._nodes[key] = twin
+        if node.key is not None and self._nodes.get(node.key) is node:
+            self._nodes[node.key] = twin
 
     def _keep_top(self, node: ReportNode) -> None:
         if not self.top_n or node.kind != "step":
@@ -208,6 +211,7 @@ def sort_levels(roots: list[ReportNode]) -> None:
         node = stack.pop()
         node.index = None
         node.uf = None
+        node.key = None
         node.children.sort(key=lambda n: n.start_ns)
         stack.extend(node.children)
 
@@ -253,7 +257,7 @@ def hoist(span_roots: list[ReportNode], kinds: frozenset[str], *, fold: bool) ->
     while stack:
         node, target = stack.pop()
         if node.kind in kinds:
-            copy = attrs.evolve(node, children=[], index=None, uf=None)
+            copy = attrs.evolve(node, children=[], index=None, uf=None, key=None)
             before = len(target.children)
             forest._add_child(target, copy)
             if len(target.children) > before:
