@@ -103,9 +103,13 @@ class _CollectSpans(SpanProcessor):
         self.last_trace_id: str | None = None
 
     def on_end(self, span: ReadableSpan) -> None:
-        data = span_to_dict(span)
         with self._lock:
-            self.sink.add(data)
+            try:
+                data = span_to_dict(span)
+                self.sink.add(data)
+            except Exception as exc:  # the report must never break the traced script
+                self.sink.warnings.add(None, f"span {span.name!r} left out: {exc!r}")
+                return
             self.count += 1
             self.last_trace_id = data.get("trace_id")
 
@@ -302,6 +306,8 @@ def _run(args: argparse.Namespace) -> int:
         provider.shutdown()
     if not args.no_report:
         report = _report_of(collector, records, args)
+        for warning in report.warnings:
+            print(f"agentsteps run: warning: {_render.safe_text(warning)}", file=sys.stderr)
         _emit(report, args, title=f"agentsteps run {target}")
         trace_id = collector.last_trace_id
         if handle.destination and exporter == "jsonl" and collector.count:
