@@ -717,6 +717,24 @@ class TestDamagedTraces:
         names = sorted(n.name for _, n in report.spans)
         assert names == ["a", "attrs", "b", "backwards", "c", "notime", "orphan", "self"]
 
+    def test_values_no_renderer_can_hold(self) -> None:
+        """A 1e308 budget, NaN attributes, an empty parent id: every renderer still works."""
+        from agentsteps._report.html import render_html
+
+        weird = {"agentsteps.budget.max_usd": 1e308, "weird": float("nan"), "list": [1, [2]]}
+        span = _span("s", "1", "", attributes=weird)
+        report = RunReport.from_spans([span])
+        assert report.roots[0].budget is None  # no usable budget, rather than a crash
+        assert report.warnings == []  # "" is no parent, not a missing one
+        render_text(report)
+        json.loads(render_json(report))
+        page = render_html(report)
+        data = re.search(r'id="agentsteps-data">(.*?)</script>', page)
+        assert data is not None
+        attributes = json.loads(data.group(1))["spans"][0]["attributes"]
+        assert attributes["weird"] == "nan"
+        assert attributes["list"] == "[1, [2]]"
+
     def test_a_long_cycle_terminates(self) -> None:
         """10,000 spans in one parent cycle: one warning, every span shown once."""
         n = 10_000

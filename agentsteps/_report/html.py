@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from typing import Any
 
@@ -102,8 +103,20 @@ def _span_data(index: int, depth: int, node: ReportNode, t0: int) -> dict[str, A
         "budget_pct": None if pct is None or pct == float("inf") else round(pct, 1),
         "error": node.error,
         "trace_id": node.trace_id,
-        "attributes": node.attributes,
+        "attributes": {str(k): _shown(v) for k, v in node.attributes.items()},
     }
+
+
+def _shown(value: object) -> object:
+    """An attribute value as the page's JSON can carry it (no NaN, no nesting surprises)."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    try:
+        return json.dumps(value, default=str)
+    except (ValueError, RecursionError):  # pragma: no cover - json.loads refuses these first
+        return repr(type(value))
 
 
 def _script_json(data: object) -> str:

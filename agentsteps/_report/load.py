@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .._accounting.budget import NANOS_PER_USD, Budget
+from .._accounting.budget import NANOS_PER_USD, Budget, usd_to_nanos
 from .._accounting.usage import ZERO_USAGE, Usage
 from .._core import attributes as A
 from .node import ReportNode
@@ -202,7 +202,7 @@ def _is_budget_stop(error: str) -> bool:
 
 
 def _id(value: object) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None or value == "" else str(value)
 
 
 def _times(data: Mapping[str, Any], name: str, line: int | None, warn: Warnings) -> tuple[int, int]:
@@ -323,6 +323,8 @@ def _budget(attributes: Mapping[str, Any]) -> Budget | None:
         pass
     try:
         budget = Budget(max_tokens=tokens, max_usd=usd, max_llm_calls=calls)
+        if budget.max_usd is not None:
+            usd_to_nanos(budget.max_usd)  # 1e308 passes Budget but not the percentages
     except (TypeError, ValueError, OverflowError):  # a hand-edited file: show no budget
         budget = None
     if len(_BUDGETS) > 1024:
