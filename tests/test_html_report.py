@@ -104,7 +104,7 @@ class TestPage:
     def test_budget_is_a_table_of_limits(self) -> None:
         """The panel's budget is rows of (limit, allowed, used), not raw JSON."""
         summarize = _data(render_html(RunReport.from_spans(GOLDEN_SPANS)))["spans"][2]
-        assert summarize["budget_rows"] == [["cost", "$0.0050", "$0.0100"]]
+        assert summarize["budget_rows"] == [["cost", "$0.0050", "$0.0100", "200%"]]
 
     def test_folded_rows_keep_the_page_small(self) -> None:
         """10,000 repeated steps are one row of the page, with their count."""

@@ -52,24 +52,29 @@ LEGEND = {
 
 
 def _budget_rows(node: ReportNode) -> list[list[str]] | None:
-    """The budget as rows of (limit, allowed, used, percent used)."""
+    """The budget as rows of (limit, allowed, used, share used); a fold shows no use."""
     budget = node.budget
     if budget is None or budget.is_unlimited:
         return None
     single = node.count == 1
     usage = node.usage
-    out = []
+    rows: list[tuple[str, str, str, float]] = []
     if budget.max_tokens is not None:
-        used = f"{usage.total_tokens:,}" if single else "-"
-        out.append(["tokens", f"{budget.max_tokens:,}", used])
+        rows.append(("tokens", f"{budget.max_tokens:,}", f"{usage.total_tokens:,}",
+                     _share(usage.total_tokens, budget.max_tokens)))  # fmt: skip
     if budget.max_usd is not None:
-        out.append(
-            ["cost", format_cost(budget.max_usd), format_cost(usage.cost_usd) if single else "-"]
-        )
+        rows.append(("cost", format_cost(budget.max_usd), format_cost(usage.cost_usd),
+                     _share(usage.cost_usd, budget.max_usd)))  # fmt: skip
     if budget.max_llm_calls is not None:
-        used = f"{usage.llm_calls:,}" if single else "-"
-        out.append(["LLM calls", f"{budget.max_llm_calls:,}", used])
-    return out
+        rows.append(("LLM calls", f"{budget.max_llm_calls:,}", f"{usage.llm_calls:,}",
+                     _share(usage.llm_calls, budget.max_llm_calls)))  # fmt: skip
+    if not single:
+        return [[name, allowed, "-", "-"] for name, allowed, _, _ in rows]
+    return [[name, allowed, used, f"{pct:.0f}%"] for name, allowed, used, pct in rows]
+
+
+def _share(used: float, limit: float) -> float:
+    return 0.0 if used == 0 else (100.0 * used / limit if limit else float("inf"))
 
 
 def _span_data(index: int, depth: int, node: ReportNode, t0: int) -> dict[str, Any]:
@@ -375,15 +380,14 @@ _PAGE = r"""<!DOCTYPE html>
       s.budget_rows.forEach(function (r) {
         var tr = el("tr");
         r.forEach(function (c) { tr.appendChild(el("td", null, c)); });
-        tr.appendChild(el("td", null, ""));
+        if (parseFloat(r[3]) > 100) { tr.lastChild.className = "over"; }
         t.appendChild(tr);
       });
-      if (s.budget_pct !== null) {
-        var last = t.lastChild.lastChild;
-        last.textContent = s.budget_pct + "%";
-        if (s.budget_pct > 100) { last.className = "over"; }
-      }
       add("budget", t);
+      if (s.count > 1 && s.budget_pct !== null) {
+        add("budget used", "up to " + s.budget_pct + "% (the highest of the " +
+            num(s.count) + " spans)");
+      }
     }
     add("error", s.error); add("trace id", s.trace_id); add("span id", s.id);
     panel.appendChild(dl);
