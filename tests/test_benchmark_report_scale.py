@@ -17,6 +17,8 @@ def test_report_scale_runs_and_prints_the_table(tmp_path: Path) -> None:
             str(ROOT / "benchmarks" / "report_scale.py"),
             "--sizes",
             "50,100",
+            "--repeat",
+            "1",
             "--keep",
             str(tmp_path),
         ],
