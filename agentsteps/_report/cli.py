@@ -96,9 +96,9 @@ class _CollectSpans(SpanProcessor):
     length costs the report the memory of one iteration, not of every span.
     """
 
-    def __init__(self, *, fold: bool, top: int) -> None:
+    def __init__(self, *, fold: bool, top: int, attributes: bool) -> None:
         self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
-        self.sink = SpanSink(fold=fold, top=top)
+        self.sink = SpanSink(fold=fold, top=top, attributes=attributes)
         self.count = 0
         self.last_trace_id: str | None = None
 
@@ -281,7 +281,7 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ModuleNotFoundError, RuntimeError) as exc:
         msg = f"cannot set up tracing: {exc}"
         raise _Fail(msg) from None
-    collector = _CollectSpans(fold=not args.expand, top=args.top)
+    collector = _CollectSpans(fold=not args.expand, top=args.top, attributes=args.html is not None)
     if handle.enabled:
         provider.add_span_processor(collector)
         _install_global(provider)
@@ -390,7 +390,12 @@ def _report(args: argparse.Namespace) -> int:
         raise _Fail(msg)
     try:
         report = RunReport.from_jsonl(
-            path, fold=not args.expand, top=args.top, trace_id=args.trace_id, last=args.last
+            path,
+            fold=not args.expand,
+            top=args.top,
+            trace_id=args.trace_id,
+            last=args.last,
+            attributes=args.html is not None,
         )
     except InvalidTraceError as exc:
         raise _Fail(str(exc)) from None
@@ -411,8 +416,19 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+_MANY_ROWS = 50_000
+"""Above this many rows an HTML page gets slow to open: say so."""
+
+
 def _emit(report: RunReport, args: argparse.Namespace, *, title: str) -> None:
     if args.html:
+        rows = sum(1 for _ in report.spans)
+        if rows > _MANY_ROWS:
+            print(
+                f"agentsteps {args.command}: warning: the page has {rows:,} rows and may be "
+                "slow to open; without --expand, repeated steps fold into one row",
+                file=sys.stderr,
+            )
         try:
             Path(args.html).write_text(render_html(report, title=title), encoding="utf-8")
         except OSError as exc:

@@ -82,10 +82,13 @@ class SpanSink:
     Args:
         fold: Fold repeated siblings into one row (the default; ``--expand`` turns it off).
         top: Also keep the ``top`` steps that spent most themselves.
+        attributes: Keep each span's attributes (only the HTML page shows them; without
+            them an expanded report of a long run needs far less memory).
     """
 
-    def __init__(self, *, fold: bool = True, top: int = 0) -> None:
+    def __init__(self, *, fold: bool = True, top: int = 0, attributes: bool = True) -> None:
         self.fold = fold
+        self.keep_attributes = attributes
         self.warnings = Warnings()
         self._forests: dict[str | None, Forest] = {}
         self._top = top
@@ -94,6 +97,8 @@ class SpanSink:
     def add(self, data: Mapping[str, Any], line: int | None = None) -> None:
         """Add one span in the JSONL trace format."""
         node = node_from_span(data, line, self.warnings)
+        if not self.keep_attributes:
+            node.attributes = {}
         trace = node.trace_id
         forest = self._forests.get(trace)
         if forest is None:
@@ -192,6 +197,7 @@ class RunReport:
         top: int = 0,
         trace_id: str | None = None,
         last: bool = False,
+        attributes: bool = True,
     ) -> RunReport:
         """
         Build the report from a JSONL trace file, reading it once, line by line.
@@ -202,12 +208,13 @@ class RunReport:
             top: Also keep the ``top`` steps that spent most themselves.
             trace_id: Only the trace whose id starts with this (any case).
             last: Only the trace that ended last.
+            attributes: Keep the spans' attributes (the HTML page shows them).
 
         Raises:
             FileNotFoundError: There is no such file.
             InvalidTraceError: The file holds no span at all.
         """
-        sink = SpanSink(fold=fold, top=top)
+        sink = SpanSink(fold=fold, top=top, attributes=attributes)
         prefix = None if trace_id is None else trace_id.lower()
         keep = None if prefix is None else (lambda t: t.startswith(prefix))
         with _no_gc():
