@@ -272,6 +272,8 @@ _PAGE = r"""<!DOCTYPE html>
   .row:hover { background:#f6f8fa; }
   .row.selected { background:var(--hi); }
   .row.bad .name { color:#a33a3a; font-weight:600; }
+  /* A bidi override in a name from the run must not reorder the text around it. */
+  .name, dd, dt, #errors a, h2, td { unicode-bidi:isolate; }
   .bar { position:absolute; top:3px; height:12px; min-width:2px; border-radius:2px; }
   .bar.fold { opacity:.75; }
   .kind { font-size:10px; color:var(--muted); margin-left:4px; }
