@@ -302,6 +302,16 @@ def _not_clipped(page: Any, selector: str) -> list[str]:
     )
 
 
+def _broken_words(page: Any, selector: str) -> list[str]:
+    """Texts of the elements matching ``selector`` that take more than one line."""
+    return page.eval_on_selector_all(  # type: ignore[no-any-return]
+        selector,
+        """els => els.filter(e => e.getBoundingClientRect().height >
+                                   1.5 * parseFloat(getComputedStyle(e).lineHeight))
+                   .map(e => e.textContent)""",
+    )
+
+
 @pytest.fixture
 def golden_page(tmp_path: Path) -> Path:
     spans = [*GOLDEN_SPANS]
@@ -349,6 +359,19 @@ class TestPlaywright:
             assert box["width"] > 100, f"value squeezed to {box['width']}px: {dd.inner_text()}"
         # The long attribute keys wrap instead of pushing the values aside.
         assert _not_clipped(page, "#panel dt, #panel dd") == []
+        # ... at a dot, and the budget table's cells are never broken inside a word.
+        assert _broken_words(page, "#panel table.budget td, #panel table.budget th") == []
+        split_inside_a_part = page.eval_on_selector_all(
+            "#panel dt",
+            """dts => dts.filter(dt => Array.from(dt.childNodes).some(n => {
+                   if (n.nodeType !== 3) { return false; }
+                   const range = document.createRange();
+                   range.selectNodeContents(n);
+                   return range.getClientRects().length > 1;
+               })).map(dt => dt.textContent)""",
+        )
+        assert split_inside_a_part == []
+        assert "agentsteps.usage.self.cost_usd" in page.locator("#panel dt").all_inner_texts()
         assert _not_clipped(page, "#waterfall .row .label") == []
         shot = _screenshot_dir() / f"report-{width}.png"
         page.screenshot(path=str(shot), full_page=True)

@@ -281,11 +281,13 @@ _PAGE = r"""<!DOCTYPE html>
   .cost { text-align:right; font-size:11px; color:var(--muted); white-space:nowrap; }
   dl.kv { display:grid; grid-template-columns:minmax(7em, 38%) minmax(0, 1fr);
           gap:2px 8px; margin:0; }
-  dl.kv dt { color:var(--muted); overflow-wrap:anywhere; }
+  dl.kv dt { color:var(--muted); overflow-wrap:break-word; min-width:0; }
   dl.kv dd { margin:0; overflow-wrap:anywhere; white-space:pre-wrap; min-width:0; }
   dl.kv dt, dl.kv dd { border-top:1px solid #f0f2f4; padding:2px 0; }
+  dl.kv dd.wide { grid-column:1 / -1; border-top:none; padding-left:12px; }
   table.budget { border-collapse:collapse; font-size:12px; margin:2px 0; }
-  table.budget th, table.budget td { padding:0 6px 0 0; text-align:right; }
+  table.budget th, table.budget td { padding:0 6px 0 0; text-align:right; white-space:nowrap;
+                                     overflow-wrap:normal; }
   table.budget th { color:var(--muted); font-weight:600; }
   table.budget td:first-child, table.budget th:first-child { text-align:left; }
   .over { color:#c0392b; font-weight:700; }
@@ -360,7 +362,7 @@ _PAGE = r"""<!DOCTYPE html>
       if (v === null || v === undefined || v === "") { return; }
       dl.appendChild(el("dt", null, k));
       var dd = el("dd");
-      if (v instanceof Node) { dd.appendChild(v); }
+      if (v instanceof Node) { dd.className = "wide"; dd.appendChild(v); }
       else { dd.textContent = typeof v === "object" ? JSON.stringify(v) : String(v); }
       dl.appendChild(dd);
     }
@@ -399,7 +401,13 @@ _PAGE = r"""<!DOCTYPE html>
       var attrs = el("dl", "kv");
       keys.forEach(function (k) {
         var v = s.attributes[k];
-        attrs.appendChild(el("dt", null, k));
+        // Long dotted keys break after a dot, not inside a word.
+        var dt = el("dt");
+        k.split(".").forEach(function (part, n, parts) {
+          dt.appendChild(document.createTextNode(part + (n < parts.length - 1 ? "." : "")));
+          if (n < parts.length - 1) { dt.appendChild(document.createElement("wbr")); }
+        });
+        attrs.appendChild(dt);
         attrs.appendChild(el("dd", null, typeof v === "object" ? JSON.stringify(v) : v));
       });
       panel.appendChild(attrs);
