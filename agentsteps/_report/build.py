@@ -16,11 +16,12 @@ Nothing here recurses, so a tree of any depth works.
 from __future__ import annotations
 
 import heapq
+import operator
 from collections.abc import Iterable
 
 import attrs
 
-from .._accounting.usage import ZERO_USAGE
+from .._accounting.usage import ZERO_USAGE, Usage
 from .node import ReportNode
 
 __all__ = ["Forest", "fold_key", "walk_post"]
@@ -48,6 +49,25 @@ def _find(node: ReportNode) -> ReportNode:
     return node
 
 
+_FIGURES = operator.attrgetter(
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "llm_calls",
+    "unpriced_calls",
+    "cost_nano_usd",
+)
+
+
+def _sums(node: ReportNode) -> list[int]:
+    """The usage and self usage of ``node`` as 16 integers (its running sums, if any)."""
+    if node.acc is not None:
+        return node.acc
+    return [*_FIGURES(node.usage), *_FIGURES(node.self_usage)]
+
+
 def _absorb(into: ReportNode, other: ReportNode) -> None:
     """Add ``other``'s figures (not its children) to ``into``."""
     if into.busy_ns is None:
@@ -56,8 +76,9 @@ def _absorb(into: ReportNode, other: ReportNode) -> None:
         max(0, other.end_ns - other.start_ns) if other.busy_ns is None else other.busy_ns
     )
     into.count += other.count
-    into.usage = into.usage + other.usage
-    into.self_usage = into.self_usage + other.self_usage
+    # Running integer sums, turned back into Usage once building ends (`settle`): adding
+    # frozen Usage objects cost two allocations per folded span.
+    into.acc = list(map(operator.add, _sums(into), _sums(other)))
     into.start_ns = min(into.start_ns, other.start_ns)
     into.end_ns = max(into.end_ns, other.end_ns)
     if other.budget_pct is not None and (
@@ -204,11 +225,14 @@ class Forest:
 
 
 def sort_levels(roots: list[ReportNode]) -> None:
-    """Order every level by start time, and drop the builder's state."""
+    """Order every level by start time, settle the folds' sums, drop the builder's state."""
     roots.sort(key=lambda n: n.start_ns)
     stack = list(roots)
     while stack:
         node = stack.pop()
+        if node.acc is not None:
+            node.usage, node.self_usage = Usage(*node.acc[:8]), Usage(*node.acc[8:])
+            node.acc = None
         node.index = None
         node.uf = None
         node.key = None
@@ -257,7 +281,7 @@ def hoist(span_roots: list[ReportNode], kinds: frozenset[str], *, fold: bool) ->
     while stack:
         node, target = stack.pop()
         if node.kind in kinds:
-            copy = attrs.evolve(node, children=[], index=None, uf=None, key=None)
+            copy = attrs.evolve(node, children=[], index=None, uf=None, key=None, acc=None)
             before = len(target.children)
             forest._add_child(target, copy)
             if len(target.children) > before:

@@ -283,7 +283,22 @@ def _usage(attributes: Mapping[str, Any], names: Mapping[str, str], bad: list[st
     values = [0 if v is None else v for v in found]
     if set(map(type, values)) != {int} or min(values) < 0:
         values = [_int(v, k, bad) for v, k in zip(found, int_keys, strict=True)]
-    return Usage(*values, cost_nano_usd=_cost_nanos(cost, cost_key, bad))  # type: ignore[misc]
+    values.append(_cost_nanos(cost, cost_key, bad))
+    return _cached_usage(tuple(values))
+
+
+_USAGES: dict[tuple[int, ...], Usage] = {}
+
+
+def _cached_usage(values: tuple[int, ...]) -> Usage:
+    # A loop's spans repeat the same figures, and building a frozen Usage costs more than
+    # looking one up: keep the recent ones (Usage is immutable, so sharing is safe).
+    usage = _USAGES.get(values)
+    if usage is None:
+        if len(_USAGES) > 4096:
+            _USAGES.clear()
+        usage = _USAGES[values] = Usage(*values)
+    return usage
 
 
 def _gen_ai_usage(attributes: Mapping[str, Any], kind: str, bad: list[str]) -> Usage:

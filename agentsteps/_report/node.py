@@ -61,12 +61,14 @@ class ReportNode:
     """Highest share of any budget limit used, in percent (the highest span's, for a fold)."""
     line: int | None = None
     """Line of the trace file the (first) span was read from."""
-    # Builder state (see _report/build.py): children by fold key, union-find link, id key.
+    # Builder state (see _report/build.py): children by fold key, union-find link, id key,
+    # running sums of a fold.
     index: dict[tuple[str, str, str | None], ReportNode] | None = attrs.field(
         default=None, repr=False
     )
     uf: ReportNode | None = attrs.field(default=None, repr=False)
     key: str | None = attrs.field(default=None, repr=False)
+    acc: list[int] | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.budget_pct is None:
