@@ -18,11 +18,12 @@ from __future__ import annotations
 import heapq
 import operator
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
 from .._accounting.usage import ZERO_USAGE, Usage
-from .node import ReportNode
+from .node import ReportNode, budget_pct
 
 __all__ = ["Forest", "fold_key", "walk_post"]
 
@@ -70,23 +71,34 @@ def _sums(node: ReportNode) -> list[int]:
 
 def _absorb(into: ReportNode, other: ReportNode) -> None:
     """Add ``other``'s figures (not its children) to ``into``."""
+    busy = max(0, other.end_ns - other.start_ns) if other.busy_ns is None else other.busy_ns
+    _add_figures(
+        into, other.count, other.start_ns, other.end_ns, busy, _sums(other), other.budget_pct
+    )
+    if into.model is None:
+        into.model = other.model
+
+
+def _add_figures(
+    into: ReportNode,
+    count: int,
+    start: int,
+    end: int,
+    busy: int,
+    sums: list[int],
+    pct: float | None,
+) -> None:
     if into.busy_ns is None:
         into.busy_ns = max(0, into.end_ns - into.start_ns)
-    into.busy_ns += (
-        max(0, other.end_ns - other.start_ns) if other.busy_ns is None else other.busy_ns
-    )
-    into.count += other.count
-    # Running integer sums, turned back into Usage once building ends (`settle`): adding
-    # frozen Usage objects cost two allocations per folded span.
-    into.acc = list(map(operator.add, _sums(into), _sums(other)))
-    into.start_ns = min(into.start_ns, other.start_ns)
-    into.end_ns = max(into.end_ns, other.end_ns)
-    if other.budget_pct is not None and (
-        into.budget_pct is None or other.budget_pct > into.budget_pct
-    ):
-        into.budget_pct = other.budget_pct
-    if into.model != other.model and other.model is not None:
-        into.model = other.model if into.model is None else into.model
+    into.busy_ns += busy
+    into.count += count
+    # Running integer sums, turned back into Usage once building ends (`sort_levels`):
+    # adding frozen Usage objects cost two allocations per folded span.
+    into.acc = list(map(operator.add, _sums(into), sums))
+    into.start_ns = min(into.start_ns, start)
+    into.end_ns = max(into.end_ns, end)
+    if pct is not None and (into.budget_pct is None or pct > into.budget_pct):
+        into.budget_pct = pct
 
 
 class Forest:
@@ -108,6 +120,44 @@ class Forest:
         self._placeholders: dict[str, tuple[int | None, str, int]] = {}
         self.duplicates = 0
         self.warnings: list[str] = []
+
+    def fold_fields(self, fields: dict[str, Any], key: str, parent_key: str | None) -> bool:
+        """
+        Fold a span into a twin straight from its fields, without building its node (the
+        common case of a long loop); ``False`` when it needs `add` instead.
+        """
+        if not self.fold or self.top_n or parent_key is None or parent_key == key:
+            return False
+        if key in self._nodes:
+            return False  # its children came first, or it is written twice: see add()
+        parent = self._nodes.get(parent_key)
+        if parent is None or parent.index is None:
+            return False
+        status, error = fields["status"], fields["error"]
+        if fields["kind"] == KIND_RUN or status not in _FOLDABLE_STATUSES or error:
+            return False
+        twin = parent.index.get((fields["kind"], fields["name"], status))
+        if twin is None:
+            return False
+        start, end = fields["start_ns"], fields["end_ns"]
+        usage, self_usage = fields["usage"], fields["self_usage"]
+        _add_figures(
+            twin,
+            1,
+            start,
+            end,
+            max(0, end - start),
+            [*_FIGURES(usage), *_FIGURES(self_usage)],
+            budget_pct(fields["budget"], usage),
+        )
+        if twin.model is None:
+            twin.model = fields["model"]
+        self._nodes[key] = twin  # late children and a second copy find the fold
+        placeholder = self._placeholders.get(parent_key)
+        if placeholder is not None:
+            line, name, n = placeholder
+            self._placeholders[parent_key] = (line, name, n + 1)
+        return True
 
     def add(self, node: ReportNode, key: str, parent_key: str | None) -> None:
         """Link one node (its ``children`` must be empty) under the node named ``parent_key``."""

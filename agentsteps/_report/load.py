@@ -19,7 +19,7 @@ from .._accounting.usage import ZERO_USAGE, Usage
 from .._core import attributes as A
 from .node import ReportNode
 
-__all__ = ["InvalidTraceError", "Warnings", "node_from_span", "read_spans"]
+__all__ = ["InvalidTraceError", "Warnings", "node_from_span", "read_spans", "span_fields"]
 
 KIND_RUN = "run"
 KIND_PERSONA = "persona"
@@ -130,6 +130,11 @@ def _missing(data: object) -> str:
 
 def node_from_span(data: Mapping[str, Any], line: int | None, warn: Warnings) -> ReportNode:
     """The report node of one span dict, with damaged values replaced and warned about."""
+    return ReportNode(**span_fields(data, line, warn))
+
+
+def span_fields(data: Mapping[str, Any], line: int | None, warn: Warnings) -> dict[str, Any]:
+    """`node_from_span`'s fields, for a caller that may fold them without a node."""
     raw_attributes = data.get("attributes")
     name = data.get("name")
     if not isinstance(raw_attributes, dict):
@@ -177,7 +182,7 @@ def node_from_span(data: Mapping[str, Any], line: int | None, warn: Warnings) ->
     if kind == KIND_LLM_CALL and status == "failed" and error and _is_budget_stop(error):
         # The call itself succeeded; its step's budget boundary stopped the step.
         status = "stopped"
-    return ReportNode(
+    return dict(  # noqa: C408 - the keyword form reads as the ReportNode fields it is
         kind=str(kind),
         name=name,
         status=None if status is None else str(status),

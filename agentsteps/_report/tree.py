@@ -31,8 +31,8 @@ from .load import (
     KIND_STEP,
     InvalidTraceError,
     Warnings,
-    node_from_span,
     read_spans,
+    span_fields,
 )
 from .node import ReportNode
 
@@ -96,16 +96,22 @@ class SpanSink:
 
     def add(self, data: Mapping[str, Any], line: int | None = None) -> None:
         """Add one span in the JSONL trace format."""
-        node = node_from_span(data, line, self.warnings)
-        if not self.keep_attributes:
-            node.attributes = {}
-        trace = node.trace_id
+        fields = span_fields(data, line, self.warnings)
+        trace = fields["trace_id"]
         forest = self._forests.get(trace)
         if forest is None:
             forest = self._forests[trace] = Forest(fold=self.fold, top=self._top)
-        self._ends[trace] = max(self._ends.get(trace, 0), node.end_ns)
-        parent = node.parent_span_id
-        forest.add(node, f"{trace}/{node.span_id}", None if parent is None else f"{trace}/{parent}")
+        end = fields["end_ns"]
+        if end > self._ends.get(trace, -1):
+            self._ends[trace] = end
+        parent = fields["parent_span_id"]
+        key = f"{trace}/{fields['span_id']}"
+        parent_key = None if parent is None else f"{trace}/{parent}"
+        if forest.fold_fields(fields, key, parent_key):
+            return
+        if not self.keep_attributes:
+            fields["attributes"] = {}
+        forest.add(ReportNode(**fields), key, parent_key)
 
     def report(self, *, last: bool = False) -> RunReport:
         """The report of every trace fed (or, with ``last``, of the one that ended last)."""
