@@ -76,6 +76,8 @@ from .exceptions import UnpricedModelError as UnpricedModelError
 
 if _typing.TYPE_CHECKING:
     from ._llm.capture import UsageCaptureProcessor as UsageCaptureProcessor
+    from ._metrics.setup import MetricsHandle as MetricsHandle
+    from ._metrics.setup import configure_metrics as configure_metrics
     from ._tracing.jsonl import JsonlSpanExporter as JsonlSpanExporter
     from ._tracing.setup import TracingHandle as TracingHandle
     from ._tracing.setup import configure_tracing as configure_tracing
@@ -84,6 +86,8 @@ if _typing.TYPE_CHECKING:
 # loading an SDK is the application's choice: they are imported when first used.
 _NEEDS_SDK = {
     "JsonlSpanExporter": "._tracing.jsonl",
+    "MetricsHandle": "._metrics.setup",
+    "configure_metrics": "._metrics.setup",
     "TracingHandle": "._tracing.setup",
     "UsageCaptureProcessor": "._llm.capture",
     "configure_tracing": "._tracing.setup",
@@ -119,6 +123,7 @@ __all__ = [
     "HookHandle",
     "JsonlSpanExporter",
     "LLMCall",
+    "MetricsHandle",
     "Price",
     "Run",
     "StepBudgetExhausted",
@@ -132,6 +137,7 @@ __all__ = [
     "__version__",
     "ametered",
     "configure",
+    "configure_metrics",
     "configure_tracing",
     "current_model",
     "current_persona",

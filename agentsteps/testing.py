@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType, TracebackType
@@ -48,6 +47,7 @@ from ._accounting import pricing as _pricing
 from ._accounting.budget import NANOS_PER_USD
 from ._accounting.pricing import Price
 from ._core.context import current_model
+from ._core.locks import new_lock
 from ._llm.call import LLMCall, llm_call
 
 __all__ = [
@@ -248,7 +248,7 @@ class ScriptedModel:
         """Seconds each call waits before answering."""
         self.cycle = cycle
         """Whether the script starts over when it runs out."""
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
         self._calls: list[ScriptedCall] = []
         self._next = 0
         self._cached: dict[str, set[tuple[tuple[str, str], ...]]] = {}

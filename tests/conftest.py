@@ -6,6 +6,7 @@ import importlib.util
 from collections.abc import Callable, Iterator
 
 import pytest
+from opentelemetry.metrics import _internal as _metrics_api
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -52,7 +53,11 @@ class Spans:
 @pytest.fixture(autouse=True)
 def _fresh_library() -> Iterator[None]:
     agentsteps.reset_defaults()
+    # `agentsteps run` in-process, with OTLP variables set, installs a global meter
+    # provider (once per process, as the API allows): put the API's slot back after it.
+    saved = (_metrics_api._METER_PROVIDER, _metrics_api._METER_PROVIDER_SET_ONCE)
     yield
+    _metrics_api._METER_PROVIDER, _metrics_api._METER_PROVIDER_SET_ONCE = saved
     agentsteps.reset_defaults()
     assert CURRENT.get() is None, "a test left a frame on the active stack"
 

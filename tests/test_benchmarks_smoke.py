@@ -95,3 +95,23 @@ def test_results_file_keeps_hand_written_text(tmp_path: Path) -> None:
     assert text.startswith("# Title\n\nintro\n\n")
     assert text.endswith("\n\nprofile\n")
     assert "new numbers" in text
+
+
+def test_metrics_cost_benchmark_runs() -> None:
+    """benchmarks/metrics_cost.py --quick answers both of its questions (figures unchecked)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "metrics_cost.py"),
+            "--quick",
+            "--baseline",
+            "HEAD",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1. no meter provider, no SDK: this tree / baseline" in proc.stdout
+    assert "x a span" in proc.stdout

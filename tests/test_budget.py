@@ -46,7 +46,8 @@ class TestBudgetValue:
             (
                 {"max_tokens": 10.5},
                 TypeError,
-                "Budget: 'max_tokens' must be a whole number of tokens (got 10.5)",
+                "Budget: 'max_tokens' must be a whole number of tokens, as an int "
+                "(got 10.5 of type float)",
             ),
             (
                 {"max_llm_calls": -3},

@@ -155,7 +155,7 @@ ROWS: list[Row] = [
         "budget-tokens-fraction",
         lambda: api.Budget(max_tokens=1.5),
         TypeError,
-        "Budget: 'max_tokens' must be a whole number of tokens (got 1.5)",
+        "Budget: 'max_tokens' must be a whole number of tokens, as an int (got 1.5 of type float)",
     ),
     (
         "budget-tokens-bool",

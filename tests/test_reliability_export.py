@@ -188,15 +188,21 @@ def test_raising_span_processor(
     provider.add_span_processor(Raising(where))
     with caplog.at_level(logging.WARNING, logger="agentsteps"):
         assert workload() == reference
-    messages = {r.getMessage() for r in caplog.records if r.name == "agentsteps"}
-    expected = {
-        "start": {
-            "could not start the span of 'agent'; it runs untraced",
-            "could not start the span of 'leaf'; it runs untraced",
-        },
-        "end": {"could not end the span of 'agent'", "could not end the span of 'leaf'"},
-    }[where] | {"could not make the span of a recorded model call"}
-    assert messages == expected
+    records = [r for r in caplog.records if r.name == "agentsteps"]
+    # Once per cause, with the traceback; then counts, not one warning per span.
+    first = {
+        "start": "could not start the span of 'agent'; it runs untraced; later failures "
+        "with the same cause (RuntimeError: processor broke) are counted, not logged each time",
+        # The first span to end is the zero-duration span of leaf's recorded model call.
+        "end": "could not end the span of a recorded model call; later failures with the "
+        "same cause (RuntimeError: processor broke) are counted, not logged each time",
+    }[where]
+    assert [r.getMessage() for r in records if r.exc_info] == [first]
+    assert [r.getMessage() for r in records if not r.exc_info] == [
+        f"could not {where} a span: {n} failures so far with the same cause "
+        "(RuntimeError: processor broke)"
+        for n in (10, 100)
+    ]
     assert CURRENT.get() is None
 
 
@@ -243,7 +249,50 @@ def test_raising_span_processor_around_a_model_call(
         1,
     )
     expected = {
-        "start": "could not start the span of model call 'chat m'",
+        # The step's span failed first, with the same cause: the call's is counted.
+        "start": "could not start the span of 'ask'; it runs untraced",
         "end": "could not end the span of a model call",
     }[where]
-    assert expected in {r.getMessage() for r in caplog.records}
+    assert any(r.getMessage().startswith(expected) for r in caplog.records)
+
+
+def test_dropped_spans_counts_what_the_batch_queue_dropped(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """
+    A full batch queue drops spans with only a log line from the SDK; the handle's
+    `dropped_spans` counts them too. Regression: 5,000-6,000 spans lost, 2,560 reported.
+    """
+    from agentsteps import configure_tracing
+
+    for name, value in {
+        "OTEL_BSP_MAX_QUEUE_SIZE": "2",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    exporting, release = threading.Event(), threading.Event()
+    received: list[int] = []
+
+    class Stuck(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            received.append(len(spans))
+            exporting.set()
+            release.wait()
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    handle = configure_tracing(
+        exporter="otlp", endpoint="http://127.0.0.1:9/v1/traces", tracer_provider=provider
+    )
+    handle._guard.inner = Stuck()  # type: ignore[union-attr]
+    tracer = provider.get_tracer("test")
+    tracer.start_span("first").end()
+    assert exporting.wait(10)  # the worker is stuck in export: the queue fills
+    with caplog.at_level(logging.CRITICAL):  # the SDK logs "Queue full" per span
+        for _ in range(49):
+            tracer.start_span("more").end()
+    release.set()
+    handle.shutdown()
+    exported = sum(received)
+    assert exported < 50
+    assert handle.dropped_spans == 50 - exported

@@ -242,7 +242,7 @@ class TestRecordRemoteUsage:
             ({"input_tokens": True}, "input_tokens=True (must be a whole number >= 0)"),
             ({"cost_usd": float("inf")}, "cost_usd=inf (must be a finite number of dollars"),
             ({"cost_usd": -1}, "cost_usd=-1 (must be a finite number of dollars >= 0)"),
-            (Usage(input_tokens=-1), "input_tokens=-1 (negative: must be >= 0)"),
+            (Usage(input_tokens=2**63), "input_tokens=9223372036854775808 (oversized)"),
         ],
     )
     def test_an_invalid_report_charges_nothing_and_warns_once(

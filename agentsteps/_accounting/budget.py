@@ -10,15 +10,41 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Budget", "ErrorBoundary", "coerce_boundary", "coerce_budget"]
+__all__ = [
+    "INT64_MAX",
+    "MAX_USD",
+    "Budget",
+    "ErrorBoundary",
+    "coerce_boundary",
+    "coerce_budget",
+    "shown",
+]
 
 NANOS_PER_USD = 1_000_000_000
 """Costs are kept as integer nano-dollars so that sums over any tree are exact."""
 
 
+INT64_MAX = 2**63 - 1
+"""The largest count accepted anywhere: OpenTelemetry attributes (and OTLP) carry int64."""
+MAX_USD = INT64_MAX / NANOS_PER_USD
+"""The largest dollar amount accepted: about $9.2 billion, int64 nano-dollars."""
+
+
 def usd_to_nanos(usd: float) -> int:
-    """Round a dollar amount to the nearest nano-dollar."""
-    return round(usd * NANOS_PER_USD)
+    """Round a dollar amount (at most `MAX_USD`) to the nearest nano-dollar."""
+    # min(): MAX_USD as a float rounds up to one nano-dollar past int64.
+    return min(round(usd * NANOS_PER_USD), INT64_MAX)
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message, also for an int too long to print (4,300+ digits)."""
+    if type(value) is int and not -(10**36) < value < 10**36:
+        return f"an int of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except Exception:  # a foreign object whose __repr__ raises
+        return f"a {type(value).__name__}"
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _check_limit(prefix: str, name: str, value: object, *, integer: bool) -> None:
@@ -27,17 +53,34 @@ def _check_limit(prefix: str, name: str, value: object, *, integer: bool) -> Non
     # bool is an int subclass; True as a token limit is a mistake, not "1".
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         kind = "an int" if integer else "a number"
-        got = f"{value!r} of type {type(value).__name__}"
+        got = f"{shown(value)} of type {type(value).__name__}"
         msg = f"{prefix}{name!r} must be {kind} or None (got {got})"
         raise TypeError(msg)
-    if integer and not isinstance(value, int) and not (math.isfinite(value) and value.is_integer()):
-        msg = f"{prefix}{name!r} must be a whole number of {_UNITS[name]} (got {value!r})"
+    if integer and not isinstance(value, int):
+        # Even 2.0: a float limit would be stored, compared and exported as a float.
+        msg = (
+            f"{prefix}{name!r} must be a whole number of {_UNITS[name]}, as an int "
+            f"(got {value!r} of type {type(value).__name__})"
+        )
         raise TypeError(msg)
-    if not math.isfinite(value):
+    # Ints are not passed to math.isfinite: it converts them, and overflows past 1e308.
+    if isinstance(value, float) and not math.isfinite(value):
         msg = f"{prefix}{name!r} must be finite (got {value!r})"
         raise ValueError(msg)
     if value < 0:
-        msg = f"{prefix}{name!r} must be >= 0 (got {value!r})"
+        msg = f"{prefix}{name!r} must be >= 0 (got {shown(value)})"
+        raise ValueError(msg)
+    if integer and value > INT64_MAX:
+        msg = (
+            f"{prefix}{name!r} must be at most 2**63 - 1 = {INT64_MAX}, the largest count "
+            f"OpenTelemetry carries (got {shown(value)}); use None for no limit"
+        )
+        raise ValueError(msg)
+    if not integer and value > MAX_USD:
+        msg = (
+            f"{prefix}{name!r} must be at most {MAX_USD:,.2f} dollars, the largest int64 "
+            f"count of nano-dollars (got {shown(value)}); use None for no limit"
+        )
         raise ValueError(msg)
 
 
@@ -211,10 +254,7 @@ def coerce_budget(value: object, owner: str) -> Budget | None:
             raise ValueError(msg)
         for key in _BUDGET_KEYS:
             _check_limit(f"{owner}: budget ", key, value.get(key), integer=key != "max_usd")
-        limits: dict[str, Any] = {
-            k: (int(v) if k != "max_usd" and v is not None else v) for k, v in value.items()
-        }
-        return Budget(**limits)
+        return Budget(**value)
     msg = (
         f"{owner}: 'budget' must be a Budget, a dict with keys "
         f"{', '.join(map(repr, _BUDGET_KEYS))}, or None (got {value!r} of type "

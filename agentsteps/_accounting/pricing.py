@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 import attrs
 
+from .._core.locks import new_lock
+
 if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot
 
@@ -151,7 +153,7 @@ _resolved: dict[tuple[str | None, str | None], tuple[_Rates | _Slow, PriceSource
 # "gpt-4o-2024-08-06" and "claude-sonnet-4-20250514" are dated snapshots of the undated names.
 _DATED = re.compile(r"(.+)-(?:\d{4}-\d{2}-\d{2}|\d{8})")
 _warned_models: set[str | None] = set()
-_lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+_lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
 _snapshot: DataSnapshot | None = None
 _catalog_available: bool | None = None
 
@@ -216,6 +218,14 @@ def _make_price(
         raise TypeError(msg)
     if not model:
         msg = "register_price(): 'model' must be a non-empty model name, got ''"
+        raise ValueError(msg)
+    if model != model.strip():
+        # Matched exactly: a name with blanks around it never matches a recorded call.
+        hint = f"write {model.strip()!r}" if model.strip() else "give the model's name"
+        msg = (
+            "register_price(): 'model' must not be blank or start or end with whitespace "
+            f"(got {model!r}); {hint}"
+        )
         raise ValueError(msg)
     # Validate here too so the error names the argument the caller typed, before attrs sees it.
     _check_rate("input_per_mtok", input_per_mtok, "register_price()")
@@ -484,7 +494,7 @@ def preload_prices(*, background: bool = True) -> threading.Thread | None:
 
 
 # Held while the catalog loads: a record arriving meanwhile waits instead of loading twice.
-_catalog_lock = threading.Lock()
+_catalog_lock = new_lock()  # fork-safe: see _core/locks.py
 
 
 def _load_snapshot() -> DataSnapshot | None:

@@ -10,7 +10,10 @@ a nested step's boundary must not swallow a parent running out of money).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
+import threading
 from typing import Any
 
 from .._core.config import SETTINGS, get_tracer
@@ -18,36 +21,55 @@ from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .._core.lifecycle import exhaustion_error
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
+from .._metrics.instruments import _API as _METER_API
+from .._metrics.instruments import STATE as _METRICS
+from .._metrics.instruments import get_instruments, note_spend, record_recorded_call
 from ..exceptions import UnpricedModelError
 from . import usage as _usage
-from .budget import NANOS_PER_USD
+from .budget import INT64_MAX, MAX_USD, shown, usd_to_nanos
 from .pricing import price_usage
 from .usage import LEDGER_LOCK
 
 __all__ = ["record_usage"]
 
+logger = logging.getLogger("agentsteps")
+
 
 def _count(name: str, value: object, what: str = "record_usage()") -> int:
     # type() is, not isinstance: bool is an int subclass and True tokens is a bug.
     if type(value) is int:
-        if value >= 0:
+        if 0 <= value <= INT64_MAX:
             return value
-        msg = f"{what}: {name!r} must be >= 0 (got {value!r})"
+        if value > INT64_MAX:
+            msg = (
+                f"{what}: {name!r} must be at most 2**63 - 1 = {INT64_MAX}, the largest count "
+                f"OpenTelemetry carries (got {shown(value)})"
+            )
+            raise ValueError(msg)
+        msg = f"{what}: {name!r} must be >= 0 (got {shown(value)})"
         raise ValueError(msg)
-    msg = f"{what}: {name!r} must be an int (got {value!r} of type {type(value).__name__})"
+    msg = f"{what}: {name!r} must be an int (got {shown(value)} of type {type(value).__name__})"
     raise TypeError(msg)
 
 
 def _cost(value: object, what: str = "record_usage()") -> int:
-    if (type(value) is float or type(value) is int) and value >= 0 and math.isfinite(value):
-        return round(value * NANOS_PER_USD)
+    # A range check, not math.isfinite(): that overflows on an int past 1e308, and round()
+    # on a float whose nano-dollars are infinite. NaN and inf fail the range check.
+    if (type(value) is float or type(value) is int) and 0 <= value <= MAX_USD:
+        return usd_to_nanos(value)
+    if (type(value) is int or (type(value) is float and math.isfinite(value))) and value > MAX_USD:
+        msg = (
+            f"{what}: 'cost_usd' must be at most {MAX_USD:,.2f} dollars, the largest int64 "
+            f"count of nano-dollars (got {shown(value)})"
+        )
+        raise ValueError(msg)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         msg = (
             f"{what}: 'cost_usd' must be a number of US dollars or None "
-            f"(got {value!r} of type {type(value).__name__})"
+            f"(got {shown(value)} of type {type(value).__name__})"
         )
         raise TypeError(msg)
-    msg = f"{what}: 'cost_usd' must be a finite number >= 0 (got {value!r})"
+    msg = f"{what}: 'cost_usd' must be a finite number >= 0 (got {shown(value)})"
     raise ValueError(msg)
 
 
@@ -145,10 +167,14 @@ def record_usage(
                 if error is not None:
                     raise error
             unpriced = calls
-    if get_tracer() is not None:
+    instruments = (
+        get_instruments() if _METRICS.maybe or _METER_API._METER_PROVIDER is not None else None
+    )
+    if instruments is not None or get_tracer() is not None:
         # Visible to backends as a model call (before the charge, which may raise).
         counts = (inp, out, cread, cwrite, reason)
-        _model_call_span(frame, model, provider, counts, nanos, source)
+        if _model_call_span(frame, model, provider, counts, nanos, source) and instruments:
+            record_recorded_call(instruments, model, provider, inp, out)
     charge(frame, model, inp, out, cread, cwrite, reason, nanos, calls, unpriced)
 
 
@@ -159,19 +185,28 @@ def _model_call_span(
     counts: tuple[int, int, int, int, int],
     nanos: int,
     source: str,
-) -> None:
+) -> bool:
     """
     Show a recorded call to backends: on the open `llm_call`'s span when the record is
     made inside one (a second span there would make two model calls of one request), else
     as a zero-duration span of its own.
+
+    Returns whether the record is a model call of its own for the metrics too: one made
+    inside an open `llm_call` is counted in that call's points when the call ends.
     """
     from .._llm.call import CALL  # here: the model-call modules import this one
     from .._llm.spans import emit_record_span
 
     call = CALL.get()
-    if call is not None and call._frame is frame and call._attach(counts, nanos, source):
-        return
-    emit_record_span(model, provider, counts, nanos, source)
+    if call is not None and call._frame is frame:
+        if call._attach(counts, nanos, source):
+            return False
+        inside = call._open()
+    else:
+        inside = False
+    if get_tracer() is not None:
+        emit_record_span(model, provider, counts, nanos, source)
+    return not inside
 
 
 def unpriced_error(
@@ -265,9 +300,18 @@ def charge(
     undelivered: Any = None
     undelivered_limit = ""
     consumed = (0, 0, 0)
+    late: Any = None
     with LEDGER_LOCK:
-        if not remote:
-            own = frame._step._ledger  # type: ignore[union-attr]
+        step = frame._step
+        if frame._ledger.ended or (step is not None and step._ledger.ended):
+            # The step has ended (a task that outlived it is still charging): its record
+            # is taken, so the charge goes to the steps still running around it, and the
+            # innermost of them counts it as its own. Logged once per ended frame.
+            late = _ended_frame(frame)
+            while step is not None and step._ledger.ended:
+                step = step._parent_step
+        if not remote and step is not None:
+            own = step._ledger
             own.self_input += inp
             own.self_output += out
             own.self_cache_read += cread
@@ -278,9 +322,17 @@ def charge(
             own.self_unpriced += unpriced
             if model is not None:
                 own.last_model = model
+            if (  # get_instruments' fast "no meter provider" test, inlined (see lifecycle)
+                _METRICS.maybe or _METER_API._METER_PROVIDER is not None
+            ) and get_instruments() is not None:
+                # What the step spent, by model: its spend metrics, emitted at its end.
+                note_spend(frame._step, model, inp, out, nanos, calls)
         f: ActiveStep | ActivePersona | None = frame
         while f is not None:
             led = f._ledger
+            if led.ended:
+                f = f._parent
+                continue
             led.input += inp
             led.output += out
             led.cache_read += cread
@@ -310,12 +362,55 @@ def charge(
         # The budget hooks this record is due, with the figures at the crossing: read
         # under the same lock, or another thread's records would show in them.
         plans = _dispatch.plan_after_charge(frame) if ACTIVE.budget else None
+    if late is not None:
+        _log_late(late, step)
     if shared_error is not None:
         raise shared_error  # a strict budget_threshold handler of a shared budget
     if plans:
         _charge_hooks(plans, undelivered if raise_now else None, undelivered_limit, consumed)
     elif undelivered is not None and raise_now:
         raise exhaustion_error(undelivered, undelivered._ledger, undelivered_limit, consumed)
+
+
+def _ended_frame(frame: ActiveStep | ActivePersona) -> Any:
+    """The ended frame to log a late charge against, once; ``None`` if already logged."""
+    f: Any = frame
+    while f is not None and not f._ledger.ended:
+        f = f._parent
+    if f is None or f._ledger.ended != 1:
+        return None
+    f._ledger.ended = 2
+    return f
+
+
+def _log_late(ended: Any, step: Any) -> None:
+    """Say, once per ended frame, which task charged it late and where the usage went."""
+    kind = "step" if ended._defn.is_step else "persona"
+    where = (
+        f"charged to step {step._defn.name!r}, the innermost step still running, and "
+        "counted in its own usage"
+        if step is not None
+        else "counted in no record: every step around it has ended"
+    )
+    logger.warning(
+        "agentsteps: %s recorded usage after %s %r ended; it was %s. Await or cancel "
+        "the tasks a step starts before it returns. Logged once per %s.",
+        _task_name(),
+        kind,
+        ended._defn.name,
+        where,
+        kind,
+    )
+
+
+def _task_name() -> str:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop in this thread
+        task = None
+    if task is not None:
+        return f"task {task.get_name()!r}"
+    return f"thread {threading.current_thread().name!r}"
 
 
 def _charge_hooks(

@@ -7,12 +7,12 @@ the sum of its children's, however many threads recorded into it.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import attrs
 
-from .budget import NANOS_PER_USD, Budget, usd_to_nanos
+from .._core.locks import new_lock
+from .budget import NANOS_PER_USD, Budget, shown, usd_to_nanos
 
 __all__ = ["Ledger", "Usage"]
 
@@ -24,7 +24,7 @@ __all__ = ["Ledger", "Usage"]
 # abandoned generator step (which ends it, taking this lock) at any allocation, including
 # one made while this thread already holds it. A plain Lock deadlocks the program there
 # (found by tests/test_reliability_properties.py).
-LEDGER_LOCK = threading.RLock()
+LEDGER_LOCK = new_lock()
 
 # Whether any step ever had a shared budget: until one does, a charge skips looking for
 # them (it is the hot path).
@@ -70,6 +70,22 @@ class Usage:
     cost_nano_usd: int = 0
     """Cost in nano-dollars (1e-9 USD), exact."""
 
+    def __attrs_post_init__(self) -> None:
+        # One pass of cheap checks (a Usage is built at every step end with a collector);
+        # the slow path only works out what to say.
+        for value in (
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.reasoning_tokens,
+            self.llm_calls,
+            self.unpriced_calls,
+            self.cost_nano_usd,
+        ):
+            if type(value) is not int or value < 0:
+                _refuse(self)
+
     @property
     def cost_usd(self) -> float:
         """Cost in US dollars."""
@@ -106,6 +122,23 @@ Usage.__module__ = "agentsteps"
 ZERO_USAGE = Usage()
 
 
+def _refuse(usage: Usage) -> None:
+    """Raise the error for the first field of ``usage`` that is not an int >= 0."""
+    for field in attrs.fields(Usage):
+        value = getattr(usage, field.name)
+        if type(value) is not int:
+            # type() is, not isinstance: True is not a count, and 0.5 nano-dollars is
+            # not exact (costs are whole nano-dollars; Usage.cost_usd gives dollars).
+            msg = (
+                f"Usage: {field.name!r} must be an int (got {shown(value)} of type "
+                f"{type(value).__name__})"
+            )
+            raise TypeError(msg)
+        if value < 0:
+            msg = f"Usage: {field.name!r} must be >= 0 (got {shown(value)})"
+            raise ValueError(msg)
+
+
 class Ledger:
     """
     The mutable usage account of one active step or persona.
@@ -122,7 +155,9 @@ class Ledger:
         "cache_read",
         "cache_write",
         "calls",
+        "closed",
         "delivered",
+        "ended",
         "exhausted",
         "input",
         "last_model",
@@ -152,6 +187,11 @@ class Ledger:
     """Whether the exhaustion was raised yet (usage observed from another library's span is
     raised at the step's next checkpoint instead)."""
     thresholds_fired: set[object] | None
+    closed: bool
+    """Whether the frame's end (span ended, record delivered) is complete."""
+    ended: int
+    """0 while the frame runs; 1 once its record was taken (later usage goes to the
+    nearest frame still running, see `charge`); 2 once that was logged."""
     max_tokens: int | None
     max_nanos: int | None
     max_calls: int | None
@@ -163,7 +203,8 @@ class Ledger:
         self.calls = self.unpriced = self.nanos = self.self_input = self.self_output = 0
         self.self_cache_read = self.self_cache_write = self.self_reasoning = 0
         self.self_calls = self.self_unpriced = self.self_nanos = 0
-        self.delivered = False
+        self.delivered = self.closed = False
+        self.ended = 0
         self.shared: Any = None
         if budget is None:
             self.last_model = self.exhausted = self.thresholds_fired = None

@@ -11,10 +11,13 @@ import os
 import re
 
 from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Tracer, TracerProvider
 
 from .._hooks.registry import clear_hooks
+from .._metrics.instruments import reset_metrics, set_meter_provider
 from .._version import __version__
+from .telemetry_log import reset_telemetry_log
 
 __all__ = ["configure", "reset_defaults"]
 
@@ -64,6 +67,7 @@ def configure(
     strict_hooks: bool | object = _UNSET,
     unpriced: str | object = _UNSET,
     budget_store: object = _UNSET,
+    meter_provider: MeterProvider | object | None = _UNSET,
 ) -> None:
     """
     Set process-wide options of the library.
@@ -84,6 +88,10 @@ def configure(
         budget_store: The `agentsteps.stores.BudgetStore` that shared budgets
             (``Budget(shared_key=...)``) naming no ``store`` use, for example a
             ``RedisBudgetStore``. ``None`` (the default) is one in-process store.
+        meter_provider: The OpenTelemetry `MeterProvider` agentsteps records its metrics
+            with (docs/metrics.md). ``None`` (the default) means the global provider;
+            with none configured anywhere, no metric is recorded and a step pays one
+            cheap check.
 
     Example:
         >>> from opentelemetry.sdk.trace import TracerProvider
@@ -109,6 +117,14 @@ def configure(
         SETTINGS.early_attributes = _sampler_reads_attributes(tracer_provider)
         SETTINGS.global_provider = None
         SETTINGS.global_tracer = None
+    if meter_provider is not _UNSET:
+        if meter_provider is not None and not isinstance(meter_provider, MeterProvider):
+            msg = (
+                "configure(): 'meter_provider' must be an opentelemetry.metrics.MeterProvider "
+                f"or None (got {meter_provider!r} of type {type(meter_provider).__name__})"
+            )
+            raise TypeError(msg)
+        set_meter_provider(meter_provider)
     if strict_hooks is not _UNSET:
         if not isinstance(strict_hooks, bool):
             msg = f"configure(): 'strict_hooks' must be a bool (got {strict_hooks!r})"
@@ -141,7 +157,7 @@ def configure(
 def reset_defaults() -> None:
     """
     Put every process-wide option back to its default (tests call this between cases):
-    the tracer provider, strict hooks, what unpriced usage does, registered prices and
+    the tracer and meter providers, strict hooks, what unpriced usage does, registered prices and
     registered hooks.
 
     .. versionadded:: 0.1.0
@@ -151,8 +167,10 @@ def reset_defaults() -> None:
     )  # here, not at the top: pricing is optional weight
 
     SETTINGS.__init__()  # type: ignore[misc]
+    reset_metrics()
     reset_pricing()
     clear_hooks()
+    reset_telemetry_log()
 
 
 def get_tracer() -> Tracer | None:

@@ -179,7 +179,9 @@ class ActiveStep(_Frame):
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_parent_step", "_persona")
+    # _spend: what the step charged itself, by model, while metrics are on (see
+    # _metrics/instruments.note_spend); None otherwise.
+    __slots__ = ("_parent_step", "_persona", "_spend")
 
     @property
     def _step(self) -> ActiveStep:  # type: ignore[override]
@@ -190,7 +192,7 @@ class ActiveStep(_Frame):
         self._defn = defn
         self._parent = parent
         self._id = _next_id()
-        self._span = self._ctx_token = self._otel_token = self._resume_parent = None
+        self._span = self._ctx_token = self._otel_token = self._resume_parent = self._spend = None
         self._start_ns = time.time_ns()
         self._run = RUN.get()
         if parent is None:

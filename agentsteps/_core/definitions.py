@@ -33,6 +33,15 @@ def check_name(value: object, what: str, argument: str = "name") -> str:
     if not value.strip():
         msg = f"{what}: {argument!r} must be a non-empty str (got {value!r})"
         raise ValueError(msg)
+    if not value.isprintable():
+        # Names are printed in terminals, reports and trace viewers: an ANSI escape or a
+        # bidirectional override (U+202E) there can rewrite or disguise what is shown.
+        index, char = next((i, c) for i, c in enumerate(value) if not c.isprintable())
+        msg = (
+            f"{what}: {argument!r} must be printable text, without control or formatting "
+            f"characters (got {value!r}: U+{ord(char):04X} at index {index})"
+        )
+        raise ValueError(msg)
     return value
 
 

@@ -33,13 +33,18 @@ from .._accounting.budget import ErrorBoundary
 from .._accounting.usage import LEDGER_LOCK, Ledger
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
+from .._metrics.instruments import _API as _METER_API
+from .._metrics.instruments import STATE as _METRICS
+from .._metrics.instruments import get_instruments, step_ended
 from ..exceptions import StepBudgetExhausted, StepEscalated
 from . import attributes as A
 from .config import SETTINGS, get_tracer
 from .context import CURRENT, ActivePersona, ActiveStep
 from .records import CompletedPersona, CompletedStep, StepStatus
+from .telemetry_log import log_telemetry_failure
 
 __all__ = [
+    "abort",
     "begin_generator",
     "complete",
     "current_otel_context",
@@ -87,10 +92,16 @@ if _OTEL_VAR is not None:
         except Exception:
             otel_context.detach(token)  # fails the same way, and logs it as the API does
 
+    def _detach_quietly(token: Any) -> None:
+        try:
+            _reset(token)
+        except (ValueError, RuntimeError):
+            pass  # already detached, by the code an interruption stopped half-way
+
 else:  # pragma: no cover - another runtime context was configured
     _attach = otel_context.attach
     _get_current = otel_context.get_current
-    _detach = otel_context.detach
+    _detach = _detach_quietly = otel_context.detach
 
 current_otel_context = _get_current
 """The current OpenTelemetry context, read the fast way (see `_otel_context_var`)."""
@@ -107,19 +118,55 @@ def enter(defn: Any) -> ActiveStep | ActivePersona:
     frame: ActiveStep | ActivePersona = (
         ActiveStep(defn, parent) if defn.is_step else ActivePersona(defn, parent)
     )
-    tracer = get_tracer()
-    if tracer is not None:
-        span = _start_span(tracer, frame)
-        if span is not None:
-            frame._span = span
-            frame._otel_token = _attach(_set_span_in_context(span, _get_current()))
-    frame._ctx_token = CURRENT.set(frame)
-    if ACTIVE.persona_start and not defn.is_step:
-        error = _dispatch.persona_started(frame)  # type: ignore[arg-type]
-        if error is not None:
-            fail(frame, error)  # the persona ends (failed) before its body runs
-            raise error
+    refused = False
+    before = None
+    try:
+        tracer = get_tracer()
+        if tracer is not None:
+            # One statement from start to store: the frame holds the span at once, so an
+            # interruption after it (below) can end it.
+            frame._span = span = _start_span(tracer, frame)
+            if span is not None:
+                before = _get_current()
+                frame._otel_token = _attach(_set_span_in_context(span, before))
+        frame._ctx_token = CURRENT.set(frame)
+        if ACTIVE.persona_start and not defn.is_step:
+            error = _dispatch.persona_started(frame)  # type: ignore[arg-type]
+            if error is not None:
+                refused = True
+                fail(frame, error)  # the persona ends (failed) before its body runs
+                raise error
+    except BaseException as exc:
+        if not refused:
+            abort(frame, exc, before)
+        raise
     return frame
+
+
+def abort(frame: ActiveStep | ActivePersona, exc: BaseException, before: Any = None) -> None:
+    """
+    End a frame whose start was interrupted, wherever it got to; the caller re-raises.
+
+    A KeyboardInterrupt from a signal handler (or any error from a hook) can land at any
+    point of `enter`: after the span started, after the OpenTelemetry context was
+    attached, after the frame was made current, even between a ``set`` and the store of
+    its token (the interpreter checks for signals right after a call returns). The frame
+    ends ``cancelled`` (as the table of statuses says for an interruption) with its record
+    and span, and the stack and context are put back as they were: ``before`` is the
+    OpenTelemetry context from before the attach, for when its token was lost.
+    """
+    if frame._ctx_token is not None:
+        fail(frame, exc)  # current, with its tokens: pops it, runs failure hooks, ends it
+        return
+    if CURRENT.get() is frame:
+        CURRENT.set(frame._parent)  # made current, but the token was lost
+    token = frame._otel_token
+    frame._otel_token = None
+    if token is not None:
+        _detach(token)
+    elif before is not None and trace.get_current_span(_get_current()) is frame._span:
+        _attach(before)  # attached, but the token was lost: put the old context back
+    _end(frame, outcome(frame, exc)[0], exc)
 
 
 def prepare(defn: Any) -> ActiveStep:
@@ -146,7 +193,7 @@ def _start_span(tracer: Any, frame: ActiveStep | ActivePersona) -> Any:
     except Exception:
         # A span processor's on_start raised (the SDK does not guard them). Telemetry
         # must not break the program: the step runs, and is recorded, without a span.
-        logger.warning("could not start the span of %r; it runs untraced", defn.name, exc_info=True)
+        log_telemetry_failure("start", f"the span of {defn.name!r}", "it runs untraced")
         return None
 
 
@@ -166,10 +213,16 @@ def _start_attributes(frame: ActiveStep | ActivePersona) -> dict[str, Any]:
 
 def push(frame: ActiveStep | ActivePersona) -> None:
     """Make a prepared frame current (a step whose ``pre_step`` handlers let it run)."""
-    span = frame._span
-    if span is not None:
-        frame._otel_token = _attach(_set_span_in_context(span, _get_current()))
-    frame._ctx_token = CURRENT.set(frame)
+    before = None
+    try:
+        span = frame._span
+        if span is not None:
+            before = _get_current()
+            frame._otel_token = _attach(_set_span_in_context(span, before))
+        frame._ctx_token = CURRENT.set(frame)
+    except BaseException as exc:
+        abort(frame, exc, before)  # interrupted: see `abort`
+        raise
 
 
 def begin_generator(frame: ActiveStep | ActivePersona, consumer: Any) -> None:
@@ -195,8 +248,10 @@ def suspend(frame: ActiveStep | ActivePersona) -> None:
     # `pop`, inlined: this runs once per item.
     try:
         CURRENT.reset(frame._ctx_token)
-    except ValueError:
-        CURRENT.set(frame._parent)  # resumed from another context: see `pop`
+    except (ValueError, RuntimeError):
+        # Resumed from another context (see `pop`), or the token is a spent one because
+        # an interruption landed between `resume`'s set and the store of its token.
+        CURRENT.set(frame._parent)
     token = frame._otel_token
     if token is not None:
         frame._body_context = _get_current()
@@ -231,23 +286,29 @@ def _rebase(body: Any, old_base: Any, new_base: Any) -> Any:
 
 def pop(frame: ActiveStep | ActivePersona) -> None:
     """Stop a frame being current, restoring what was current before `push`/`enter`."""
-    token = frame._otel_token
-    frame._otel_token = None
     if not is_current(frame):
         # The frame ends where it is not current: a scope a generator's body opened across
         # a ``yield``, closed by the garbage collector finalising the body on its own
         # (objects of one garbage cycle are finalised in no set order, so the body may go
         # before its step could resume it). The stack here belongs to whatever code is
         # running; restoring this frame's tokens would put a finished step back on it.
+        frame._otel_token = None
         return
+    # The token stays on the frame until it is detached: an interruption before that
+    # leaves it for `finish_interrupted`.
+    token = frame._otel_token
     try:
-        CURRENT.reset(frame._ctx_token)
-    except ValueError:
-        # The token belongs to another context (an async generator finalised by the event
-        # loop): put the parent back by hand rather than leave this frame current.
-        CURRENT.set(frame._parent)
-    if token is not None:
-        _detach(token)
+        try:
+            CURRENT.reset(frame._ctx_token)
+        except (ValueError, RuntimeError):
+            # The token belongs to another context (an async generator finalised by the
+            # event loop), or is spent (an interruption landed between a set and the store
+            # of its token): put the parent back by hand rather than leave this frame current.
+            CURRENT.set(frame._parent)
+    finally:  # also when an interruption lands right after the reset
+        if token is not None:
+            _detach(token)
+            frame._otel_token = None
 
 
 def is_current(frame: ActiveStep | ActivePersona) -> bool:
@@ -281,8 +342,12 @@ def complete(frame: ActiveStep | ActivePersona, value: Any, run_hooks: bool = Tr
             value, error = _dispatch.post_step(frame, value)  # type: ignore[arg-type]
             if error is not None:
                 return fail_with(frame, error)
-    pop(frame)
-    _end(frame, StepStatus.COMPLETED, None)
+    try:
+        pop(frame)
+        _end(frame, StepStatus.COMPLETED, None)
+    except BaseException as interrupted:
+        finish_interrupted(frame, interrupted)
+        raise
     return value
 
 
@@ -305,12 +370,16 @@ def fail(frame: ActiveStep | ActivePersona, exc: BaseException) -> bool:
     Otherwise returns False and the caller re-raises ``exc`` unchanged (unless a
     ``step_error`` handler's error is raised instead, see `_hooks/dispatch.py`).
     """
-    pop(frame)
-    status, error = outcome(frame, exc)
-    hook_error = None
-    if ACTIVE.step_failure and status is not StepStatus.SKIPPED and frame._defn.is_step:
-        hook_error = _dispatch.step_failed(frame, status, error)  # type: ignore[arg-type]
-    _end(frame, status, error)
+    try:
+        pop(frame)
+        status, error = outcome(frame, exc)
+        hook_error = None
+        if ACTIVE.step_failure and status is not StepStatus.SKIPPED and frame._defn.is_step:
+            hook_error = _dispatch.step_failed(frame, status, error)  # type: ignore[arg-type]
+        _end(frame, status, error)
+    except BaseException:
+        finish_interrupted(frame, exc)  # an interruption landed before the end completed
+        raise
     if hook_error is not None:
         raise hook_error
     if error is not exc:
@@ -377,7 +446,11 @@ def end_detached(
     End a frame that is not current: a generator closed between two resumes, a step
     denied before it started, an async step whose hooks were awaited after `pop`.
     """
-    _end(frame, status, exc)
+    try:
+        _end(frame, status, exc)
+    except BaseException as interrupted:
+        finish_interrupted(frame, interrupted)
+        raise
 
 
 def exhaustion_error(
@@ -431,26 +504,83 @@ def _end(
     if ACTIVE.persona_end and run_hooks and not frame._defn.is_step:
         # Before the span ends, so the handlers' span events land on it; their error (strict
         # mode) is raised once the persona has ended all the same.
-        error = _dispatch.persona_ended(frame, status, exc)  # type: ignore[arg-type]
-        _end(frame, status, exc, False)
+        try:
+            error = _dispatch.persona_ended(frame, status, exc)  # type: ignore[arg-type]
+        finally:
+            _end(frame, status, exc, False)
         if error is not None:
             raise error
         return
     span = frame._span
     run = frame._run
     is_step = frame._defn.is_step
-    if span is not None:
-        try:
-            if span.is_recording():
-                _finish_span(frame, span, status, exc)
-            else:
-                span.end()
-        except Exception:
-            # A span processor's on_end raised (the SDK does not guard them): the step's
-            # outcome and its record must not depend on telemetry.
-            logger.warning("could not end the span of %r", frame._defn.name, exc_info=True)
-    if run is not None:
-        _deliver(frame, run, status, exc, is_step)
+    record: Any = None
+    done = 0
+    try:
+        if span is not None:
+            try:
+                if span.is_recording():
+                    _finish_span(frame, span, status, exc)
+                else:
+                    span.end()
+            except Exception:
+                # A span processor's on_end raised (the SDK does not guard them): the
+                # step's outcome and its record must not depend on telemetry.
+                log_telemetry_failure("end", f"the span of {frame._defn.name!r}")
+        done = 1
+        # The fast "no meter provider" test of get_instruments, inlined: a call costs more.
+        if is_step and (_METRICS.maybe or _METER_API._METER_PROVIDER is not None):
+            instruments = get_instruments()
+            if instruments is not None:
+                try:
+                    step_ended(instruments, frame, status, exc)
+                except Exception:
+                    # A metric reader or view raised: the step's outcome must not depend on it.
+                    log_telemetry_failure("record", f"the metrics of {frame._defn.name!r}")
+        if run is not None:
+            record = _record(frame, status, exc, is_step)
+            _add(run, record, is_step)
+        else:
+            frame._ledger.ended = 1  # no record to be exact for: see _record
+        frame._ledger.closed = True
+    except BaseException:
+        # An interruption (a signal's KeyboardInterrupt) landed part-way: finish what is
+        # left (each part at most once), then let it go on.
+        if done == 0 and span is not None:
+            _quietly(span.end)
+        if run is None:
+            frame._ledger.ended = 1
+        else:
+            if record is None:
+                record = _record(frame, status, exc, is_step)
+            _add(run, record, is_step, once=True)
+        frame._ledger.closed = True
+        raise
+
+
+def _quietly(end: Any) -> None:
+    try:
+        end()
+    except Exception:  # telemetry must not replace the interruption being handled
+        pass
+
+
+def finish_interrupted(frame: ActiveStep | ActivePersona, exc: BaseException) -> None:
+    """
+    Make sure ``frame`` has ended after an interruption landed while it was being ended
+    (at the entry of `complete`, `fail` or `_end`, before their own guards): pop it if
+    it is still current, and end it (``cancelled``) unless its end completed.
+    """
+    if frame._ledger.closed:
+        return
+    if is_current(frame):
+        pop(frame)
+    else:
+        token = frame._otel_token
+        frame._otel_token = None
+        if token is not None:
+            _detach_quietly(token)  # pop may have detached it just before the interruption
+    _end(frame, outcome(frame, exc)[0], exc, False)
 
 
 def _finish_span(
@@ -492,6 +622,7 @@ def _finish_span(
 
 
 _END_CACHE_LIMIT = 64
+_MAX_INT64 = 2**63 - 1  # the largest integer an OpenTelemetry attribute carries
 
 
 def _static_end_attributes(frame: ActiveStep | ActivePersona, status: StepStatus) -> dict[str, Any]:
@@ -534,6 +665,14 @@ def _usage_attributes(attributes: dict[str, Any], ledger: Ledger) -> None:
     attributes[own["cost_usd"]] = ledger.self_nanos / 1_000_000_000
     attributes[own["llm_calls"]] = ledger.self_calls
     attributes[own["unpriced_calls"]] = ledger.self_unpriced
+    if ledger.input > _MAX_INT64 or ledger.output > _MAX_INT64 or ledger.calls > _MAX_INT64:
+        # Each record is within int64, but their sum need not be, and an OTLP exporter
+        # drops an integer attribute it cannot encode: saturate instead. Every other count
+        # is bounded by one of these three (cached by input, reasoning by output,
+        # unpriced by calls, self by subtree).
+        for key, value in attributes.items():
+            if type(value) is int and value > _MAX_INT64:
+                attributes[key] = _MAX_INT64
 
 
 def _exhaustion_event(exc: BaseException) -> dict[str, Any]:
@@ -550,18 +689,38 @@ def _exhaustion_event(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _deliver(
+def _add(run: Any, record: Any, is_step: bool, *, once: bool = False) -> None:
+    """Deliver ``record`` to ``run`` and the runs around it; ``once``: skip those holding it."""
+    if not once:
+        if is_step:
+            run._add_step(record)
+        else:
+            run._add_persona(record)
+        return
+    while run is not None:  # after an interruption: the slow, idempotent way
+        with run._lock:
+            records = run._steps if is_step else run._personas
+            if not any(r is record for r in reversed(records)):
+                records.append(record)
+        run = run._parent
+
+
+def _record(
     frame: ActiveStep | ActivePersona,
-    run: Any,
     status: StepStatus,
     exc: BaseException | None,
     is_step: bool,
-) -> None:
+) -> CompletedStep | CompletedPersona:
+    """The frame's record, its figures read (and its ledger marked ended) under the lock."""
     ledger = frame._ledger
     with LEDGER_LOCK:
         subtree = ledger.usage()
         own = ledger.self_usage()
         last_model = ledger.last_model
+        # In the same critical section as the read: usage charged from now on (a task
+        # that outlived the step) goes to a frame still running, never into a ledger
+        # whose record is already taken (see `charge`).
+        ledger.ended = 1
     end = time.time_ns()
     trace_id, span_id = frame.trace_id, frame.span_id
     parent = frame._parent
@@ -571,41 +730,36 @@ def _deliver(
         parent_step = frame._parent_step
         parent_ctx = getattr(frame._span, "parent", None)
         parent_span_id = None if parent_ctx is None else format_span_id(parent_ctx.span_id)
-        run._add_step(
-            CompletedStep(
-                name=frame._defn.name,
-                function=frame._defn.function,
-                persona=frame.persona,
-                model=last_model or frame._model,
-                status=status,
-                error=error,
-                start_time=frame._start_ns / 1e9,
-                end_time=end / 1e9,
-                usage=own,
-                subtree_usage=subtree,
-                budget=frame._defn.budget,
-                error_boundary=frame._defn.boundary.value,
-                step_id=frame._id,
-                parent_id=None if parent is None else parent._id,
-                parent=None if parent_step is None else parent_step._defn.name,
-                trace_id=trace_id,
-                span_id=span_id,
-                parent_span_id=parent_span_id,
-            )
+        return CompletedStep(
+            name=frame._defn.name,
+            function=frame._defn.function,
+            persona=frame.persona,
+            model=last_model or frame._model,
+            status=status,
+            error=error,
+            start_time=frame._start_ns / 1e9,
+            end_time=end / 1e9,
+            usage=own,
+            subtree_usage=subtree,
+            budget=frame._defn.budget,
+            error_boundary=frame._defn.boundary.value,
+            step_id=frame._id,
+            parent_id=None if parent is None else parent._id,
+            parent=None if parent_step is None else parent_step._defn.name,
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=parent_span_id,
         )
-    else:
-        run._add_persona(
-            CompletedPersona(
-                name=frame._defn.name,
-                function=frame._defn.function,
-                status=status,
-                error=error,
-                start_time=frame._start_ns / 1e9,
-                end_time=end / 1e9,
-                subtree_usage=subtree,
-                persona_id=frame._id,
-                parent_id=None if parent is None else parent._id,
-                trace_id=trace_id,
-                span_id=span_id,
-            )
-        )
+    return CompletedPersona(
+        name=frame._defn.name,
+        function=frame._defn.function,
+        status=status,
+        error=error,
+        start_time=frame._start_ns / 1e9,
+        end_time=end / 1e9,
+        subtree_usage=subtree,
+        persona_id=frame._id,
+        parent_id=None if parent is None else parent._id,
+        trace_id=trace_id,
+        span_id=span_id,
+    )

@@ -8,7 +8,6 @@ no trace in memory (its span goes to OpenTelemetry, which has its own limits).
 from __future__ import annotations
 
 import enum
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +17,7 @@ import attrs
 from .._accounting.budget import Budget
 from .._accounting.usage import ZERO_USAGE, Usage
 from .context import RUN
+from .locks import new_lock
 
 __all__ = ["CompletedPersona", "CompletedStep", "Run", "StepStatus", "run"]
 
@@ -213,7 +213,7 @@ class Run:
 
     def __init__(self, parent: Run | None = None) -> None:
         self._parent = parent
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
         self._steps: list[CompletedStep] = []
         self._personas: list[CompletedPersona] = []
 

@@ -26,7 +26,7 @@ from typing import Any
 from .._hooks.dispatch import IN_HANDLER
 from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
 from .._hooks.registry import ACTIVE
-from .context import ActivePersona, ActiveStep
+from .context import CURRENT, ActivePersona, ActiveStep
 from .lifecycle import (
     begin_generator,
     complete,
@@ -34,6 +34,8 @@ from .lifecycle import (
     end_detached,
     enter,
     fail,
+    finish_interrupted,
+    is_current,
     pop,
     resume,
     suspend,
@@ -104,10 +106,21 @@ def _wrap_sync(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            if fail(frame, exc):
+            # The guards around fail() and complete(): an interruption that lands as they
+            # are called (before their own guards run) must still end the frame.
+            try:
+                skip = fail(frame, exc)
+            except BaseException as raised:
+                finish_interrupted(frame, raised)
+                raise
+            if skip:
                 return defn.default
             raise
-        return complete(frame, result)
+        try:
+            return complete(frame, result)
+        except BaseException as raised:
+            finish_interrupted(frame, raised)
+            raise
 
     return step_wrapper
 
@@ -127,12 +140,21 @@ def _wrap_async(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            if await afail(frame, exc) if ACTIVE.step_failure else fail(frame, exc):
+            try:  # see _wrap_sync
+                skip = await afail(frame, exc) if ACTIVE.step_failure else fail(frame, exc)
+            except BaseException as raised:
+                finish_interrupted(frame, raised)
+                raise
+            if skip:
                 return defn.default
             raise
-        if ACTIVE.post_step:
-            return await acomplete(frame, result)
-        return complete(frame, result)
+        try:
+            if ACTIVE.post_step:
+                return await acomplete(frame, result)
+            return complete(frame, result)
+        except BaseException as raised:
+            finish_interrupted(frame, raised)
+            raise
 
     return step_wrapper
 
@@ -156,7 +178,7 @@ def _wrap_async_gen(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
 class StepGenerator(Generator[Any, Any, Any]):
     """A generator whose body runs as a step, one activation from first ``next`` to its end."""
 
-    __slots__ = ("_args", "_defn", "_done", "_fn", "_frame", "_gen", "_kwargs")
+    __slots__ = ("_args", "_defn", "_done", "_fn", "_frame", "_gen", "_kwargs", "_running")
 
     def __init__(self, fn: Callable[..., Any], args: Any, kwargs: Any, defn: Any) -> None:
         self._fn = fn
@@ -166,6 +188,11 @@ class StepGenerator(Generator[Any, Any, Any]):
         self._gen: GeneratorType[Any, Any, Any] | None = None
         self._frame: Any = None
         self._done = False
+        # True from the start of a resume to its end, not only while the body runs: the
+        # step is being started, resumed or suspended then too (pre_step handlers run
+        # before the body exists), and a close() or next() from another thread in that
+        # window would end or resume it twice.
+        self._running = False
 
     def __iter__(self) -> StepGenerator:
         return self
@@ -186,15 +213,27 @@ class StepGenerator(Generator[Any, Any, Any]):
             if exc is not None:
                 raise exc
             raise StopIteration
-        if self._gen is not None and self._gen.gi_running:
-            # Resumed from inside its own body: refuse before touching the stack, as a
-            # plain generator does (the step is running, and must not be ended here).
+        if self._running:
+            # Resumed from inside its own body, or from another thread while it runs:
+            # refuse before touching the stack, as a plain generator does (the step is
+            # running, and must not be ended here). The test and the set below have no
+            # call between them, so the interpreter cannot switch threads there.
             msg = "generator already executing"
             raise ValueError(msg)
+        try:
+            self._running = True
+            return self._advance(value, exc)
+        finally:
+            self._running = False
+
+    def _advance(self, value: Any, exc: BaseException | None) -> Any:
         frame = self._frame
         if frame is None:
             # First resume: this is when the step starts (and its body is created).
             consumer = current_otel_context()
+            # One try from the start to the body's creation: an interruption (a signal's
+            # KeyboardInterrupt) can land after enter() returned, before the frame is
+            # stored, and the frame must still end.
             try:
                 if ACTIVE.pre_step and self._defn.is_step:
                     frame, self._args, self._kwargs = enter_hooked(
@@ -202,34 +241,60 @@ class StepGenerator(Generator[Any, Any, Any]):
                     )
                 else:
                     frame = enter(self._defn)
-            except BaseException:
-                self._done = True  # denied, or a strict hook failed: the body never runs
-                raise
-            begin_generator(frame, consumer)
-            self._frame = frame
-            try:
+                begin_generator(frame, consumer)
+                self._frame = frame
                 self._gen = self._fn(*self._args, **self._kwargs)
             except BaseException as error:
                 self._done = True
+                if frame is None:
+                    raise  # denied, a strict hook failed, or interrupted (enter ended it)
                 if fail(frame, error):
                     raise StopIteration(self._defn.default) from None
                 raise
         else:
-            resume(frame)
+            try:
+                resume(frame)
+            except BaseException:
+                # Interrupted before the body went on: give the consumer its context
+                # back (if resume got that far); the generator stays where it was.
+                if is_current(frame) or CURRENT.get() is frame._body_frame is not None:
+                    suspend(frame)
+                raise
         gen = self._gen
         assert gen is not None
         try:
             item = gen.send(value) if exc is None else gen.throw(exc)
         except StopIteration as stop:
             self._done = True
-            result = complete(frame, stop.value)
+            try:
+                result = complete(frame, stop.value)
+            except BaseException as raised:
+                finish_interrupted(frame, raised)
+                raise
             raise StopIteration(result) from None
         except BaseException as error:
             self._done = True
-            if fail(frame, error):
+            try:
+                skip = fail(frame, error)
+            except BaseException as raised:
+                finish_interrupted(frame, raised)
+                raise
+            if skip:
                 raise StopIteration(self._defn.default) from None
             raise
-        suspend(frame)
+        try:
+            suspend(frame)
+        except BaseException as raised:
+            # Interrupted while the consumer was getting its context back: the item is
+            # lost with the interruption, so the step ends here, its body closed inside it.
+            self._done = True
+            if not is_current(frame):
+                resume(frame)
+            try:
+                gen.close()
+            finally:
+                finish_interrupted(frame, raised)
+            raise
         return item
 
     def close(self) -> None:
@@ -239,7 +304,7 @@ class StepGenerator(Generator[Any, Any, Any]):
     def _finish(self, status: StepStatus) -> None:
         if self._done:
             return
-        if self._gen is not None and self._gen.gi_running:
+        if self._running:
             msg = "generator already executing"
             raise ValueError(msg)
         self._done = True
@@ -248,17 +313,30 @@ class StepGenerator(Generator[Any, Any, Any]):
             return  # never started: there was no step
         gen = self._gen
         assert gen is not None
-        resume(frame)
+        try:
+            resume(frame)
+        except BaseException as raised:
+            finish_interrupted(frame, raised)  # interrupted: the step ends, body unclosed
+            raise
         try:
             gen.close()
         except BaseException as error:
-            fail(frame, error)
+            try:
+                fail(frame, error)
+            except BaseException as raised:
+                finish_interrupted(frame, raised)
+                raise
             raise
-        pop(frame)
-        end_detached(frame, status, None)
+        try:
+            pop(frame)
+            end_detached(frame, status, None)
+        except BaseException as raised:
+            finish_interrupted(frame, raised)
+            raise
 
     def __del__(self) -> None:
-        if not self._done and self._frame is not None:
+        # getattr: an interruption can land before __init__ set anything.
+        if not getattr(self, "_done", True) and self._frame is not None:
             _in_own_context(self._finish, StepStatus.ABANDONED)
 
 
@@ -352,23 +430,21 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
         if firstiter is not None:
             firstiter(self)
         consumer = current_otel_context()
-        frame: ActiveStep | ActivePersona
-        try:
+        frame: ActiveStep | ActivePersona | None = None
+        try:  # one try from the start on: see StepGenerator._resume
             if ACTIVE.pre_step and self._defn.is_step:
                 frame, self._args, self._kwargs = await aenter_hooked(
                     self._defn, self._args, self._kwargs
                 )
             else:
                 frame = enter(self._defn)
-        except BaseException:
-            self._done = True  # denied, or a strict hook failed: the body never runs
-            raise
-        begin_generator(frame, consumer)
-        self._frame = frame
-        try:
+            begin_generator(frame, consumer)
+            self._frame = frame
             self._agen = self._fn(*self._args, **self._kwargs)
         except BaseException as error:
             self._done = True
+            if frame is None:
+                raise  # denied, a strict hook failed, or interrupted (enter ended it)
             if await afail(frame, error) if ACTIVE.step_failure else fail(frame, error):
                 raise StopAsyncIteration from None
             raise
@@ -401,7 +477,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
         end_detached(frame, status, None)
 
     def __del__(self) -> None:
-        if self._done or self._frame is None:
+        if getattr(self, "_done", True) or self._frame is None:  # see StepGenerator
             return
         self._abandoned = True
         finalizer = self._finalizer

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from decimal import Decimal
 
 import attrs
@@ -49,6 +49,7 @@ _MAX_NUMBER_LENGTH = 32
 _COUNT = re.compile(r"[0-9]+")
 _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _NEGATIVE = re.compile(r"-[0-9]+(?:\.[0-9]+)?")
+_NEGATIVE_ZERO = re.compile(r"-0+(?:\.0+)?")
 
 _TRACE = TraceContextTextMapPropagator()
 _BAGGAGE = W3CBaggagePropagator()
@@ -303,35 +304,38 @@ def extract(headers: Mapping[str, str]) -> Carried:
     local steps, and hierarchical budgets take the minimum).
     """
     problems: list[str] = []
+    headers = _text_only(headers, problems)
     span_context = None
     traceparent = headers.get("traceparent")
     if traceparent is not None:
-        ctx = _TRACE.extract(headers, context=Context())
-        candidate = trace.get_current_span(ctx).get_span_context()
-        if candidate.is_valid:
-            span_context = candidate
+        candidate = _guarded(lambda: _TRACE.extract(headers, context=Context()), problems)
+        found = None if candidate is None else trace.get_current_span(candidate)
+        if found is not None and found.get_span_context().is_valid:
+            span_context = found.get_span_context()
         else:
             problems.append(f"traceparent={_clip(traceparent)} (not a valid W3C traceparent)")
     entries: dict[str, str] = {}
+    ours: dict[str, list[str]] = {}
     header = headers.get("baggage")
     if header is not None:
-        size = len(header.encode("utf-8", "surrogateescape"))
+        size = len(header.encode("utf-8"))
         if size > MAX_BAGGAGE_BYTES:
             problems.append(
                 f"baggage header of {size} bytes (over the W3C limit of {MAX_BAGGAGE_BYTES})"
             )
         else:
-            ctx = _BAGGAGE.extract({"baggage": header}, context=Context())
-            entries = {k: str(v) for k, v in otel_baggage.get_all(ctx).items()}
-    ours = {k: entries.pop(k) for k in list(entries) if k.startswith(PREFIX)}
+            entries = _baggage(header, problems)
+            ours = _our_entries(header, problems)
+    for key in [k for k in entries if k.startswith(PREFIX)]:
+        del entries[key]
     carried = Carried(
         span_context=span_context,
         baggage=entries,
-        persona=_name(ours, PERSONA_KEY, MAX_NAME_LENGTH, problems),
-        step_path=_name(ours, STEP_PATH_KEY, MAX_PATH_LENGTH, problems),
-        tokens=_count(ours, TOKENS_KEY, problems),
-        nanos=_usd(ours, USD_KEY, problems),
-        calls=_count(ours, CALLS_KEY, problems),
+        persona=_name(_last(ours, PERSONA_KEY), PERSONA_KEY, MAX_NAME_LENGTH, problems),
+        step_path=_name(_last(ours, STEP_PATH_KEY), STEP_PATH_KEY, MAX_PATH_LENGTH, problems),
+        tokens=_tightest(ours, TOKENS_KEY, _count, problems),
+        nanos=_tightest(ours, USD_KEY, _usd, problems),
+        calls=_tightest(ours, CALLS_KEY, _count, problems),
     )
     if problems:
         logger.warning(
@@ -343,12 +347,79 @@ def extract(headers: Mapping[str, str]) -> Carried:
     return carried
 
 
+def _text_only(headers: Mapping[str, str], problems: list[str]) -> dict[str, str]:
+    """
+    ``headers`` without the values that are not text: a lone surrogate (``"\\ud800"``,
+    from a JSON message or a ``surrogateescape`` decoding) cannot be encoded, and every
+    use of the value further on would raise. Such a header is dropped with a note.
+    """
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            problems.append(f"{name} header holding a lone surrogate (not text)")
+            continue
+        kept[name] = value
+    return kept
+
+
+def _guarded(extract: Callable[[], Context], problems: list[str]) -> Context | None:
+    """An OpenTelemetry propagator's extraction; ``None``, noted, if it raises."""
+    try:
+        return extract()
+    except Exception as exc:  # a propagator bug must not fail the request
+        problems.append(f"the propagator could not read the headers ({type(exc).__name__})")
+        return None
+
+
+def _baggage(header: str, problems: list[str]) -> dict[str, str]:
+    """Every entry of a baggage header, as OpenTelemetry reads it (the last of a repeated key)."""
+    ctx = _guarded(lambda: _BAGGAGE.extract({"baggage": header}, context=Context()), problems)
+    return {} if ctx is None else {k: str(v) for k, v in otel_baggage.get_all(ctx).items()}
+
+
+def _our_entries(header: str, problems: list[str]) -> dict[str, list[str]]:
+    """
+    Every value of each ``agentsteps.`` key, in order, a repeated key's included.
+
+    A key can come twice (sent twice in one header, or in two ``baggage`` headers that
+    `normalize_carrier` joins): anything on the path may add an entry, so a remainder
+    must not be loosened by whichever comes last. Each list member is read on its own by
+    the same propagator, so its rules (percent-decoding, properties) apply unchanged.
+    """
+    found: dict[str, list[str]] = {}
+    for member in header.split(","):
+        if PREFIX not in member and "%" not in member:
+            continue  # not ours (a key of ours may be percent-encoded)
+        for key, value in _baggage(member, problems).items():
+            if key.startswith(PREFIX):
+                found.setdefault(key, []).append(value)
+    return found
+
+
+def _last(ours: Mapping[str, list[str]], key: str) -> str | None:
+    values = ours.get(key)
+    return None if not values else values[-1]
+
+
+def _tightest(
+    ours: Mapping[str, list[str]],
+    key: str,
+    read: Callable[[str, str, list[str]], int | None],
+    problems: list[str],
+) -> int | None:
+    """The smallest valid value of a repeated remainder key: the tighter limit wins."""
+    numbers = [read(key, value, problems) for value in ours.get(key, ())]
+    valid = [n for n in numbers if n is not None]
+    return min(valid) if valid else None
+
+
 def _clip(value: str) -> str:
     return repr(value if len(value) <= 64 else value[:61] + "...")
 
 
-def _name(ours: Mapping[str, str], key: str, limit: int, problems: list[str]) -> str | None:
-    value = ours.get(key)
+def _name(value: str | None, key: str, limit: int, problems: list[str]) -> str | None:
     if value is None:
         return None
     if not value.strip() or not value.isprintable():
@@ -360,10 +431,9 @@ def _name(ours: Mapping[str, str], key: str, limit: int, problems: list[str]) ->
     return value
 
 
-def _count(ours: Mapping[str, str], key: str, problems: list[str]) -> int | None:
-    value = ours.get(key)
-    if value is None:
-        return None
+def _count(key: str, value: str, problems: list[str]) -> int | None:
+    if _NEGATIVE_ZERO.fullmatch(value):
+        return 0  # "-0" is zero, not a negative count
     if len(value) <= _MAX_NUMBER_LENGTH and _COUNT.fullmatch(value):
         number = int(value)
         if number <= MAX_COUNT:
@@ -372,10 +442,9 @@ def _count(ours: Mapping[str, str], key: str, problems: list[str]) -> int | None
     return None
 
 
-def _usd(ours: Mapping[str, str], key: str, problems: list[str]) -> int | None:
-    value = ours.get(key)
-    if value is None:
-        return None
+def _usd(key: str, value: str, problems: list[str]) -> int | None:
+    if _NEGATIVE_ZERO.fullmatch(value):
+        return 0  # "-0" (or "-0.00") dollars is zero, not a negative remainder
     if len(value) <= _MAX_NUMBER_LENGTH and _DECIMAL.fullmatch(value):
         # Truncated to whole nano-dollars: rounding a remainder down never raises it.
         nanos = int(Decimal(value).scaleb(9))

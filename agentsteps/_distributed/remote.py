@@ -162,23 +162,27 @@ class remote_parent:
             msg = "remote_parent() is already active; create a new one to re-enter"
             raise RuntimeError(msg)
         token = otel_context.attach(self._context())
+        frame: Any = None
+        refused = False
         try:
             frame = enter(self._defn)
-        except BaseException:
-            otel_context.detach(token)
-            raise
-        assert isinstance(frame, ActiveStep)
-        self._used = frame
-        spent = self._carried.spent if self._refuse else None
-        if spent is not None:
-            exc = self._refusal(frame, spent)
-            try:
+            self._used = frame
+            spent = self._carried.spent if self._refuse else None
+            if spent is not None:
+                refused = True
+                exc = self._refusal(frame, spent)
                 fail(frame, exc)
+                raise exc
+            self._frame, self._token = frame, token
+        except BaseException as error:
+            try:
+                if frame is not None and not refused:
+                    # Interrupted (KeyboardInterrupt) after enter() made it current.
+                    fail(frame, error)
             finally:
                 otel_context.detach(token)
-            raise exc
-        self._frame, self._token = frame, token
-        return frame
+            raise
+        return cast(ActiveStep, frame)
 
     def _context(self) -> otel_context.Context:
         ctx = otel_context.get_current()

@@ -294,24 +294,42 @@ def _check_count(name: str, value: object, problems: list[str]) -> int:
     # type() is, not isinstance: True is not a count.
     if type(value) is int and 0 <= value <= MAX_COUNT:
         return value
-    shown = value if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+    shown = _shown(value)
     if type(value) is int and value < 0:
-        problems.append(f"{name}={shown!r} (negative: must be >= 0)")
+        problems.append(f"{name}={shown} (negative: must be >= 0)")
     elif type(value) is int:
-        problems.append(f"{name}={shown!r} (oversized)")
+        problems.append(f"{name}={shown} (oversized)")
     else:
-        problems.append(f"{name}={shown!r} (must be a whole number >= 0)")
+        problems.append(f"{name}={shown} (must be a whole number >= 0)")
     return 0
 
 
+def _shown(value: object) -> str:
+    """``repr(value)``, cut to 40 characters, for a value that may be huge or hostile."""
+    if type(value) is int and not -(10**36) < value < 10**36:
+        # repr() of an int over 4,300 digits raises ValueError; its length says enough.
+        return f"<int of {value.bit_length()} bits>"
+    try:
+        text = repr(value)
+    except Exception:  # a foreign object whose __repr__ raises
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 def _cost(value: object, problems: list[str]) -> int:
-    if (
-        type(value) in (int, float)
-        and math.isfinite(value)  # type: ignore[arg-type]
-        and 0 <= value <= MAX_COUNT / NANOS_PER_USD  # type: ignore[operator]
-    ):
-        return round(value * NANOS_PER_USD)  # type: ignore[operator]
-    problems.append(f"cost_usd={value!r} (must be a finite number of dollars >= 0)")
+    # Ints are compared before math.isfinite: it converts them to float, and raises
+    # OverflowError on an int beyond the float range (10**400).
+    if type(value) is int and 0 <= value <= MAX_COUNT // NANOS_PER_USD:
+        return value * NANOS_PER_USD
+    finite = type(value) is float and math.isfinite(value)
+    if finite and 0 <= value <= MAX_COUNT / NANOS_PER_USD:  # type: ignore[operator]
+        nanos = round(value * NANOS_PER_USD)  # type: ignore[operator]
+        if nanos <= MAX_COUNT:
+            return nanos
+    if (finite or type(value) is int) and value > 0:  # type: ignore[operator]
+        problems.append(f"cost_usd={_shown(value)} (oversized)")
+    else:
+        problems.append(f"cost_usd={_shown(value)} (must be a finite number of dollars >= 0)")
     return 0
 
 

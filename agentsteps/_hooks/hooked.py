@@ -15,6 +15,7 @@ from typing import Any
 
 from .._core.context import ActivePersona, ActiveStep
 from .._core.lifecycle import (
+    abort,
     complete,
     end_detached,
     exhaustion_error,
@@ -37,14 +38,22 @@ Arguments = tuple[ActiveStep, tuple[Any, ...], dict[str, Any]]
 def enter_hooked(defn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Arguments:
     """Start a step after its ``pre_step`` handlers: the frame and the arguments to use."""
     frame = prepare(defn)
-    ctx, error = _dispatch.pre_step(frame, args, kwargs)
+    try:
+        ctx, error = _dispatch.pre_step(frame, args, kwargs)
+    except BaseException as exc:
+        abort(frame, exc)  # a handler was interrupted (KeyboardInterrupt): the step ends
+        raise
     return _admit(frame, ctx, error, args, kwargs)
 
 
 async def aenter_hooked(defn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Arguments:
     """`enter_hooked` for an async step: async ``pre_step`` handlers are awaited."""
     frame = prepare(defn)
-    ctx, error = await _dispatch.apre_step(frame, args, kwargs)
+    try:
+        ctx, error = await _dispatch.apre_step(frame, args, kwargs)
+    except BaseException as exc:
+        abort(frame, exc)  # cancelled or interrupted in a handler: the step ends
+        raise
     return _admit(frame, ctx, error, args, kwargs)
 
 

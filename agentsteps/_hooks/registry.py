@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from .._core.locks import new_lock
 from .events import HookContext, HookEvent
 
 __all__ = ["ACTIVE", "REGISTRY", "HookHandle", "add", "clear_hooks", "qualname", "scoped_hooks"]
@@ -47,7 +47,7 @@ class _Active:
 
 ACTIVE = _Active()
 
-_LOCK = threading.RLock()
+_LOCK = new_lock()
 REGISTRY: dict[HookEvent, tuple[HookHandle, ...]] = dict.fromkeys(HookEvent, ())
 _SCOPE: ContextVar[list[HookHandle] | None] = ContextVar("agentsteps.hook_scope", default=None)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
+import time
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
@@ -25,6 +25,14 @@ from .._accounting.usage import Usage
 from .._core import attributes as A
 from .._core.config import get_tracer
 from .._core.context import CURRENT, ActivePersona, ActiveStep
+from .._core.locks import new_lock
+from .._core.telemetry_log import log_telemetry_failure
+from .._metrics.instruments import (
+    Instruments,
+    get_instruments,
+    model_call_attributes,
+    record_model_call,
+)
 from ..exceptions import UnpricedModelError
 from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
 from .spans import describes_a_request, elsewhere_attributes, usage_attributes
@@ -73,6 +81,7 @@ class LLMCall:
         "_input_estimate",
         "_lock",
         "_max_output_cap",
+        "_meter",
         "_model",
         "_operation",
         "_otel_context",
@@ -84,6 +93,7 @@ class LLMCall:
         "_response_model",
         "_source",
         "_span",
+        "_started",
         "_state",
         "_totals",
         "_unpriced",
@@ -110,7 +120,7 @@ class LLMCall:
         self._otel_token: Any = None
         self._otel_context: Any = None
         self._state = _NEW
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
         # Input, output, cache read, cache write, reasoning tokens reported so far.
         self._totals = (0, 0, 0, 0, 0)
         # A cost the provider gave (nano-dollars), which then replaces our own pricing.
@@ -131,6 +141,9 @@ class LLMCall:
         # Whether another instrumentation's span, below or above this one, describes the
         # same request: that span then carries the usage for backends, this one does not.
         self._elsewhere = False
+        # The metric instruments when a meter provider is configured, and when it began.
+        self._meter: Instruments | None = None
+        self._started = 0.0
 
     # -- what the call knows -------------------------------------------------------------
 
@@ -419,6 +432,9 @@ class LLMCall:
         elif self._provider is None:
             self._provider = infer_provider(self._model)
         self._state = _OPEN
+        meter = self._meter = get_instruments()
+        if meter is not None:
+            self._started = time.perf_counter()
         tracer = get_tracer()
         if tracer is not None:
             attributes: dict[str, Any] = {
@@ -440,7 +456,9 @@ class LLMCall:
                 span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
             except Exception:
                 # A span processor's on_start raised: the call goes on untraced.
-                logger.warning("could not start the span of model call %r", name, exc_info=True)
+                log_telemetry_failure(
+                    "start", f"the span of model call {name!r}", "the call runs untraced"
+                )
             else:
                 self._span = span
                 self._otel_context = trace.set_span_in_context(span)
@@ -500,6 +518,8 @@ class LLMCall:
                 CALL.set(None)
         if token is not None and otel_context.get_current() is context:
             otel_context.detach(token)
+        if self._meter is not None:
+            self._record_metrics(self._meter, error)
         span = self._span
         if span is None:
             return
@@ -516,11 +536,18 @@ class LLMCall:
             span.end()
         except Exception:
             # A span processor's on_end raised: the call's outcome must not depend on it.
-            logger.warning("could not end the span of a model call", exc_info=True)
+            log_telemetry_failure("end", "the span of a model call")
+
+    def _open(self) -> bool:
+        """Whether the block is open (usage recorded now is part of this call)."""
+        return self._state == _OPEN
 
     def _attach(self, counts: tuple[int, ...], nanos: int, source: str) -> bool:
-        """Show usage `record_usage` charged inside the block on this call's span."""
-        if self._span is None or self._state != _OPEN:
+        """
+        Add usage `record_usage` charged inside the block to this call's figures; returns
+        whether its span shows them (else the record makes a span of its own).
+        """
+        if self._state != _OPEN:
             return False
         with self._lock:
             if self._attached is not None:
@@ -528,7 +555,33 @@ class LLMCall:
                 counts = tuple(a + b for a, b in zip(old, counts, strict=True))
                 nanos += old_nanos
             self._attached = (counts, nanos, source)
-        return True
+        return self._span is not None
+
+    def _record_metrics(self, meter: Instruments, error: BaseException | None) -> None:
+        """This call's GenAI metric points: its tokens (if it reported usage), its duration."""
+        duration = time.perf_counter() - self._started
+        with self._lock:
+            inp, out = self._charged[0], self._charged[1]
+            reported = self._source is not None
+            attached = self._attached
+            response_model = self._response_model
+            elsewhere = self._elsewhere
+        if elsewhere:
+            # Another instrumentation's span describes this request, and that
+            # instrumentation records its metrics: counting them here too would double them.
+            return
+        if attached is not None:
+            inp += attached[0][0]
+            out += attached[0][1]
+            reported = True
+        attributes = model_call_attributes(
+            self._operation, self._provider, self._model, response_model or self._model
+        )
+        try:
+            tokens = (inp, out) if reported else None
+            record_model_call(meter, attributes, tokens, duration, error)
+        except Exception:
+            logger.warning("could not record the metrics of a model call", exc_info=True)
 
     def _span_attributes(self) -> dict[str, Any]:
         with self._lock:

@@ -10,7 +10,6 @@ reported with `record_usage` / ``record_openai`` / ``record_anthropic``, one of 
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -19,6 +18,7 @@ from opentelemetry import trace
 from .._accounting.budget import NANOS_PER_USD
 from .._core import attributes as A
 from .._core.config import get_tracer
+from .._core.telemetry_log import log_telemetry_failure
 
 __all__ = [
     "ELSEWHERE_ATTRIBUTES",
@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 _CLIENT = trace.SpanKind.CLIENT
-logger = logging.getLogger("agentsteps")
 
 # OpenInference's provider names, where they differ from the GenAI conventions' values.
 _OPENINFERENCE_PROVIDER = {
@@ -161,8 +160,15 @@ def emit_record_span(
     # chat span around record_openai): that span carries the usage for backends.
     elsewhere = describes_a_request(trace.get_current_span())
     now = time.time_ns()
+    # A span processor that raises costs the span, never the charge. Logged as the step
+    # spans' failures are (same actions), so one broken processor is one cause, counted.
     try:
         span = tracer.start_span(name, kind=_CLIENT, attributes=start, start_time=now)
+    except Exception:
+        log_telemetry_failure("start", "the span of a recorded model call")
+        return
+    ended = False
+    try:
         if span.is_recording():
             if elsewhere:
                 attributes = elsewhere_attributes(
@@ -174,6 +180,15 @@ def emit_record_span(
                 )
             span.set_attributes(attributes)
         span.end(end_time=now)
+        ended = True
     except Exception:
-        # A span processor raised: the usage is charged all the same.
-        logger.warning("could not make the span of a recorded model call", exc_info=True)
+        log_telemetry_failure("end", "the span of a recorded model call")
+    except BaseException:
+        # An interruption (a signal's KeyboardInterrupt) landed between start and end:
+        # the span still ends, once, as a step's does (see lifecycle._end).
+        if not ended:
+            try:
+                span.end(end_time=now)
+            except Exception:
+                pass  # telemetry must not replace the interruption being handled
+        raise

@@ -55,7 +55,8 @@ def metered(
 
     Raises:
         StepBudgetExhausted: From the iteration, when a chunk took a budget over.
-        TypeError: ``call`` is not an `LLMCall`, or ``tokens`` returned a non-int.
+        TypeError: ``call`` is not an `LLMCall`, ``tokens`` or ``usage`` is not callable
+            (raised at the call), or ``tokens`` returned a non-int.
 
     Example:
         >>> from agentsteps import Budget, StepBudgetExhausted, llm_call, metered, step
@@ -71,7 +72,7 @@ def metered(
 
     .. versionadded:: 0.1.0
     """
-    _check(call, "metered()")
+    _check(call, "metered()", tokens, usage)
     return _metered(stream, call, tokens, _per_stream(usage))
 
 
@@ -90,7 +91,7 @@ def ametered(
 
     .. versionadded:: 0.1.0
     """
-    _check(call, "ametered()")
+    _check(call, "ametered()", tokens, usage)
     return _ametered(stream, call, tokens, _per_stream(usage))
 
 
@@ -128,13 +129,25 @@ def _type(event: object) -> object:
     return event.get("type") if isinstance(event, Mapping) else getattr(event, "type", None)
 
 
-def _check(call: object, what: str) -> None:
+def _check(call: object, what: str, tokens: object, usage: object) -> None:
     if not isinstance(call, LLMCall):
         msg = (
             f"{what}: 'call' must be the LLMCall of an open llm_call() block (got {call!r} "
             f"of type {type(call).__name__}); write 'with llm_call(...) as call:'"
         )
         raise TypeError(msg)
+    # Checked here, at the call: the stream is read lazily, so a bad reader would
+    # otherwise fail at the first chunk, after the request was sent and billed.
+    for name, reader, example in (
+        ("tokens", tokens, "lambda chunk: 1"),
+        ("usage", usage, "agentsteps.integrations.openai_usage"),
+    ):
+        if reader is not None and not callable(reader):
+            msg = (
+                f"{what}: {name!r} must be a function of a chunk or None (got {reader!r} of "
+                f"type {type(reader).__name__}), e.g. {example}"
+            )
+            raise TypeError(msg)
 
 
 def _metered(

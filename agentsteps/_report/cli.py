@@ -17,11 +17,10 @@ import importlib
 import os
 import runpy
 import sys
-import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -29,7 +28,9 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.trace import Status, StatusCode
 
 from .._core import attributes as A
+from .._core.locks import new_lock
 from .._core.records import Run, run
+from .._metrics.setup import MetricsHandle, configure_metrics, metrics_exporter_from_env
 from .._tracing.jsonl import span_to_dict
 from .._tracing.setup import configure_tracing
 from .._version import __version__
@@ -44,7 +45,7 @@ from .tree import (
     KIND_STEP,
     InvalidTraceError,
     RunReport,
-    load_spans,
+    SpanSink,
 )
 
 __all__ = ["main"]
@@ -84,6 +85,9 @@ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is, spans go where they say instead (OTLP nee
 pip install 'agentsteps[otlp]'). OTEL_SDK_DISABLED=true turns tracing off; the report is
 still printed, from the records of the run.
 
+metrics: exported when OTEL_METRICS_EXPORTER (otlp, prometheus, console) or an OTLP endpoint
+variable is set, with the spans, once more at exit (docs/metrics.md).
+
 The report goes to stderr (or --output), so the script's stdout stays its own.
 
 exit code: the script's own (1 for an uncaught exception, as with python); 2 when
@@ -95,16 +99,27 @@ that matches nothing."""
 
 
 class _CollectSpans(SpanProcessor):
-    """Keep every finished span as a JSONL-format dict, for the report at exit."""
+    """
+    Feed every finished span to the report as it ends: folded at once, so a loop of any
+    length costs the report the memory of one iteration, not of every span.
+    """
 
-    def __init__(self) -> None:
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
-        self.spans: list[dict[str, Any]] = []
+    def __init__(self, *, fold: bool, top: int, attributes: bool) -> None:
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
+        self.sink = SpanSink(fold=fold, top=top, attributes=attributes)
+        self.count = 0
+        self.last_trace_id: str | None = None
 
     def on_end(self, span: ReadableSpan) -> None:
-        data = span_to_dict(span)
         with self._lock:
-            self.spans.append(data)
+            try:
+                data = span_to_dict(span)
+                self.sink.add(data)
+            except Exception as exc:  # the report must never break the traced script
+                self.sink.warnings.add(None, f"span {span.name!r} left out: {exc!r}")
+                return
+            self.count += 1
+            self.last_trace_id = data.get("trace_id")
 
 
 class _Fail(Exception):
@@ -172,8 +187,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"must be a whole number of steps, 1 or more (got {text!r})"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--top",
+        metavar="N",
+        type=_positive,
+        default=0,
+        help="also list the N steps that spent the most themselves",
+    )
+    parser.add_argument(
+        "--expand",
+        action="store_true",
+        help="one row per span: do not fold repeated siblings into one counted row",
+    )
     parser.add_argument(
         "--html", metavar="OUT.html", help="also write a self-contained HTML waterfall"
     )
@@ -228,6 +266,14 @@ def _exporter_from_env() -> str:
     return "jsonl"
 
 
+def _configure_metrics(resource: Resource) -> MetricsHandle | None:
+    """Metrics where the standard variables ask for them (none unless they do)."""
+    exporter = metrics_exporter_from_env()
+    if exporter is None:
+        return None
+    return configure_metrics(exporter, resource=resource)  # type: ignore[arg-type]
+
+
 def _install_global(provider: TracerProvider) -> None:
     """Make ``provider`` the global one if nothing was, so instrumented libraries use it."""
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
@@ -267,7 +313,13 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ModuleNotFoundError, RuntimeError) as exc:
         msg = f"cannot set up tracing: {exc}"
         raise _Fail(msg) from None
-    collector = _CollectSpans()
+    try:
+        metrics_handle = _configure_metrics(provider.resource)
+    except (ValueError, OSError, ModuleNotFoundError) as exc:
+        handle.shutdown()
+        msg = f"cannot set up metrics: {exc}"
+        raise _Fail(msg) from None
+    collector = _CollectSpans(fold=not args.expand, top=args.top, attributes=args.html is not None)
     if handle.enabled:
         provider.add_span_processor(collector)
         _install_global(provider)
@@ -297,31 +349,43 @@ def _run(args: argparse.Namespace) -> int:
         span.end()
         handle.shutdown()
         provider.shutdown()
+        if metrics_handle is not None:
+            metrics_handle.shutdown()  # the last figures, exported with the spans
+    dropped = handle.dropped_spans
+    if dropped:
+        # The exporter's guard logged the cause; say plainly that the trace is incomplete
+        # rather than report it saved.
+        print(
+            f"agentsteps run: error: {dropped} span(s) could not be written to "
+            f"{handle.destination}; the trace there is incomplete",
+            file=sys.stderr,
+        )
     if not args.no_report:
-        report = _report_of(collector.spans, records)
+        report = _report_of(collector, records, args)
+        for warning in report.warnings:
+            print(f"agentsteps run: warning: {_render.safe_text(warning)}", file=sys.stderr)
         _emit(report, args, title=f"agentsteps run {target}")
-        if handle.destination and exporter == "jsonl" and collector.spans:
-            trace_id = collector.spans[-1].get("trace_id")
+        trace_id = collector.last_trace_id
+        if not dropped and handle.destination and exporter == "jsonl" and collector.count:
             print(
                 f"trace {trace_id} appended to {handle.destination}; draw it with "
                 f"`agentsteps report {handle.destination} --last --html run.html`",
                 file=sys.stderr,
             )
-        elif exporter == "otlp" and collector.spans:
-            trace_id = collector.spans[-1].get("trace_id")
+        elif not dropped and exporter == "otlp" and collector.count:
             print(f"trace {trace_id} sent over OTLP to {handle.destination}", file=sys.stderr)
     return code
 
 
-def _report_of(spans: list[dict[str, Any]], records: Run) -> RunReport:
-    report = RunReport.from_spans(spans) if spans else None
+def _report_of(collector: _CollectSpans, records: Run, args: argparse.Namespace) -> RunReport:
+    report = collector.sink.report() if collector.count else None
     if report is None or (
         not report.count(KIND_STEP) and not report.count(KIND_PERSONA) and records.steps
     ):
         # No spans of the script's steps reached us: tracing is off (OTEL_SDK_DISABLED),
         # or the script sent them elsewhere (agentsteps.configure). The records collected
         # in-process carry the same figures.
-        return RunReport.from_run(records)
+        return RunReport.from_run(records, fold=not args.expand, top=args.top)
     return report
 
 
@@ -381,38 +445,46 @@ def _report(args: argparse.Namespace) -> int:
         msg = f"{path!r} is a directory, not a JSONL trace file"
         raise _Fail(msg)
     try:
-        spans = load_spans(path)
+        report = RunReport.from_jsonl(
+            path,
+            fold=not args.expand,
+            top=args.top,
+            trace_id=args.trace_id,
+            last=args.last,
+            attributes=args.html is not None,
+        )
     except InvalidTraceError as exc:
         raise _Fail(str(exc)) from None
     except OSError as exc:
         msg = f"cannot read {path!r}: {exc.strerror or exc}"
         raise _Fail(msg) from None
-    spans = _select(spans, trace_id=args.trace_id, last=args.last, path=path)
-    _emit(RunReport.from_spans(spans), args, title=f"agentsteps report {Path(path).name}")
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as exc:  # never a traceback for a damaged file: say what and where
+        msg = f"cannot read {path!r}: {type(exc).__name__}: {exc} (please report this bug)"
+        raise _Fail(msg) from None
+    if args.trace_id is not None and not report.span_roots:
+        msg = f"no trace in {path!r} has an id starting with {args.trace_id!r}"
+        raise _Fail(msg)
+    for warning in report.warnings:
+        print(f"agentsteps report: warning: {_render.safe_text(warning)}", file=sys.stderr)
+    _emit(report, args, title=f"agentsteps report {Path(path).name}")
     return 0
 
 
-def _select(
-    spans: list[dict[str, Any]], *, trace_id: str | None, last: bool, path: str
-) -> list[dict[str, Any]]:
-    if trace_id is not None:
-        wanted = trace_id.lower()
-        spans = [s for s in spans if str(s.get("trace_id") or "").startswith(wanted)]
-        if not spans:
-            msg = f"no trace in {path!r} has an id starting with {trace_id!r}"
-            raise _Fail(msg)
-    if last:
-        latest: dict[str, int] = {}
-        for s in spans:
-            tid = str(s.get("trace_id"))
-            latest[tid] = max(latest.get(tid, 0), int(s.get("end_time_unix_nano") or 0))
-        newest = max(latest, key=lambda t: latest[t])
-        spans = [s for s in spans if str(s.get("trace_id")) == newest]
-    return spans
+_MANY_ROWS = 50_000
+"""Above this many rows an HTML page gets slow to open: say so."""
 
 
 def _emit(report: RunReport, args: argparse.Namespace, *, title: str) -> None:
     if args.html:
+        rows = sum(1 for _ in report.spans)
+        if rows > _MANY_ROWS:
+            print(
+                f"agentsteps {args.command}: warning: the page has {rows:,} rows and may be "
+                "slow to open; without --expand, repeated steps fold into one row",
+                file=sys.stderr,
+            )
         try:
             Path(args.html).write_text(render_html(report, title=title), encoding="utf-8")
         except OSError as exc:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from .._core.locks import new_lock
+
 __all__ = ["GuardedExporter", "quiet_exporter_loggers"]
 
 logger = logging.getLogger("agentsteps.export")
@@ -75,8 +77,9 @@ class GuardedExporter(SpanExporter):
         """The wrapped exporter."""
         self.destination = destination
         """Where the wrapped exporter sends spans, as shown in messages."""
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
         self._dropped = 0
+        self._handed = 0
         self._warned = False
         self._closing = False
         self._gave_up = False
@@ -87,6 +90,12 @@ class GuardedExporter(SpanExporter):
         """How many spans could not be exported so far."""
         with self._lock:
             return self._dropped
+
+    @property
+    def handed_spans(self) -> int:
+        """How many spans the processor handed to `export` so far, exported or not."""
+        with self._lock:
+            return self._handed
 
     def begin_closing(self) -> None:
         """Enter the closing phase: after the next failure, drop remaining batches at once."""
@@ -112,6 +121,7 @@ class GuardedExporter(SpanExporter):
         """
         with self._lock:
             gave_up = self._gave_up
+            self._handed += len(spans)
         if gave_up:
             self._drop(len(spans), "an earlier export failed while shutting down")
             return SpanExportResult.FAILURE

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
+
+from .._core.locks import new_lock
 
 if sys.platform != "win32":
     import fcntl
@@ -121,6 +124,59 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+_REGULAR = "JsonlSpanExporter: 'path' must be a regular file"
+
+
+def _open_trace_file(path: Path) -> int:
+    """
+    Open ``path`` for appending, refusing symbolic links and anything but a regular file.
+
+    The default trace file is in the current directory, which may be shared: a link
+    planted there would make agentsteps append to any file the user can write, so the
+    last component is never followed (``O_NOFOLLOW``). A device, FIFO or socket is
+    refused too: writes there fail or block (``/dev/full``), or go nowhere, while the
+    run would report the trace as saved. ``O_NONBLOCK`` keeps a FIFO from blocking the
+    open itself; it changes nothing for a regular file.
+    """
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
+    for name in ("O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC"):
+        flags |= getattr(os, name, 0)
+    fix = "give the path of a regular file (it is created if missing)"
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            msg = (
+                f"JsonlSpanExporter: 'path' must not be a symbolic link, so that a link "
+                f"planted where the trace goes cannot redirect it (got {str(path)!r}, a link "
+                f"to {os.readlink(path)!r}); {fix}"
+            )
+            raise OSError(msg) from None
+        if exc.errno == getattr(errno, "ENXIO", None):  # a FIFO that no process reads
+            msg = f"{_REGULAR} (got {str(path)!r}, a FIFO); {fix}"
+            raise OSError(msg) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((k for test, k in _FILE_KINDS if test(mode)), "not a regular file")
+            msg = f"{_REGULAR} (got {str(path)!r}, {kind}); {fix}"
+            raise OSError(msg)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class JsonlSpanExporter(SpanExporter):
     """Append finished spans to a JSON Lines file, one JSON object per span and per line.
 
@@ -132,14 +188,20 @@ class JsonlSpanExporter(SpanExporter):
     writers hold an advisory ``flock`` while they write, so that check never mistakes another
     writer's line in progress for a crashed one.
 
+    A write that fails part-way (a full disk) leaves a partial line; it is ended with a
+    newline before the next line is written, so only the span being written is lost.
+
     Writes are unbuffered, so a line is in the file as soon as `export` returns;
     `force_flush` and `shutdown` also ask the OS to put it on disk.
 
     Args:
-        path: The file to append to. Missing parent directories are created.
+        path: The file to append to. Missing parent directories are created. It must be
+            a regular file, and not a symbolic link (a link planted where the trace goes
+            could otherwise redirect it).
 
     Raises:
-        OSError: If the file cannot be opened for appending.
+        OSError: If the file cannot be opened for appending, is a symbolic link, or is
+            not a regular file (a directory, device, FIFO or socket).
 
     .. versionadded:: 0.1.0
     """
@@ -148,8 +210,8 @@ class JsonlSpanExporter(SpanExporter):
         self.path = Path(path)
         """The file spans are appended to."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
+        self._fd: int | None = _open_trace_file(self.path)
         self._needs_newline_check = True
 
     def _write(self, fd: int, data: bytes) -> None:
@@ -161,13 +223,11 @@ class JsonlSpanExporter(SpanExporter):
 
     def _repair_partial_line(self, fd: int) -> None:
         """Start on a fresh line if the file ends in the middle of one."""
-        self._needs_newline_check = False
-        if os.fstat(fd).st_size == 0:
-            return
-        with open(self.path, "rb") as existing:
-            existing.seek(-1, os.SEEK_END)
-            if existing.read(1) != b"\n":
-                self._write(fd, b"\n")
+        size = os.fstat(fd).st_size
+        # Read through our own descriptor, not the path: the path may have been replaced.
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            self._write(fd, b"\n")
+        self._needs_newline_check = False  # only once the repair is written
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Append one line per span.
@@ -208,6 +268,9 @@ class JsonlSpanExporter(SpanExporter):
                     if locked:
                         _unlock_file(self._fd)
             except OSError:
+                # A write that failed part-way (a full disk) left a partial line: repair
+                # it before the next line, or that line is glued onto it and lost too.
+                self._needs_newline_check = True
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 

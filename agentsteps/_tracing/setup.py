@@ -6,7 +6,6 @@ import atexit
 import logging
 import os
 import sys
-import threading
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Literal
@@ -25,6 +24,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.util.types import AttributeValue
 
 from .._core.config import configure
+from .._core.locks import new_lock
 from .guard import GuardedExporter, quiet_exporter_loggers
 from .jsonl import JsonlSpanExporter
 
@@ -127,6 +127,10 @@ class _HandleProcessor(SpanProcessor):
     def __init__(self, inner: SpanProcessor) -> None:
         self.inner = inner
         self.closed = False
+        # Sampled spans handed to the processor: with what the exporter was handed, it
+        # tells how many a batch processor dropped from its full queue (it only logs it).
+        self.submitted = 0
+        self._count_lock = new_lock()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if not self.closed:
@@ -138,6 +142,10 @@ class _HandleProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         if not self.closed:
+            context = span.context
+            if context is not None and context.trace_flags.sampled:
+                with self._count_lock:  # spans end in many threads at once
+                    self.submitted += 1
             self.inner.on_end(span)
 
     def shutdown(self) -> None:
@@ -183,8 +191,9 @@ class TracingHandle:
         self._owns_provider = owns_provider
         self._guard = guard
         self._processor = processor
-        self._lock = threading.RLock()  # re-entrant: see LEDGER_LOCK (_accounting/usage.py)
+        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
         self._shut_down = False
+        self._queue_dropped = 0
         if processor is not None:
             atexit.register(self.shutdown)
 
@@ -195,8 +204,14 @@ class TracingHandle:
 
     @property
     def dropped_spans(self) -> int:
-        """How many spans the exporter failed to deliver so far (0 for ``"none"``)."""
-        return self._guard.dropped_spans if self._guard is not None else 0
+        """
+        How many spans were lost so far (0 for ``"none"``): those the exporter failed to
+        deliver, and, once the handle is shut down, those the batch processor dropped
+        because its queue was full (``OTEL_BSP_MAX_QUEUE_SIZE``).
+        """
+        if self._guard is None:
+            return 0
+        return self._guard.dropped_spans + self._queue_dropped
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Export the spans that have ended so far.
@@ -229,6 +244,11 @@ class TracingHandle:
             self.tracer_provider.shutdown()
         elif self._processor is not None:
             self._processor.shutdown()
+        if self._processor is not None and self._guard is not None:
+            # Quiet now: every span handed to the processor was exported, failed (counted
+            # by the guard) or dropped by the processor itself: the difference.
+            lost = self._processor.submitted - self._guard.handed_spans
+            self._queue_dropped = max(0, lost)
 
     def __enter__(self) -> TracingHandle:
         return self

@@ -1,0 +1,1 @@
+"""OpenTelemetry metrics: model-call (GenAI) and spend metrics, and their set-up."""
