@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from .._core.config import SETTINGS
 # This module is imported only once a shared budget exists (by Ledger), when the whole
 # package is loaded: the model-call and hook modules can be imported at the top.
 from .._core.context import ActiveStep
+from .._core.locks import new_lock
 from .._hooks import dispatch as _dispatch
 from .._hooks.events import HookEvent
 from .._hooks.registry import ACTIVE, REGISTRY
@@ -104,13 +104,13 @@ class _Outbox:
 
     def __init__(self, store: BudgetStore) -> None:
         self.store = store  # kept alive: the outbox is looked up by id(store)
-        self.lock = threading.Lock()
+        self.lock = new_lock()
         self.pending: list[tuple[str, timedelta | None, Limits, Amounts, str, float]] = []
         self.down = False
 
 
 _OUTBOXES: dict[int, _Outbox] = {}
-_OUTBOXES_LOCK = threading.Lock()
+_OUTBOXES_LOCK = new_lock()
 
 
 def _outbox(store: BudgetStore) -> _Outbox:

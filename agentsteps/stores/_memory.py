@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 
+from .._core.locks import new_lock
 from ._types import (
     LIMIT_NAMES,
     Amounts,
@@ -91,7 +91,8 @@ class InProcessBudgetStore:
             )
             raise TypeError(msg)
         self._clock: Callable[[], float] = time.time if clock is None else clock
-        self._lock = threading.Lock()
+        # Fork-safe: prefork workers (Celery, gunicorn) fork with this store in use.
+        self._lock = new_lock()
         self._windows: dict[tuple[str, int | None, int], _Window] = {}
 
     def __repr__(self) -> str:
