@@ -658,3 +658,39 @@ def test_a_store_raising_anything_loses_no_usage() -> None:
     flush(broken)
     figures = broken.inner.get(k)
     assert figures is not None and figures.spent == Amounts(7, 0, 1)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_worker_charges_while_a_thread_held_the_store() -> None:
+    """A prefork worker forked while another thread was inside the store still charges."""
+    from tests.test_reliability_fork import _fork_and_wait
+
+    store = InProcessBudgetStore()
+    k = key()
+    budget = Budget(max_tokens=100, shared_key=k, store=store)
+
+    @step(name="work", budget=budget)
+    def work() -> None:
+        record_usage(model="m", input_tokens=3, cost_usd=0)
+
+    def child() -> None:
+        work()
+        figures = store.get(k)
+        assert figures is not None and figures.spent.tokens == 3, figures
+
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._lock:
+            inside.set()
+            release.wait()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert inside.wait(10)
+        code = _fork_and_wait(child)
+    finally:
+        release.set()
+        thread.join()
+    assert code == 0
