@@ -60,6 +60,9 @@ from ._hooks.events import HookContext as HookContext
 from ._hooks.events import HookEvent as HookEvent
 from ._hooks.registry import HookHandle as HookHandle
 from ._hooks.registry import scoped_hooks as scoped_hooks
+from ._instrument.anthropic import instrument_anthropic as instrument_anthropic
+from ._instrument.openai import instrument_openai as instrument_openai
+from ._instrument.registry import InstrumentationHandle as InstrumentationHandle
 from ._llm.call import LLMCall as LLMCall
 from ._llm.call import llm_call as llm_call
 from ._llm.streaming import ametered as ametered
@@ -113,6 +116,7 @@ __all__ = [
     "HookContext",
     "HookEvent",
     "HookHandle",
+    "InstrumentationHandle",
     "JsonlSpanExporter",
     "LLMCall",
     "Price",
@@ -132,6 +136,8 @@ __all__ = [
     "current_persona",
     "current_step",
     "inject",
+    "instrument_anthropic",
+    "instrument_openai",
     "llm_call",
     "metered",
     "on_persona",
