@@ -18,7 +18,14 @@ from .._llm.call import CALL, LLMCall, llm_call
 from ..integrations import ProviderUsage
 from .registry import Options
 
-__all__ = ["OWNED", "Adapter", "ModelRequest", "estimate_input", "warn_uncharged"]
+__all__ = [
+    "OWNED",
+    "Adapter",
+    "ModelRequest",
+    "estimate_input",
+    "reset_warnings",
+    "warn_uncharged",
+]
 
 logger = logging.getLogger("agentsteps")
 
@@ -40,6 +47,7 @@ _REQUEST_ATTRIBUTES = {
     "presence_penalty": "gen_ai.request.presence_penalty",
     "seed": "gen_ai.request.seed",
 }
+_UNSET = frozenset({"Omit", "NotGiven"})
 _MAX_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 _warned: set[tuple[str, str]] = set()
@@ -47,13 +55,26 @@ _warned_lock = threading.Lock()
 
 
 def warn_uncharged(step_name: str, what: str, fix: str) -> None:
-    """Log once per step name and problem that model traffic could not be charged."""
+    """Log once per step name and problem that model traffic could not be charged exactly."""
     key = (step_name, what)
     with _warned_lock:
         if key in _warned:
             return
         _warned.add(key)
-    logger.warning("step %r: %s; it was charged as a call with 0 tokens. %s", step_name, what, fix)
+    logger.warning(
+        "step %r: %s, so it was charged as one model call with only the tokens counted "
+        "locally (none for a whole response, the input estimate and one per chunk for a "
+        "stream). %s",
+        step_name,
+        what,
+        fix,
+    )
+
+
+def reset_warnings() -> None:
+    """Forget which warnings were given (`reset_defaults` calls it)."""
+    with _warned_lock:
+        _warned.clear()
 
 
 def estimate_input(body: Mapping[str, Any], fields: tuple[str, ...]) -> int:
@@ -159,6 +180,9 @@ class ModelRequest:
         model = None
         estimate = None
         if body is not None:
+            # The SDKs' "not given" sentinels (Omit, NotGiven) are dropped when the body is
+            # serialized: read (and send) the body without them.
+            body = {k: v for k, v in body.items() if type(v).__name__ not in _UNSET}
             raw_model = body.get("model")
             model = raw_model if isinstance(raw_model, str) and raw_model.strip() else None
             estimate = estimate_input(body, self.adapter.input_fields)
@@ -267,7 +291,10 @@ class ModelRequest:
                 usage = None
             self.describe(obj)
             if usage is None:
-                self.no_usage("its response carried no token usage")
+                self.no_usage(
+                    "got a response without token usage",
+                    "Use a server that reports usage in its responses.",
+                )
             else:
                 self.record(usage)
         except BaseException as exc:
@@ -290,7 +317,11 @@ class ModelRequest:
             return
         call = self.call
         if not cancelled and call is not None and not call._recorded:
-            self.no_usage("its stream carried no token usage")
+            self.no_usage(
+                "streamed no token usage",
+                "For OpenAI chat streams, leave stream_options.include_usage unset (it is "
+                "then asked for) or set it to True.",
+            )
         span = self._span()
         if span is not None:
             if self.response_id is not None:
@@ -299,7 +330,7 @@ class ModelRequest:
                 span.set_attribute(_FINISH_REASONS, self.reasons)
         self.end()
 
-    def no_usage(self, what: str) -> None:
+    def no_usage(self, what: str, fix: str) -> None:
         """Warn (once per step name) that the call's tokens are unknown."""
         if self.step_name is None:
             return
@@ -307,7 +338,7 @@ class ModelRequest:
         warn_uncharged(
             self.step_name,
             f"a {self.adapter.provider} {self.operation} request (model {model!r}) {what}",
-            "Use a server that reports usage, or report it with record_usage().",
+            fix,
         )
 
     def end(self) -> None:

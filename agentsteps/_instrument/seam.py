@@ -89,7 +89,8 @@ def _after(request: ModelRequest, result: Any, stream: bool, types: SDKTypes) ->
     """Charge a whole response now, or hand back a proxy that charges it as it is read."""
     try:
         if isinstance(result, types.raw_responses):
-            if not stream and _raw_mode(result) == "true":
+            mode = _raw_mode(result)
+            if not stream and mode is not None and mode != "stream":
                 # with_raw_response: the body is read already; charge it without waiting
                 # for the caller to parse it.
                 request.finish_response(_json_body(result))
@@ -114,7 +115,10 @@ def _json_body(result: Any) -> object:
 
 
 def _raw_mode(result: Any) -> str | None:
-    """``"true"`` for ``with_raw_response``, ``"stream"`` for ``with_streaming_response``."""
+    """
+    ``"stream"`` for ``with_streaming_response`` (the body is read later); another value
+    (``"true"``, or ``"raw"`` in newer Anthropic SDKs) for ``with_raw_response``.
+    """
     try:
         return result.http_response.request.headers.get(_RAW_HEADER)  # type: ignore[no-any-return]
     except Exception:
