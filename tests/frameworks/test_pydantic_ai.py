@@ -155,10 +155,10 @@ def test_run_sync_is_charged_to_the_step(fake: FakeProvider, instrumented: bool)
     assert_charged_exactly(run.steps[0].subtree_usage, fake)
 
 
-def test_usage_limits_alone_send_one_request_more(fake: FakeProvider) -> None:
+def test_usage_limits_side_by_side(fake: FakeProvider) -> None:
     """
-    Side by side: Pydantic AI's own UsageLimits(total_tokens_limit=4000) checks after a
-    response, so the loop sends a 4th request only after the total already went over.
+    Side by side: Pydantic AI's own UsageLimits(total_tokens_limit=4000), checked after each
+    response of this one run, also stops the loop at the third response (no agentsteps here).
     """
     from pydantic_ai.exceptions import UsageLimitExceeded
     from pydantic_ai.usage import UsageLimits
