@@ -41,7 +41,7 @@ class OpenAIAdapter(Adapter):
     """Chat Completions, Responses, Completions and Embeddings requests."""
 
     provider = "openai"
-    input_fields = ("instructions", "messages", "input", "prompt", "tools")
+    input_fields: tuple[str, ...] = ("instructions", "messages", "input", "prompt", "tools")
 
     def operation(self, path: str) -> str | None:
         for suffix, operation in _OPERATIONS:

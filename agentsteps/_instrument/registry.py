@@ -39,7 +39,7 @@ class Registry:
         # Keyed by id(): SDK clients need not be hashable; the weak reference drops the
         # entry when the client is garbage collected.
         self._clients: dict[int, tuple[weakref.ref[Any], InstrumentationHandle]] = {}
-        self._originals: list[tuple[type, str, Any]] = []
+        self._originals: list[tuple[Any, str, Any]] = []
         # Read without the lock on the hot path: a bool flip is atomic.
         self.active = False
 
@@ -56,7 +56,7 @@ class Registry:
         self,
         client: object | None,
         options: Options,
-        seams: Callable[[], list[tuple[type, str, Wrapper]]],
+        seams: Callable[[], list[tuple[Any, str, Wrapper]]],
     ) -> InstrumentationHandle:
         """Instrument ``client`` (None: every client); the same handle if it already is."""
         with self._lock:

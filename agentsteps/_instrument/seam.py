@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ import wrapt
 from .registry import Registry
 from .request import OWNED, Adapter, ModelRequest, tracing_or_step
 
-__all__ = ["SDKTypes", "async_wrapper", "sync_wrapper"]
+__all__ = ["SDKTypes", "async_wrapper", "sync_wrapper", "wrap_stream"]
 
 Meter = Callable[[object], bool]
 # The header both SDKs mark raw-response requests with (their RAW_RESPONSE_HEADER).
@@ -99,7 +100,7 @@ def _after(request: ModelRequest, result: Any, stream: bool, types: SDKTypes) ->
             return _RawResponse(result, request, types)
         if isinstance(result, types.streams):
             request.detach()
-            return _wrap_stream(result, request)
+            return wrap_stream(result, request)
     except BaseException as exc:
         request.fail(exc)
         raise
@@ -171,11 +172,28 @@ def async_wrapper(registry: Registry, adapter: Adapter, types: SDKTypes) -> Any:
     return request_wrapper
 
 
-def _wrap_stream(stream: Any, request: ModelRequest) -> Any:
+def wrap_stream(stream: Any, request: ModelRequest, is_async: bool | None = None) -> Any:
+    """``stream``, charged event by event as the caller reads it (``is_async``: guess)."""
     meter = request.adapter.meter(request)
-    if hasattr(stream, "__anext__"):
+    if is_async is None:
+        is_async = hasattr(stream, "__anext__")
+    if is_async:
         return _AsyncMeteredStream(stream, request, meter)
     return _MeteredStream(stream, request, meter)
+
+
+def _close(stream: Any) -> Any:
+    """Close ``stream`` if it can be (LiteLLM's stream wrapper has no close); may be a coroutine."""
+    closer = getattr(stream, "close", None)
+    return None if closer is None else closer()
+
+
+async def _aclose(stream: Any) -> None:
+    closer = getattr(stream, "aclose", None) or getattr(stream, "close", None)
+    if closer is not None:
+        result = closer()
+        if inspect.isawaitable(result):
+            await result
 
 
 class _ClosingResponse(wrapt.ObjectProxy[Any]):
@@ -205,10 +223,13 @@ class _MeteredStream(wrapt.ObjectProxy[Any]):
         super().__init__(stream)
         self._self_request = request
         self._self_meter = meter
-        self._self_response = _ClosingResponse(stream.response, request)
+        response = getattr(stream, "response", None)
+        self._self_response = None if response is None else _ClosingResponse(response, request)
 
     @property
     def response(self) -> Any:
+        if self._self_response is None:
+            return self.__wrapped__.response
         return self._self_response
 
     def __iter__(self) -> _MeteredStream:
@@ -230,7 +251,7 @@ class _MeteredStream(wrapt.ObjectProxy[Any]):
             except BaseException as exc:
                 # The chunk that crossed a limit: stop the provider generating, and end.
                 try:
-                    self.__wrapped__.close()
+                    _close(self.__wrapped__)
                 finally:
                     request.fail(exc)
                 raise
@@ -239,7 +260,7 @@ class _MeteredStream(wrapt.ObjectProxy[Any]):
 
     def close(self) -> None:
         try:
-            self.__wrapped__.close()
+            _close(self.__wrapped__)
         finally:
             self._self_request.end_stream(cancelled=True)
 
@@ -257,10 +278,13 @@ class _AsyncMeteredStream(wrapt.ObjectProxy[Any]):
         super().__init__(stream)
         self._self_request = request
         self._self_meter = meter
-        self._self_response = _ClosingResponse(stream.response, request)
+        response = getattr(stream, "response", None)
+        self._self_response = None if response is None else _ClosingResponse(response, request)
 
     @property
     def response(self) -> Any:
+        if self._self_response is None:
+            return self.__wrapped__.response
         return self._self_response
 
     def __aiter__(self) -> _AsyncMeteredStream:
@@ -282,7 +306,7 @@ class _AsyncMeteredStream(wrapt.ObjectProxy[Any]):
                 hand_on = self._self_meter(event)
             except BaseException as exc:
                 try:
-                    await self.__wrapped__.close()
+                    await _aclose(self.__wrapped__)
                 finally:
                     request.fail(exc)
                 raise
@@ -291,7 +315,7 @@ class _AsyncMeteredStream(wrapt.ObjectProxy[Any]):
 
     async def close(self) -> None:
         try:
-            await self.__wrapped__.close()
+            await _aclose(self.__wrapped__)
         finally:
             self._self_request.end_stream(cancelled=True)
 
@@ -326,7 +350,7 @@ class _RawResponse(wrapt.ObjectProxy[Any]):
             return self._self_parsed if self._self_parsed is not None else result
         if isinstance(result, self._self_types.streams):
             if self._self_parsed is None:
-                self._self_parsed = _wrap_stream(result, request)
+                self._self_parsed = wrap_stream(result, request)
             return self._self_parsed
         request.finish_response(result)
         return result
