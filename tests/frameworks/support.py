@@ -10,6 +10,7 @@ import attrs
 import pytest
 
 import agentsteps
+from agentsteps import StepBudgetExhausted
 from tests.fakes import FakeProvider, Usage
 
 # The scenario of issue 13: a loop of 6 model requests at 1,500 tokens each under a step
@@ -127,3 +128,18 @@ def assert_output_limited(fake: FakeProvider, *, limit_output: bool) -> None:
             assert 0 <= cap < BUDGET_TOKENS - spent, (cap, BUDGET_TOKENS - spent)
         if request.usage is not None:
             spent += request.usage.total_tokens
+
+
+# A calls budget of 2: the third request is refused before it is sent, the path where nothing
+# overruns at all (the refusal is raised from inside the SDK call the framework makes).
+CALLS_BUDGET = 2
+
+
+def assert_refused_third(
+    caught: pytest.ExceptionInfo[StepBudgetExhausted], fake: FakeProvider
+) -> None:
+    """The third request was refused before it left: 2 sent, the refusal unchanged."""
+    assert type(caught.value) is StepBudgetExhausted
+    assert (caught.value.limit, caught.value.limit_value) == ("max_llm_calls", CALLS_BUDGET)
+    assert "refused a model call before making it" in str(caught.value)
+    assert len(fake.model_requests) == CALLS_BUDGET

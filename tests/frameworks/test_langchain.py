@@ -14,12 +14,14 @@ from tests.frameworks.support import (
     ANTHROPIC_MODEL,
     ANTHROPIC_USAGE,
     BUDGET_TOKENS,
+    CALLS_BUDGET,
     LOOP,
     OPENAI_MODEL,
     OPENAI_USAGE,
     SENT,
     assert_charged_exactly,
     assert_output_limited,
+    assert_refused_third,
     register_prices,
     require,
 )
@@ -92,6 +94,25 @@ def test_the_budget_stops_the_loop_at_the_third_call(
     assert run.steps[0].status == "failed"
     assert_charged_exactly(run.steps[0].subtree_usage, fake)
     assert_output_limited(fake, limit_output=instrumented)
+
+
+@pytest.mark.parametrize("case", sorted(CALLS))
+def test_a_spent_budget_refuses_the_next_call_before_it_is_sent(
+    case: str, fake: FakeProvider, instrumented: bool
+) -> None:
+    """max_llm_calls=2: the third call is never sent, and not retried by the SDK."""
+    register_prices()
+    kind, call = CALLS[case]
+    llm = _model(kind, fake)
+
+    @step(budget=Budget(max_llm_calls=CALLS_BUDGET))
+    def loop() -> list[str]:
+        return [call(llm) for _ in range(LOOP)]
+
+    with agentsteps.run() as run, pytest.raises(StepBudgetExhausted) as caught:
+        loop()
+    assert_refused_third(caught, fake)
+    assert_charged_exactly(run.steps[0].subtree_usage, fake)
 
 
 def test_stream_is_charged_although_langchain_asks_no_usage(

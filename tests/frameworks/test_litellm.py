@@ -16,12 +16,14 @@ from tests.frameworks.support import (
     ANTHROPIC_MODEL,
     ANTHROPIC_USAGE,
     BUDGET_TOKENS,
+    CALLS_BUDGET,
     LOOP,
     OPENAI_MODEL,
     OPENAI_USAGE,
     SENT,
     assert_charged_exactly,
     assert_output_limited,
+    assert_refused_third,
     register_prices,
     require,
 )
@@ -157,6 +159,18 @@ def test_the_budget_stops_the_loop_at_the_third_call(
     assert run.steps[0].status == "failed"
     assert_charged_exactly(run.steps[0].subtree_usage, fake)
     assert_output_limited(fake, limit_output=instrumented_litellm)
+
+
+@pytest.mark.parametrize(("kind", "mode", "stream"), CASES, ids=IDS)
+def test_a_spent_budget_refuses_the_next_call_before_it_is_sent(
+    kind: str, mode: str, stream: bool, fake: FakeProvider, instrumented_litellm: bool
+) -> None:
+    """max_llm_calls=2: the third call never reaches the server; LiteLLM does not wrap it."""
+    register_prices()
+    with agentsteps.run() as run, pytest.raises(StepBudgetExhausted) as caught:
+        _run(kind, mode, stream, fake, Budget(max_llm_calls=CALLS_BUDGET))
+    assert_refused_third(caught, fake)
+    assert_charged_exactly(run.steps[0].subtree_usage, fake)
 
 
 def test_without_instrument_litellm_litellm_wraps_the_refusal(

@@ -12,12 +12,14 @@ from agentsteps import Budget, StepBudgetExhausted, step
 from tests.fakes import FakeProvider, tool_calls_then_text
 from tests.frameworks.support import (
     BUDGET_TOKENS,
+    CALLS_BUDGET,
     LOOP,
     OPENAI_MODEL,
     OPENAI_USAGE,
     SENT,
     assert_charged_exactly,
     assert_output_limited,
+    assert_refused_third,
     register_prices,
     require,
 )
@@ -113,6 +115,24 @@ def test_a_continue_boundary_degrades_to_the_default(
         assert asyncio.run(research()) == "none"
     assert len(fake.model_requests) == SENT
     assert run.steps[0].status == "skipped"
+    assert_charged_exactly(run.steps[0].subtree_usage, fake)
+
+
+def test_a_spent_budget_refuses_the_next_turn_before_it_is_sent(
+    fake: FakeProvider, instrumented: bool
+) -> None:
+    """max_llm_calls=2: the third turn is never sent; the refusal leaves Runner.run as is."""
+    register_prices()
+
+    @step(budget=Budget(max_llm_calls=CALLS_BUDGET))
+    async def research() -> str:
+        async with _client(fake) as client:
+            result = await Runner.run(_agent(fake, client), "Weather in Paris?", max_turns=10)
+            return str(result.final_output)
+
+    with agentsteps.run() as run, pytest.raises(StepBudgetExhausted) as caught:
+        asyncio.run(research())
+    assert_refused_third(caught, fake)
     assert_charged_exactly(run.steps[0].subtree_usage, fake)
 
 

@@ -17,12 +17,14 @@ from tests.frameworks.support import (
     ANTHROPIC_MODEL,
     ANTHROPIC_USAGE,
     BUDGET_TOKENS,
+    CALLS_BUDGET,
     LOOP,
     OPENAI_MODEL,
     OPENAI_USAGE,
     SENT,
     assert_charged_exactly,
     assert_output_limited,
+    assert_refused_third,
     register_prices,
     require,
 )
@@ -130,6 +132,25 @@ def test_a_continue_boundary_degrades_to_the_default(
     assert record.status == "skipped"
     cut = ANTHROPIC_CUT_AFTER if kind == "anthropic" else None
     assert_charged_exactly(record.subtree_usage, fake, cut_after=cut)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_spent_budget_refuses_the_next_request_before_it_is_sent(
+    kind: str, fake: FakeProvider, instrumented: bool
+) -> None:
+    """max_llm_calls=2: the third request is never sent; the refusal leaves agent.run() as is."""
+    register_prices()
+    agent, client = _agent(kind, fake)
+
+    @step(budget=Budget(max_llm_calls=CALLS_BUDGET))
+    async def research() -> str:
+        async with client:
+            return (await agent.run("Weather in Paris?")).output
+
+    with agentsteps.run() as run, pytest.raises(StepBudgetExhausted) as caught:
+        asyncio.run(research())
+    assert_refused_third(caught, fake)
+    assert_charged_exactly(run.steps[0].subtree_usage, fake)
 
 
 def test_run_sync_is_charged_to_the_step(fake: FakeProvider, instrumented: bool) -> None:
