@@ -176,6 +176,20 @@ class TestOpenAIResponses:
         assert final.usage is not None and final.usage.total_tokens == 1500
         assert final.usage.input_tokens_details.cached_tokens == 200
 
+    def test_max_output_tokens_makes_it_incomplete(self, fake_provider: FakeProvider) -> None:
+        """Capped by max_output_tokens: status "incomplete", and the stream ends so too."""
+        fake_provider.set_replies([Reply(usage=USAGE)])
+        client = _openai(fake_provider)
+        resp = client.responses.create(model="gpt-4o-mini", input="hi", max_output_tokens=16)
+        assert resp.status == "incomplete"
+        assert resp.incomplete_details is not None
+        assert resp.incomplete_details.reason == "max_output_tokens"
+        assert resp.usage is not None and resp.usage.output_tokens == 16
+        stream = client.responses.create(
+            model="gpt-4o-mini", input="hi", max_output_tokens=16, stream=True
+        )
+        assert [event.type for event in stream][-1] == "response.incomplete"
+
 
 class TestAnthropicMessages:
     def test_json_answer_with_cache_usage(self, fake_provider: FakeProvider) -> None:
