@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,14 +60,22 @@ def estimate(**fields: Any) -> int:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _close_litellms_event_loops() -> Iterator[None]:
-    """LiteLLM makes event loops it never closes (its sync path runs async logging): close
-    them here, or their sockets warn (an error under this suite) in a later test."""
+def _release_litellms_leftovers() -> Iterator[None]:
+    """LiteLLM keeps HTTP clients cached and makes event loops it never closes (its sync path
+    runs async logging). Collect them here, quietly, or their sockets warn (an error under this
+    suite) in whichever later test happens to run the garbage collector."""
     yield
-    for obj in gc.get_objects():
-        open_loop = isinstance(obj, asyncio.AbstractEventLoop) and not obj.is_closed()
-        if open_loop and not obj.is_running():
-            obj.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        for obj in gc.get_objects():
+            open_loop = isinstance(obj, asyncio.AbstractEventLoop) and not obj.is_closed()
+            if open_loop and not obj.is_running():
+                obj.close()
+        cache = getattr(litellm, "in_memory_llm_clients_cache", None)
+        flush = getattr(cache, "flush_cache", None)
+        if flush is not None:
+            flush()
+        gc.collect()
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def instrument_anthropic(
         TypeError: ``client`` is not an Anthropic client.
         ImportError: The ``anthropic`` package is not installed.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     _check_flag(limit_output, "instrument_anthropic()")
     if client is not None:

@@ -236,7 +236,7 @@ def instrument_litellm(*, limit_output: bool = False) -> InstrumentationHandle:
     Raises:
         ImportError: The ``litellm`` package is not installed.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     _check_flag(limit_output, "instrument_litellm()")
     import litellm  # noqa: F401  - fail here, not at the first call, when it is missing

@@ -181,7 +181,7 @@ def instrument_openai(
         TypeError: ``client`` is not an OpenAI client.
         ImportError: The ``openai`` package is not installed.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     _check_flag(limit_output, "instrument_openai()")
     if client is not None:

@@ -34,7 +34,8 @@ class Registry:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._lock = threading.Lock()
+        # Re-entrant: a client's weak reference callback (_forget) may run during add().
+        self._lock = threading.RLock()
         self._everyone: InstrumentationHandle | None = None
         # Keyed by id(): SDK clients need not be hashable; the weak reference drops the
         # entry when the client is garbage collected.
@@ -123,7 +124,7 @@ class InstrumentationHandle:
     nothing else keeps them instrumented), or use the handle as a context manager: the
     ``with`` block ends it. Instrumenting the same target again returns the same handle.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
 
     __slots__ = ("__weakref__", "_client", "_options", "_registry")
