@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import math
@@ -606,3 +607,15 @@ def test_a_stream_without_usage_warns(
     assert r.steps[0].usage.output_tokens == 4  # one per chunk: role, two texts, finish
     (warning,) = [rec.getMessage() for rec in caplog.records if rec.name == "agentsteps"]
     assert "streamed no token usage" in warning
+
+
+def test_a_garbage_collected_client_is_forgotten(fake: FakeProvider) -> None:
+    original = _base_client.SyncAPIClient.__dict__["request"]
+    c = openai.OpenAI(base_url=fake.openai_base_url, api_key="test")
+    handle = instrument_openai(c)
+    assert handle.active
+    c.close()
+    del c
+    gc.collect()
+    assert not handle.active
+    assert _base_client.SyncAPIClient.__dict__["request"] is original
