@@ -61,6 +61,10 @@ from ._hooks.events import HookContext as HookContext
 from ._hooks.events import HookEvent as HookEvent
 from ._hooks.registry import HookHandle as HookHandle
 from ._hooks.registry import scoped_hooks as scoped_hooks
+from ._instrument.anthropic import instrument_anthropic as instrument_anthropic
+from ._instrument.litellm import instrument_litellm as instrument_litellm
+from ._instrument.openai import instrument_openai as instrument_openai
+from ._instrument.registry import InstrumentationHandle as InstrumentationHandle
 from ._llm.call import LLMCall as LLMCall
 from ._llm.call import llm_call as llm_call
 from ._llm.streaming import ametered as ametered
@@ -119,6 +123,7 @@ __all__ = [
     "HookContext",
     "HookEvent",
     "HookHandle",
+    "InstrumentationHandle",
     "JsonlSpanExporter",
     "LLMCall",
     "MetricsHandle",
@@ -141,6 +146,9 @@ __all__ = [
     "current_persona",
     "current_step",
     "inject",
+    "instrument_anthropic",
+    "instrument_litellm",
+    "instrument_openai",
     "llm_call",
     "metered",
     "on_persona",

@@ -147,12 +147,14 @@ def reset_defaults() -> None:
     from .._accounting.pricing import (
         reset_pricing,
     )  # here, not at the top: pricing is optional weight
+    from .._instrument.request import reset_warnings
 
     SETTINGS.__init__()  # type: ignore[misc]
     reset_metrics()
     reset_pricing()
     clear_hooks()
     reset_telemetry_log()
+    reset_warnings()  # the once-per-step warnings about uncharged model traffic
 
 
 def get_tracer() -> Tracer | None:
