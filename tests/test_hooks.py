@@ -23,6 +23,7 @@ from agentsteps import (
     step,
     step_scope,
 )
+from agentsteps._hooks import registry as hook_registry
 from agentsteps._hooks.registry import ACTIVE, REGISTRY
 
 
@@ -219,13 +220,13 @@ class TestValidation:
             (
                 None,
                 TypeError,
-                "on_step(): 'step_name' must be a str, the exact name of a step "
+                "on_step(): 'step_name' must be a str, a step name or a glob such as 'fetch_*' "
                 "(got None of type NoneType)",
             ),
             (
                 7,
                 TypeError,
-                "on_step(): 'step_name' must be a str, the exact name of a step "
+                "on_step(): 'step_name' must be a str, a step name or a glob such as 'fetch_*' "
                 "(got 7 of type int)",
             ),
             ("  ", ValueError, "on_step(): 'step_name' must be a non-empty str (got '  ')"),
@@ -432,6 +433,56 @@ class TestActiveFlags:
             assert not any(getattr(ACTIVE, f) for f in flags)
 
 
+class TestRouting:
+    """Which handlers fire is cached per (event, persona, step) and dropped on any change."""
+
+    def test_registration_after_a_run_is_seen(self) -> None:
+        """A hook registered after the step already ran (and was routed) fires next time."""
+        seen: list[str] = []
+        on_step("*", "other", "pre_step")(noop)
+        with step_scope("s"):
+            pass
+        handle = on_step("*", "s", "pre_step")(lambda e: seen.append("s"))
+        with step_scope("s"):
+            pass
+        assert seen == ["s"]
+        handle.unregister()
+        with step_scope("s"):
+            pass
+        assert seen == ["s"]
+
+    def test_clear_drops_routes(self) -> None:
+        """reset_defaults() drops the cached routes with the hooks."""
+        seen: list[str] = []
+        on_persona("*", "post_step")(lambda e: seen.append("old"))
+        with step_scope("s"):
+            pass
+        agentsteps.reset_defaults()
+        on_persona("*", "post_step")(lambda e: seen.append("new"))
+        with step_scope("s"):
+            pass
+        assert seen == ["old", "new"]
+
+    def test_bounded(self) -> None:
+        """Step names made at run time do not grow the cache without bound."""
+        on_persona("nobody", "pre_step")(noop)  # selects every step, then no persona
+        for i in range(hook_registry._ROUTES_MAX + 10):
+            with step_scope(f"s{i}"):
+                pass
+        assert 0 < len(hook_registry._ROUTES) <= hook_registry._ROUTES_MAX
+
+    def test_many_non_matching_hooks_do_not_fire(self) -> None:
+        """With 1,000 hooks for other steps, a step still selects only its own."""
+        seen: list[str] = []
+        for i in range(1000):
+            on_step("*", f"other{i}", "pre_step")(noop)
+        on_step("*", "mine", "pre_step")(lambda e: seen.append(str(e.step_name)))
+        for _ in range(3):
+            with step_scope("mine"):
+                pass
+        assert seen == ["mine"] * 3
+
+
 def _fires(pattern: str, persona: str | None) -> bool:
     seen: list[str | None] = []
     with scoped_hooks():
@@ -501,15 +552,22 @@ class TestMatching:
                 pass
         assert seen == ["b"]
 
-    def test_step_name_exact(self) -> None:
-        """A step hook needs the exact step name: it is not a glob."""
+    def test_step_name_glob(self) -> None:
+        """A step hook's step name is an fnmatchcase glob, like the persona pattern."""
         seen: list[str | None] = []
-        register_step_hook("*", "publish", "pre_step", lambda e: seen.append(e.step_name))
-        register_step_hook("*", "pub*", "pre_step", lambda e: seen.append("glob"))
-        for name in ("publish", "publisher", "pub"):
+        on_step("*", "publish", "pre_step")(lambda e: seen.append(e.step_name))
+        on_step("*", "pub*", "pre_step")(lambda e: seen.append(f"glob {e.step_name}"))
+        on_step("*", "[pq]ub", "pre_step")(lambda e: seen.append(f"class {e.step_name}"))
+        for name in ("publish", "publisher", "pub", "Publish", "a-publish"):
             with step_scope(name):
                 pass
-        assert seen == ["publish"]
+        assert seen == [
+            "publish",
+            "glob publish",
+            "glob publisher",
+            "glob pub",
+            "class pub",
+        ]
 
     def test_step_and_persona_both_required(self) -> None:
         """on_step needs the step name and the persona pattern to match."""

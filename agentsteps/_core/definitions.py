@@ -61,6 +61,7 @@ class StepDefinition:
         "end_attributes",
         "end_cache",
         "function",
+        "hook_events",
         "is_scope",
         "is_step",
         "model",
@@ -71,6 +72,8 @@ class StepDefinition:
 
     is_step: bool
     is_scope: bool
+    hook_events: Any
+    """The step events some hook's step filter selects for this name (see `step_events`)."""
 
     def __init__(
         self,
@@ -85,6 +88,7 @@ class StepDefinition:
         owner = f"step {name!r}"
         self.is_step = True
         self.is_scope = False  # step_scope sets it: a block has no arguments or return value
+        self.hook_events = None
         self.name = name
         self.function = function
         self.model = check_model(model, owner)

@@ -7,8 +7,9 @@ from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from .._accounting.budget import Budget, ErrorBoundary
+from .._hooks.events import HookEvent
 from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
-from .._hooks.registry import ACTIVE
+from .._hooks.registry import ACTIVE, step_events
 from .context import ActiveStep
 from .definitions import NOT_SET, StepDefinition, check_name
 from .lifecycle import complete, enter, fail
@@ -152,7 +153,7 @@ class step_scope(FrameScope):
 
     def __enter__(self) -> ActiveStep:
         self._check_not_active()
-        if ACTIVE.pre_step:
+        if ACTIVE.pre_step and HookEvent.PRE_STEP.value in step_events(self._defn):
             self._frame = enter_hooked(self._defn, (), {})[0]
         else:
             self._frame = enter(self._defn)
@@ -160,7 +161,7 @@ class step_scope(FrameScope):
 
     async def __aenter__(self) -> ActiveStep:
         # Awaited here, not in __enter__, so that async pre_step handlers can run.
-        if not ACTIVE.pre_step:
+        if not (ACTIVE.pre_step and HookEvent.PRE_STEP.value in step_events(self._defn)):
             return self.__enter__()
         self._check_not_active()
         self._frame = (await aenter_hooked(self._defn, (), {}))[0]
@@ -174,7 +175,7 @@ class step_scope(FrameScope):
     ) -> bool:
         frame, self._frame = self._frame, None
         if exc is None:
-            if ACTIVE.post_step:
+            if ACTIVE.post_step and HookEvent.POST_STEP.value in step_events(self._defn):
                 await acomplete(frame, None)
             else:
                 complete(frame, None)

@@ -36,7 +36,7 @@ def _check_pattern(api: str, pattern: object) -> str:
 def _check_step_name(api: str, step_name: object) -> str:
     if not isinstance(step_name, str):
         msg = (
-            f"{api}: 'step_name' must be a str, the exact name of a step "
+            f"{api}: 'step_name' must be a str, a step name or a glob such as 'fetch_*' "
             f"(got {step_name!r} of type {type(step_name).__name__})"
         )
         raise TypeError(msg)
@@ -198,11 +198,16 @@ def on_step(
     pattern: str, step_name: str, event: HookEvent | str, threshold_pct: float | None = None
 ) -> Callable[[Handler], HookHandle]:
     """
-    Register the decorated function for ``event`` on the step named exactly
+    Register the decorated function for ``event`` on every step whose name matches
     ``step_name``, when it runs under a persona whose name matches ``pattern``.
 
-    Same matching and arguments as `on_persona`; persona events are not step events
-    and are refused here.
+    ``step_name`` is a glob like ``pattern`` (``"fetch_*"``; a plain name matches only
+    itself). Same arguments as `on_persona`; persona events are not step events and are
+    refused here.
+
+    .. versionchanged:: 0.2.0
+       ``step_name`` is a glob; it used to be compared as a plain string, so a glob
+       never matched.
 
     Example:
         >>> from agentsteps import StepDenied, on_step, scoped_hooks, step
