@@ -28,6 +28,7 @@ from .._hooks.events import HookEvent
 from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
 from .._hooks.registry import ACTIVE, step_events
 from .context import ActivePersona, ActiveStep
+from .generator_function import GeneratorStepFunction
 from .lifecycle import (
     begin_generator,
     complete,
@@ -154,19 +155,12 @@ def _wrap_async(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
 
 
 def _wrap_gen(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def step_wrapper(*args: Any, **kwargs: Any) -> StepGenerator:
-        return StepGenerator(fn, args, kwargs, defn)
-
-    return step_wrapper
+    # A generator function to inspect (pytest fixtures, FastAPI dependencies): see there.
+    return GeneratorStepFunction(fn, defn, StepGenerator)
 
 
 def _wrap_async_gen(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def step_wrapper(*args: Any, **kwargs: Any) -> StepAsyncGenerator:
-        return StepAsyncGenerator(fn, args, kwargs, defn)
-
-    return step_wrapper
+    return GeneratorStepFunction(fn, defn, StepAsyncGenerator)
 
 
 class StepGenerator(Generator[Any, Any, Any]):
