@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .._accounting.budget import Budget, ErrorBoundary
 from .._hooks.events import HookEvent
@@ -16,13 +24,48 @@ from .lifecycle import complete, enter, fail
 from .scope import FrameScope
 from .wrappers import decorate
 
-__all__ = ["step", "step_scope"]
+__all__ = ["ContinueDecorator", "step", "step_scope"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
+Y = TypeVar("Y")
+S = TypeVar("S")
+D = TypeVar("D")
+D_co = TypeVar("D_co", covariant=True)
 
 BoundaryName = Literal["fail", "continue", "escalate"] | ErrorBoundary
+Continue = Literal["continue", ErrorBoundary.CONTINUE]
+Raising = Literal["fail", "escalate", ErrorBoundary.FAIL, ErrorBoundary.ESCALATE]
 BudgetArg = Budget | Mapping[str, Any] | None
+
+
+class ContinueDecorator(Protocol[D_co]):
+    """
+    What ``step(error_boundary="continue", default=...)`` returns, for type checkers: the
+    decorated function may give ``D_co`` (the ``default``, ``None`` if not given) in place
+    of its result. An ``async def`` step's awaited value, and a generator step's return
+    value, may; a generator step's yields do not change.
+    """
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, T]], /
+    ) -> Callable[P, Coroutine[Any, Any, T | D_co]]: ...
+    @overload
+    def __call__(
+        self, fn: Callable[P, Generator[Y, S, T]], /
+    ) -> Callable[P, Generator[Y, S, T | D_co]]: ...
+    @overload
+    def __call__(
+        self, fn: Callable[P, AsyncGenerator[Y, S]], /
+    ) -> Callable[P, AsyncGenerator[Y, S]]: ...
+    @overload
+    def __call__(self, fn: Callable[P, Iterator[Y]], /) -> Callable[P, Iterator[Y]]: ...
+    @overload
+    def __call__(self, fn: Callable[P, AsyncIterator[Y]], /) -> Callable[P, AsyncIterator[Y]]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Callable[P, R | D_co]: ...
 
 
 @overload
@@ -35,9 +78,39 @@ def step(
     name: str | None = None,
     model: str | None = None,
     budget: BudgetArg = None,
-    error_boundary: BoundaryName = "fail",
-    default: Any = NOT_SET,
+    error_boundary: Continue,
+    default: D,
+) -> ContinueDecorator[D]: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    budget: BudgetArg = None,
+    error_boundary: Continue,
+) -> ContinueDecorator[None]: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    budget: BudgetArg = None,
+    error_boundary: Raising = "fail",
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    budget: BudgetArg = None,
+    error_boundary: BoundaryName,
+) -> ContinueDecorator[None]: ...
 
 
 def step(
