@@ -55,8 +55,6 @@ from ._distributed.remote_usage import record_remote_usage as record_remote_usag
 from ._distributed.remote_usage import usage_headers as usage_headers
 from ._hooks.api import on_persona as on_persona
 from ._hooks.api import on_step as on_step
-from ._hooks.api import register_persona_hook as register_persona_hook
-from ._hooks.api import register_step_hook as register_step_hook
 from ._hooks.events import HookContext as HookContext
 from ._hooks.events import HookEvent as HookEvent
 from ._hooks.registry import HookHandle as HookHandle
@@ -145,9 +143,7 @@ __all__ = [
     "print_report",
     "record_remote_usage",
     "record_usage",
-    "register_persona_hook",
     "register_price",
-    "register_step_hook",
     "registered_price",
     "remaining_budget",
     "remote_parent",

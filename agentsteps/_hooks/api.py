@@ -14,7 +14,7 @@ from collections.abc import Callable
 from .events import AWAITABLE_EVENTS, PERSONA_EVENTS, HookEvent, valid_events
 from .registry import Handler, HookHandle, add, qualname
 
-__all__ = ["on_persona", "on_step", "register_persona_hook", "register_step_hook"]
+__all__ = ["on_persona", "on_step"]
 
 
 def _check_pattern(api: str, pattern: object) -> str:
@@ -164,6 +164,8 @@ def on_persona(
     `fnmatch.fnmatchcase`, case-sensitive) matched against the persona's name; a step
     with no persona has the name ``""``, which only ``"*"`` matches. Handlers run in
     registration order. The decorated name becomes the `HookHandle` (still callable).
+    Without a decorator, call the result: ``on_persona("*", "pre_step")(handler)``
+    registers ``handler`` and returns its `HookHandle`.
 
     Args:
         pattern: Glob matched against the persona's name.
@@ -190,6 +192,9 @@ def on_persona(
         'DRAFT'
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       ``register_persona_hook(pattern, event, handler)`` was removed: it is
+       ``on_persona(pattern, event)(handler)``.
     """
     return _build("on_persona()", pattern, None, event, threshold_pct)
 
@@ -207,7 +212,8 @@ def on_step(
 
     .. versionchanged:: 0.2.0
        ``step_name`` is a glob; it used to be compared as a plain string, so a glob
-       never matched.
+       never matched. ``register_step_hook(pattern, step_name, event, handler)`` was
+       removed: it is ``on_step(pattern, step_name, event)(handler)``.
 
     Example:
         >>> from agentsteps import StepDenied, on_step, scoped_hooks, step
@@ -230,38 +236,5 @@ def on_step(
     return _build("on_step()", pattern, _step_name("on_step()", step_name), event, threshold_pct)
 
 
-def register_persona_hook(
-    pattern: str, event: HookEvent | str, handler: Handler, threshold_pct: float | None = None
-) -> HookHandle:
-    """
-    Register ``handler`` like `on_persona` does, without a decorator.
-
-    Example:
-        >>> from agentsteps import register_persona_hook
-        >>> handle = register_persona_hook("*", "persona_start", print)
-        >>> handle.unregister()
-        True
-
-    .. versionadded:: 0.1.0
-    """
-    return _build("register_persona_hook()", pattern, None, event, threshold_pct)(handler)
-
-
-def register_step_hook(
-    pattern: str,
-    step_name: str,
-    event: HookEvent | str,
-    handler: Handler,
-    threshold_pct: float | None = None,
-) -> HookHandle:
-    """
-    Register ``handler`` like `on_step` does, without a decorator.
-
-    .. versionadded:: 0.1.0
-    """
-    api = "register_step_hook()"
-    return _build(api, pattern, _step_name(api, step_name), event, threshold_pct)(handler)
-
-
-for _obj in (on_persona, on_step, register_persona_hook, register_step_hook):
+for _obj in (on_persona, on_step):
     _obj.__module__ = "agentsteps"
