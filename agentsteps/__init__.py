@@ -23,6 +23,7 @@ import typing as _typing
 from ._accounting.budget import Budget as Budget
 from ._accounting.budget import ErrorBoundary as ErrorBoundary
 from ._accounting.pricing import Price as Price
+from ._accounting.pricing import override_price as override_price
 from ._accounting.pricing import preload_prices as preload_prices
 from ._accounting.pricing import register_price as register_price
 from ._accounting.pricing import registered_price as registered_price
@@ -137,6 +138,7 @@ __all__ = [
     "metered",
     "on_persona",
     "on_step",
+    "override_price",
     "persona",
     "persona_scope",
     "preload_prices",
