@@ -94,6 +94,7 @@ def __getattr__(name: str) -> _typing.Any:
         msg = f"module 'agentsteps' has no attribute {name!r}"
         raise AttributeError(msg)
     value = getattr(_importlib.import_module(module, __name__), name)
+    _fixup_module_metadata({name: value})
     globals()[name] = value  # once loaded, a plain attribute
     return value
 
@@ -159,3 +160,21 @@ __all__ = [
     "usage_headers",
     "with_remote_parent",
 ]
+
+
+def _fixup_module_metadata(namespace: dict[str, _typing.Any]) -> None:
+    """
+    Make each public object say it lives in ``agentsteps``, where users import it from.
+
+    Tracebacks, reprs, pickles and the API docs then show ``agentsteps.Budget`` rather
+    than the private module it is defined in. One pass over ``__all__``, as trio's
+    ``fixup_module_metadata`` does, instead of a line in every module; the names loaded
+    lazily (`__getattr__`) are fixed when they load.
+    """
+    for name, obj in namespace.items():
+        module = getattr(obj, "__module__", None)
+        if name in __all__ and isinstance(module, str) and module.startswith("agentsteps."):
+            obj.__module__ = "agentsteps"
+
+
+_fixup_module_metadata(globals())

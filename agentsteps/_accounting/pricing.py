@@ -682,9 +682,3 @@ def _slow_catalog_price(
 
 
 # Show the public names as agentsteps.X in reprs and tracebacks.
-Price.__module__ = "agentsteps"
-register_price.__module__ = "agentsteps"
-registered_price.__module__ = "agentsteps"
-override_price.__module__ = "agentsteps"
-preload_prices.__module__ = "agentsteps"
-unregister_price.__module__ = "agentsteps"

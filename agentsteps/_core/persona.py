@@ -96,7 +96,3 @@ class persona_scope(FrameScope):
 
     async def __aenter__(self) -> ActivePersona:
         return self.__enter__()
-
-
-persona.__module__ = "agentsteps"
-persona_scope.__module__ = "agentsteps"

@@ -256,7 +256,3 @@ class step_scope(FrameScope):
         if ACTIVE.step_failure:
             return await afail(frame, exc)
         return fail(frame, exc)
-
-
-step.__module__ = "agentsteps"
-step_scope.__module__ = "agentsteps"

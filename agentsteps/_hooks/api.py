@@ -234,7 +234,3 @@ def on_step(
     .. versionadded:: 0.1.0
     """
     return _build("on_step()", pattern, _step_name("on_step()", step_name), event, threshold_pct)
-
-
-for _obj in (on_persona, on_step):
-    _obj.__module__ = "agentsteps"

@@ -287,7 +287,3 @@ def scoped_hooks() -> Iterator[list[HookHandle]]:
             _SCOPE.reset(token)
         for handle in handles:
             handle.unregister()
-
-
-HookHandle.__module__ = "agentsteps"
-scoped_hooks.__module__ = "agentsteps"
