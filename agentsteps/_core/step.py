@@ -18,8 +18,9 @@ from .._accounting.budget import Budget, ErrorBoundary
 from .._hooks.events import HookEvent
 from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
 from .._hooks.registry import ACTIVE, step_events
+from .._validate import check_name
 from .context import ActiveStep
-from .definitions import NOT_SET, StepDefinition, check_name
+from .definitions import NOT_SET, StepDefinition
 from .lifecycle import complete, enter, fail
 from .scope import FrameScope
 from .wrappers import decorate
@@ -159,7 +160,7 @@ def step(
     .. versionadded:: 0.1.0
     """
     if name is not None:
-        check_name(name, "@step")
+        check_name("name", name, "@step")
 
     def make(qualname: str) -> StepDefinition:
         return StepDefinition(
@@ -213,7 +214,7 @@ class step_scope(FrameScope):
         budget: BudgetArg = None,
         error_boundary: BoundaryName = "fail",
     ) -> None:
-        check_name(name, "step_scope()")
+        check_name("name", name, "step_scope()")
         self._defn = StepDefinition(
             name=name,
             function=name,

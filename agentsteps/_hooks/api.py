@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+from .._validate import check_name
 from .events import AWAITABLE_EVENTS, PERSONA_EVENTS, HookEvent, valid_events
 from .registry import Handler, HookHandle, add, qualname
 
@@ -40,10 +41,7 @@ def _check_step_name(api: str, step_name: object) -> str:
             f"(got {step_name!r} of type {type(step_name).__name__})"
         )
         raise TypeError(msg)
-    if not step_name.strip():
-        msg = f"{api}: 'step_name' must be a non-empty str (got {step_name!r})"
-        raise ValueError(msg)
-    return step_name
+    return check_name("step_name", step_name, api)
 
 
 def _step_name(api: str, step_name: object) -> str:
