@@ -395,9 +395,13 @@ class TestScoping:
         handles[0].unregister()
 
     def test_already_unregistered_in_scope(self) -> None:
-        """Unregistering by hand inside a scope is fine."""
-        with scoped_hooks():
-            on_persona("*", "persona_start")(noop).unregister()
+        """Unregistering by hand inside a scope is fine: the scope's exit skips it quietly."""
+        with scoped_hooks() as handles:
+            handle = on_persona("*", "persona_start")(noop)
+            assert handle.unregister() is True
+            assert not handle.active
+        assert handles == [handle]
+        assert handle.unregister() is False  # still unregistered, not registered again
 
     def test_reset_defaults_clears(self) -> None:
         """reset_defaults() unregisters every hook, like the rest of the global state."""
