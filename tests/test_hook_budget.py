@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,19 +19,13 @@ from agentsteps import (
     on_step,
     persona_scope,
     record_usage,
-    scoped_hooks,
     step,
     step_scope,
 )
 from agentsteps._accounting.recording import charge
-from agentsteps._hooks.registry import REGISTRY
 
-
-@pytest.fixture(autouse=True)
-def _no_leaked_hooks() -> Iterator[None]:
-    with scoped_hooks():
-        yield
-    assert not any(REGISTRY.values()), "a test left hooks registered"
+# Each test runs in scoped_hooks and must leave no hook registered (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_leaked_hooks")
 
 
 def tokens(n: int) -> None:

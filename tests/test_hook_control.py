@@ -24,19 +24,13 @@ from agentsteps import (
     persona_scope,
     record_usage,
     run,
-    scoped_hooks,
     step,
     step_scope,
 )
-from agentsteps._hooks.registry import REGISTRY
 from tests.conftest import Spans
 
-
-@pytest.fixture(autouse=True)
-def _no_leaked_hooks() -> Iterator[None]:
-    with scoped_hooks():
-        yield
-    assert not any(REGISTRY.values()), "a test left hooks registered"
+# Each test runs in scoped_hooks and must leave no hook registered (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_leaked_hooks")
 
 
 def deny_with(reason: str) -> Any:
