@@ -114,7 +114,6 @@ class Usage:
         return data
 
 
-Usage.__module__ = "agentsteps"
 ZERO_USAGE = Usage()
 
 

@@ -213,7 +213,3 @@ def _sampler_reads_attributes(provider: object) -> bool:
     except Exception:
         return True
     return not (isinstance(description, str) and _ATTRIBUTE_BLIND_SAMPLER.fullmatch(description))
-
-
-configure.__module__ = "agentsteps"
-reset_defaults.__module__ = "agentsteps"
