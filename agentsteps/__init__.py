@@ -23,6 +23,7 @@ import typing as _typing
 from ._accounting.budget import Budget as Budget
 from ._accounting.budget import ErrorBoundary as ErrorBoundary
 from ._accounting.pricing import Price as Price
+from ._accounting.pricing import override_price as override_price
 from ._accounting.pricing import preload_prices as preload_prices
 from ._accounting.pricing import register_price as register_price
 from ._accounting.pricing import registered_price as registered_price
@@ -55,12 +56,14 @@ from ._distributed.remote_usage import record_remote_usage as record_remote_usag
 from ._distributed.remote_usage import usage_headers as usage_headers
 from ._hooks.api import on_persona as on_persona
 from ._hooks.api import on_step as on_step
-from ._hooks.api import register_persona_hook as register_persona_hook
-from ._hooks.api import register_step_hook as register_step_hook
 from ._hooks.events import HookContext as HookContext
 from ._hooks.events import HookEvent as HookEvent
 from ._hooks.registry import HookHandle as HookHandle
 from ._hooks.registry import scoped_hooks as scoped_hooks
+from ._instrument.anthropic import instrument_anthropic as instrument_anthropic
+from ._instrument.litellm import instrument_litellm as instrument_litellm
+from ._instrument.openai import instrument_openai as instrument_openai
+from ._instrument.registry import InstrumentationHandle as InstrumentationHandle
 from ._llm.call import LLMCall as LLMCall
 from ._llm.call import llm_call as llm_call
 from ._llm.streaming import ametered as ametered
@@ -100,6 +103,7 @@ def __getattr__(name: str) -> _typing.Any:
         msg = f"module 'agentsteps' has no attribute {name!r}"
         raise AttributeError(msg)
     value = getattr(_importlib.import_module(module, __name__), name)
+    _fixup_module_metadata({name: value})
     globals()[name] = value  # once loaded, a plain attribute
     return value
 
@@ -121,6 +125,7 @@ __all__ = [
     "HookContext",
     "HookEvent",
     "HookHandle",
+    "InstrumentationHandle",
     "JsonlSpanExporter",
     "LLMCall",
     "MetricsHandle",
@@ -143,19 +148,21 @@ __all__ = [
     "current_persona",
     "current_step",
     "inject",
+    "instrument_anthropic",
+    "instrument_litellm",
+    "instrument_openai",
     "llm_call",
     "metered",
     "on_persona",
     "on_step",
+    "override_price",
     "persona",
     "persona_scope",
     "preload_prices",
     "print_report",
     "record_remote_usage",
     "record_usage",
-    "register_persona_hook",
     "register_price",
-    "register_step_hook",
     "registered_price",
     "remaining_budget",
     "remote_parent",
@@ -169,3 +176,21 @@ __all__ = [
     "usage_headers",
     "with_remote_parent",
 ]
+
+
+def _fixup_module_metadata(namespace: dict[str, _typing.Any]) -> None:
+    """
+    Make each public object say it lives in ``agentsteps``, where users import it from.
+
+    Tracebacks, reprs, pickles and the API docs then show ``agentsteps.Budget`` rather
+    than the private module it is defined in. One pass over ``__all__``, as trio's
+    ``fixup_module_metadata`` does, instead of a line in every module; the names loaded
+    lazily (`__getattr__`) are fixed when they load.
+    """
+    for name, obj in namespace.items():
+        module = getattr(obj, "__module__", None)
+        if name in __all__ and isinstance(module, str) and module.startswith("agentsteps."):
+            obj.__module__ = "agentsteps"
+
+
+_fixup_module_metadata(globals())

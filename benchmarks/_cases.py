@@ -23,6 +23,7 @@ _perf = time.perf_counter_ns
 _NEST_DEPTH = 10
 _GATHER_WIDTH = 1000
 _GEN_ITEMS = 100
+_IDLE_HOOKS = 1000
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,35 @@ def _generator(impl: Impl, loop: asyncio.AbstractEventLoop) -> Runner:
     return run
 
 
+def _idle_hooks(impl: Impl, loop: asyncio.AbstractEventLoop) -> Runner | None:
+    """Case (a) with 1,000 hooks registered for other steps: what routing costs a step."""
+    api = impl.api
+    if api is None:
+        return None
+
+    @impl.decorate
+    def work(x: int) -> int:
+        return x + 1
+
+    def idle(event: Any) -> None:
+        pass
+
+    def run(n: int) -> int:
+        # Registered per chunk, so that the other cases run with no hooks at all; half on
+        # each seam a sync step passes, so both take their hooked path.
+        with api.scoped_hooks():
+            for i in range(_IDLE_HOOKS):
+                api.on_step("*", f"other_{i}", "pre_step" if i % 2 else "post_step")(idle)
+            f = work
+            f(1)  # routes once, as every later call of a real program finds it routed
+            t0 = _perf()
+            for _ in range(n):
+                f(1)
+            return _perf() - t0  # before the block unregisters the hooks
+
+    return run
+
+
 def _usage(priced: bool) -> Callable[[Impl, asyncio.AbstractEventLoop], Runner | None]:
     def build(impl: Impl, loop: asyncio.AbstractEventLoop) -> Runner | None:
         api = impl.api
@@ -167,6 +197,13 @@ CASES: dict[str, Case] = {
         ),
         Case(
             "gen100", f"(e) generator step yielding {_GEN_ITEMS} items", "generator", 1, _generator
+        ),
+        Case(
+            "hooks1000",
+            f"(h) sync call with {_IDLE_HOOKS} registered hooks for other steps",
+            "call",
+            1,
+            _idle_hooks,
         ),
         Case(
             "usage",

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from agentsteps import Budget, step
+from agentsteps import Budget, current_step, step
 
 
 class TestBudgetValue:
@@ -69,9 +69,10 @@ class TestBudgetOnStep:
         """budget= accepts a dict with the Budget keys."""
 
         @step(budget={"max_tokens": 2000, "max_usd": 0.05})
-        def summarize() -> None: ...
+        def summarize() -> Budget | None:
+            return current_step().budget  # type: ignore[union-attr]
 
-        summarize()
+        assert summarize() == Budget(max_tokens=2000, max_usd=0.05)
 
     @pytest.mark.parametrize(
         ("budget", "exc", "message"),

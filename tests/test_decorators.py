@@ -535,10 +535,15 @@ class TestBadDecoratorArguments:
     def test_boundary_is_case_insensitive(self) -> None:
         """'CONTINUE' is accepted like 'continue'."""
 
-        @step(error_boundary="CONTINUE")  # type: ignore[arg-type]
-        def f() -> None: ...
+        @step(error_boundary="CONTINUE", budget={"max_llm_calls": 0})  # type: ignore[call-overload]
+        def f() -> str:
+            record_usage("m", input_tokens=1, output_tokens=1, cost_usd=0)
+            return "finished"
 
-        f()
+        with agentsteps.run() as collected:
+            assert f() is None  # the budget ran out and the step continued with its default
+        [record] = collected.steps
+        assert (record.error_boundary, record.status) == ("continue", StepStatus.SKIPPED)
 
     def test_persona_bad_name(self) -> None:
         """@persona(name=...) is validated too."""

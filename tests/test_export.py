@@ -21,6 +21,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util._once import Once
 
+import agentsteps
 from agentsteps._tracing.setup import TracingHandle, _resolve_endpoint, configure_tracing
 
 # --- fixtures -------------------------------------------------------------------------------
@@ -297,13 +298,26 @@ class TestMissingExtra:
             configure_tracing(tracer_provider=TracerProvider(), protocol=protocol)  # type: ignore[arg-type]
 
     def test_other_exporters_need_no_extra(
-        self, monkeypatch: pytest.MonkeyPatch, handles: list[TracingHandle]
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        handles: list[TracingHandle],
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
-        """The console exporter works without the OTLP packages."""
+        """The console exporter works without the OTLP packages: a step's span is printed."""
         monkeypatch.setitem(
             sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None
         )
-        handles.append(configure_tracing(exporter="console", tracer_provider=TracerProvider()))
+        handle = configure_tracing(exporter="console", tracer_provider=TracerProvider())
+        handles.append(handle)
+        assert handle.exporter == "console"
+
+        @agentsteps.step(name="printed-without-otlp")
+        def work() -> None:
+            pass
+
+        work()
+        handle.force_flush()
+        assert '"name": "invoke_workflow printed-without-otlp"' in capsys.readouterr().out
 
 
 class TestSdkDisabled:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,21 +19,13 @@ from agentsteps import (
     on_step,
     persona_scope,
     record_usage,
-    register_persona_hook,
-    register_step_hook,
-    scoped_hooks,
     step,
     step_scope,
 )
 from agentsteps._accounting.recording import charge
-from agentsteps._hooks.registry import REGISTRY
 
-
-@pytest.fixture(autouse=True)
-def _no_leaked_hooks() -> Iterator[None]:
-    with scoped_hooks():
-        yield
-    assert not any(REGISTRY.values()), "a test left hooks registered"
+# Each test runs in scoped_hooks and must leave no hook registered (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_leaked_hooks")
 
 
 def tokens(n: int) -> None:
@@ -69,7 +60,7 @@ class TestThresholds:
     def test_once_per_activation(self) -> None:
         """Each activation of the step has its own latch."""
         fired: list[float | None] = []
-        register_step_hook("*", "s", "budget_threshold", lambda e: fired.append(e.budget_pct), 50)
+        on_step("*", "s", "budget_threshold", 50)(lambda e: fired.append(e.budget_pct))
 
         @step(name="s", budget=Budget(max_tokens=10))
         def s() -> None:
@@ -88,9 +79,7 @@ class TestThresholds:
             fired.append(event.threshold_pct)
 
         for pct in (90, 25, 50):
-            register_persona_hook(
-                "*", "budget_threshold", lambda e: fired.append(e.threshold_pct), pct
-            )
+            on_persona("*", "budget_threshold", pct)(lambda e: fired.append(e.threshold_pct))
         with step_scope("s", budget={"max_tokens": 10}):
             tokens(10)
         assert fired == [90.0, 25.0, 50.0]
@@ -98,8 +87,8 @@ class TestThresholds:
     def test_threshold_100_at_exact_limit(self) -> None:
         """At exactly the limit the budget is not exhausted, but a 100% threshold fires."""
         seen: list[str] = []
-        register_persona_hook("*", "budget_threshold", lambda e: seen.append("100%"), 100)
-        register_persona_hook("*", "budget_exhausted", lambda e: seen.append("exhausted"))
+        on_persona("*", "budget_threshold", 100)(lambda e: seen.append("100%"))
+        on_persona("*", "budget_exhausted")(lambda e: seen.append("exhausted"))
         with step_scope("s", budget={"max_tokens": 10}):
             tokens(10)
         assert seen == ["100%"]
@@ -107,7 +96,7 @@ class TestThresholds:
     def test_highest_limit_counts(self) -> None:
         """budget_pct is the highest share over the limits the step sets (tokens, usd, calls)."""
         pcts: list[float | None] = []
-        register_persona_hook("*", "budget_threshold", lambda e: pcts.append(e.budget_pct), 40)
+        on_persona("*", "budget_threshold", 40)(lambda e: pcts.append(e.budget_pct))
         budget = Budget(max_tokens=1000, max_usd=1.0, max_llm_calls=10)
         with step_scope("tokens", budget=budget):
             record_usage(model="m", input_tokens=500, output_tokens=0, cost_usd=0.1)
@@ -120,7 +109,7 @@ class TestThresholds:
     def test_no_limit_never_fires(self) -> None:
         """A step without limits has no percentage: its thresholds never fire."""
         fired: list[str] = []
-        register_persona_hook("*", "budget_threshold", lambda e: fired.append("x"), 1)
+        on_persona("*", "budget_threshold", 1)(lambda e: fired.append("x"))
         with step_scope("free"):
             tokens(10_000)
         assert fired == []
@@ -128,7 +117,7 @@ class TestThresholds:
     def test_zero_limit(self) -> None:
         """max_usd=0: any spend is over 100% (infinite share), so thresholds fire."""
         seen: list[float | None] = []
-        register_persona_hook("*", "budget_threshold", lambda e: seen.append(e.budget_pct), 100)
+        on_persona("*", "budget_threshold", 100)(lambda e: seen.append(e.budget_pct))
         with step_scope("s", budget={"max_usd": 0}, error_boundary="continue"):
             record_usage(model="m", input_tokens=1, output_tokens=0, cost_usd=0.01)
         assert seen == [float("inf")]
@@ -151,7 +140,7 @@ class TestThresholds:
         fired: list[float | None] = []
         with step_scope("s", budget={"max_tokens": 100}):
             tokens(60)
-            register_persona_hook("*", "budget_threshold", lambda e: fired.append(e.budget_pct), 50)
+            on_persona("*", "budget_threshold", 50)(lambda e: fired.append(e.budget_pct))
             tokens(1)
             tokens(1)
         assert fired == [61.0]
@@ -159,7 +148,7 @@ class TestThresholds:
     def test_concurrent_records_fire_once(self) -> None:
         """Records from many threads cross a threshold once: the latch is atomic."""
         fired: list[float | None] = []
-        register_persona_hook("*", "budget_threshold", lambda e: fired.append(e.threshold_pct), 50)
+        on_persona("*", "budget_threshold", 50)(lambda e: fired.append(e.threshold_pct))
         with (
             step_scope("fan-out", budget={"max_tokens": 400}),
             ContextThreadPoolExecutor(max_workers=8) as pool,
@@ -171,11 +160,8 @@ class TestThresholds:
     def test_concurrent_crossing_reports_the_crossing_figures(self) -> None:
         """8 threads: the handler sees the figures of the record that crossed, exactly."""
         fired: list[tuple[float | None, int]] = []
-        register_persona_hook(
-            "*",
-            "budget_threshold",
-            lambda e: fired.append((e.budget_pct, e.usage.total_tokens)),
-            5,
+        on_persona("*", "budget_threshold", 5)(
+            lambda e: fired.append((e.budget_pct, e.usage.total_tokens))
         )
         interval = sys.getswitchinterval()
         sys.setswitchinterval(1e-6)  # switch threads often, so records interleave
@@ -197,19 +183,11 @@ class TestHierarchy:
     def test_parent_threshold_from_child_usage(self) -> None:
         """A parent's budget counts its children: its threshold fires on their usage."""
         fired: list[tuple[str | None, float | None]] = []
-        register_step_hook(
-            "*",
-            "parent",
-            "budget_threshold",
-            lambda e: fired.append((e.step_name, e.budget_pct)),
-            50,
+        on_step("*", "parent", "budget_threshold", 50)(
+            lambda e: fired.append((e.step_name, e.budget_pct))
         )
-        register_step_hook(
-            "*",
-            "child",
-            "budget_threshold",
-            lambda e: fired.append((e.step_name, e.budget_pct)),
-            50,
+        on_step("*", "child", "budget_threshold", 50)(
+            lambda e: fired.append((e.step_name, e.budget_pct))
         )
 
         @step(name="child", budget=Budget(max_tokens=100))
@@ -228,7 +206,7 @@ class TestHierarchy:
     def test_innermost_first(self) -> None:
         """When one record crosses thresholds at several levels, the innermost fires first."""
         fired: list[str | None] = []
-        register_persona_hook("*", "budget_threshold", lambda e: fired.append(e.step_name), 50)
+        on_persona("*", "budget_threshold", 50)(lambda e: fired.append(e.step_name))
         with (
             step_scope("outer", budget={"max_tokens": 20}),
             step_scope("middle"),
@@ -240,9 +218,7 @@ class TestHierarchy:
     def test_async_children(self) -> None:
         """Usage from concurrent child tasks reaches the parent's threshold once."""
         fired: list[float | None] = []
-        register_step_hook(
-            "*", "parent", "budget_threshold", lambda e: fired.append(e.threshold_pct), 75
-        )
+        on_step("*", "parent", "budget_threshold", 75)(lambda e: fired.append(e.threshold_pct))
 
         @step(name="child")
         async def child() -> None:
@@ -266,7 +242,7 @@ class TestModelCalls:
         def note(event: HookContext) -> None:
             fired.append((event.step_name, event.budget_pct))
 
-        register_persona_hook("*", "budget_threshold", note, 75)
+        on_persona("*", "budget_threshold", 75)(note)
         with step_scope("review", model="m", budget={"max_tokens": 1000}):
             for _ in range(2):
                 with llm_call() as call:
@@ -280,7 +256,7 @@ class TestModelCalls:
             with llm_call(model="big") as call:
                 call.record(input_tokens=5000, output_tokens=5000, cost_usd=1.0)
 
-        register_persona_hook("*", "budget_threshold", ask_reviewer, 50)
+        on_persona("*", "budget_threshold", 50)(ask_reviewer)
         with step_scope("review", model="m", budget={"max_tokens": 100}) as review:
             tokens(60)
         assert review.subtree_usage.total_tokens == 60
@@ -290,7 +266,7 @@ class TestExhausted:
     def test_fires_once(self) -> None:
         """budget_exhausted fires once per activation, whatever the boundary swallows."""
         seen: list[str | None] = []
-        register_persona_hook("*", "budget_exhausted", lambda e: seen.append(e.limit))
+        on_persona("*", "budget_exhausted")(lambda e: seen.append(e.limit))
 
         @step(name="s", budget=Budget(max_llm_calls=1), error_boundary="continue")
         def s() -> None:
@@ -304,8 +280,8 @@ class TestExhausted:
     def test_every_exhausted_level(self) -> None:
         """A record that exhausts a child and its parent fires for both; the parent's raises."""
         seen: list[tuple[str | None, bool]] = []
-        register_persona_hook(
-            "*", "budget_exhausted", lambda e: seen.append((e.step_name, e.exception is not None))
+        on_persona("*", "budget_exhausted")(
+            lambda e: seen.append((e.step_name, e.exception is not None))
         )
         with (
             pytest.raises(StepBudgetExhausted, match="'outer' exceeded"),
@@ -320,9 +296,7 @@ class TestExhausted:
         exception yet: the step raises it at its exit."""
         seen: list[tuple[str | None, BaseException | None]] = []
         during: list[list[tuple[str | None, BaseException | None]]] = []
-        register_persona_hook(
-            "*", "budget_exhausted", lambda e: seen.append((e.limit, e.exception))
-        )
+        on_persona("*", "budget_exhausted")(lambda e: seen.append((e.limit, e.exception)))
 
         def observe() -> None:
             with step_scope("s", budget={"max_tokens": 5}) as s:
@@ -337,11 +311,8 @@ class TestExhausted:
     def test_preflight_refusal(self) -> None:
         """A model call refused before it is made fires budget_exhausted with the refusal."""
         seen: list[tuple[str | None, str | None, BaseException | None]] = []
-        register_step_hook(
-            "*",
-            "ask",
-            "budget_exhausted",
-            lambda e: seen.append((e.step_name, e.limit, e.exception)),
+        on_step("*", "ask", "budget_exhausted")(
+            lambda e: seen.append((e.step_name, e.limit, e.exception))
         )
 
         @step(name="ask", model="m", budget=Budget(max_llm_calls=1), error_boundary="continue")
@@ -361,7 +332,7 @@ class TestExhausted:
         """A refusal the body catches, then a real overrun: one event, and the overrun still
         raises (the refusal did not latch the budget itself)."""
         seen: list[str | None] = []
-        register_persona_hook("*", "budget_exhausted", lambda e: seen.append(e.limit))
+        on_persona("*", "budget_exhausted")(lambda e: seen.append(e.limit))
 
         @step(name="s", model="m", budget=Budget(max_tokens=10))
         def s() -> None:
@@ -381,7 +352,7 @@ class TestExhausted:
         def boom(event: HookContext) -> None:
             raise RuntimeError("pager down")
 
-        register_persona_hook("*", "budget_exhausted", boom)
+        on_persona("*", "budget_exhausted")(boom)
 
         @step(name="s", model="m", budget=Budget(max_llm_calls=0))
         def s() -> None:

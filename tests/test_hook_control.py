@@ -18,26 +18,19 @@ from agentsteps import (
     StepDenied,
     StepStatus,
     current_step,
+    on_persona,
     on_step,
     persona,
     persona_scope,
     record_usage,
-    register_persona_hook,
-    register_step_hook,
     run,
-    scoped_hooks,
     step,
     step_scope,
 )
-from agentsteps._hooks.registry import REGISTRY
 from tests.conftest import Spans
 
-
-@pytest.fixture(autouse=True)
-def _no_leaked_hooks() -> Iterator[None]:
-    with scoped_hooks():
-        yield
-    assert not any(REGISTRY.values()), "a test left hooks registered"
+# Each test runs in scoped_hooks and must leave no hook registered (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_leaked_hooks")
 
 
 def deny_with(reason: str) -> Any:
@@ -85,9 +78,9 @@ class TestDeny:
     def test_later_handlers_still_run_first_reason_kept(self) -> None:
         """Handlers after a denial still run and see it; the first reason wins."""
         seen: list[tuple[bool, str | None]] = []
-        register_persona_hook("*", "pre_step", deny_with("first"))
-        register_persona_hook("*", "pre_step", deny_with("second"))
-        register_persona_hook("*", "pre_step", lambda e: seen.append((e.denied, e.deny_reason)))
+        on_persona("*", "pre_step")(deny_with("first"))
+        on_persona("*", "pre_step")(deny_with("second"))
+        on_persona("*", "pre_step")(lambda e: seen.append((e.denied, e.deny_reason)))
         with pytest.raises(StepDenied, match="denied: first"), step_scope("s"):
             pass
         assert seen == [(True, "first")]
@@ -99,7 +92,7 @@ class TestDeny:
         def child() -> None:
             record_usage(model="m", input_tokens=5, output_tokens=5, cost_usd=0)
 
-        register_step_hook("*", "child", "pre_step", deny_with("no"))
+        on_step("*", "child", "pre_step")(deny_with("no"))
         with step_scope("parent") as parent:
             with pytest.raises(StepDenied):
                 child()
@@ -110,7 +103,7 @@ class TestDeny:
     def test_other_kinds(self, kind: str) -> None:
         """Async steps and generators are denied at their start, before their body runs."""
         ran: list[str] = []
-        register_persona_hook("*", "pre_step", deny_with("no"))
+        on_persona("*", "pre_step")(deny_with("no"))
 
         @step(name="s")
         async def a() -> None:
@@ -149,7 +142,7 @@ class TestDeny:
 
     def test_deny_outside_pre_step(self, caplog: pytest.LogCaptureFixture) -> None:
         """deny() in another event is a handler error (logged), naming the rule."""
-        register_persona_hook("*", "post_step", deny_with("late"))
+        on_persona("*", "post_step")(deny_with("late"))
         with step_scope("s"):
             pass
         assert (
@@ -160,7 +153,7 @@ class TestDeny:
     def test_deny_reason_type(self) -> None:
         """The reason must be a str."""
         agentsteps.configure(strict_hooks=True)
-        register_persona_hook("*", "pre_step", lambda e: e.deny(42))
+        on_persona("*", "pre_step")(lambda e: e.deny(42))
         with (
             pytest.raises(
                 TypeError,
@@ -180,7 +173,7 @@ class TestRewrite:
         def double(event: HookContext) -> None:
             event.replace_args(*(a * 2 for a in event.args), **event.kwargs)
 
-        register_step_hook("*", "add", "pre_step", lambda e: seen.append((e.args, dict(e.kwargs))))
+        on_step("*", "add", "pre_step")(lambda e: seen.append((e.args, dict(e.kwargs))))
 
         @step(name="add")
         def add(x: int, y: int = 0) -> int:
@@ -191,8 +184,8 @@ class TestRewrite:
 
     def test_replace_output(self) -> None:
         """post_step can replace the return value; handlers chain in order."""
-        register_step_hook("*", "s", "post_step", lambda e: e.replace_output(e.output + 1))
-        register_step_hook("*", "s", "post_step", lambda e: e.replace_output(e.output * 10))
+        on_step("*", "s", "post_step")(lambda e: e.replace_output(e.output + 1))
+        on_step("*", "s", "post_step")(lambda e: e.replace_output(e.output * 10))
 
         @step(name="s")
         def s() -> int:
@@ -202,8 +195,8 @@ class TestRewrite:
 
     def test_rewrite_async(self) -> None:
         """Async steps: arguments and return value are replaced as for sync ones."""
-        register_step_hook("*", "s", "pre_step", lambda e: e.replace_args("b"))
-        register_step_hook("*", "s", "post_step", lambda e: e.replace_output(e.output.upper()))
+        on_step("*", "s", "pre_step")(lambda e: e.replace_args("b"))
+        on_step("*", "s", "post_step")(lambda e: e.replace_output(e.output.upper()))
 
         @step(name="s")
         async def s(x: str) -> str:
@@ -213,8 +206,8 @@ class TestRewrite:
 
     def test_rewrite_generator(self) -> None:
         """Generators: arguments, and the return value (StopIteration.value)."""
-        register_step_hook("*", "g", "pre_step", lambda e: e.replace_args(3))
-        register_step_hook("*", "g", "post_step", lambda e: e.replace_output("done"))
+        on_step("*", "g", "pre_step")(lambda e: e.replace_args(3))
+        on_step("*", "g", "post_step")(lambda e: e.replace_output("done"))
 
         @step(name="g")
         def g(n: int) -> Iterator[int]:
@@ -259,14 +252,14 @@ class TestRewrite:
     def test_replace_misuse(self, event: str, call: Any, message: str) -> None:
         """Replacing what does not exist, or at the wrong event, is a handler error."""
         agentsteps.configure(strict_hooks=True)
-        register_persona_hook("*", event, call)
+        on_persona("*", event)(call)
         with pytest.raises(RuntimeError, match=re.escape(message)), step_scope("s"):
             pass
 
     def test_async_generator_output_fixed(self) -> None:
         """An async generator has no return value to replace."""
         agentsteps.configure(strict_hooks=True)
-        register_persona_hook("*", "post_step", lambda e: e.replace_output(1))
+        on_persona("*", "post_step")(lambda e: e.replace_output(1))
 
         @step(name="ag")
         async def ag() -> AsyncIterator[int]:
@@ -299,8 +292,8 @@ class TestAsyncHandlers:
             log.append(f"sync {event.event.value}")
 
         for event in ("pre_step", "post_step", "step_error", "escalated"):
-            register_persona_hook("*", event, slow)
-            register_persona_hook("*", event, quick)
+            on_persona("*", event)(slow)
+            on_persona("*", event)(quick)
 
         @step(name="ok")
         async def ok() -> None:
@@ -338,8 +331,8 @@ class TestAsyncHandlers:
         async def rewrite(event: HookContext) -> None:
             event.replace_output(f"<{event.output}>")
 
-        register_persona_hook("*", "pre_step", gate)
-        register_step_hook("*", "s", "post_step", rewrite)
+        on_persona("*", "pre_step")(gate)
+        on_step("*", "s", "post_step")(rewrite)
 
         @step(name="s")
         async def s() -> str:
@@ -360,7 +353,7 @@ class TestAsyncHandlers:
         async def gate(event: HookContext) -> None:
             pass
 
-        register_persona_hook("rev*", "pre_step", gate)
+        on_persona("rev*", "pre_step")(gate)
 
         @step(name="publish")
         def publish() -> None:
@@ -389,7 +382,7 @@ class TestAsyncHandlers:
         async def late(event: HookContext) -> None:
             pass
 
-        register_persona_hook("*", "post_step", late)
+        on_persona("*", "post_step")(late)
         with run() as r, pytest.raises(TypeError, match="which is synchronous"), step_scope("s"):
             pass
         assert r.steps[0].status is StepStatus.FAILED
@@ -400,7 +393,7 @@ class TestAsyncHandlers:
         async def real(event: HookContext) -> None:
             pass
 
-        register_persona_hook("*", "post_step", lambda e: real(e))
+        on_persona("*", "post_step")(lambda e: real(e))
         with pytest.raises(TypeError, match="which is synchronous"), step_scope("s"):
             pass
 
@@ -417,8 +410,8 @@ class TestFailingHandlers:
             log.append("broken")
             raise ValueError(f"broken {e.event.value}")
 
-        register_persona_hook("*", event, broken)
-        register_persona_hook("*", event, lambda e: log.append("next"))
+        on_persona("*", event)(broken)
+        on_persona("*", event)(lambda e: log.append("next"))
 
     @pytest.mark.parametrize("event", ["persona_start", "pre_step", "post_step", "persona_end"])
     def test_default_logged_and_step_goes_on(
@@ -447,8 +440,8 @@ class TestFailingHandlers:
     def test_default_budget_handler(self, caplog: pytest.LogCaptureFixture) -> None:
         """A failing budget handler does not disturb record_usage."""
         log: list[str] = []
-        register_persona_hook("*", "budget_threshold", lambda e: 1 / 0, 10)
-        register_persona_hook("*", "budget_threshold", lambda e: log.append("next"), 10)
+        on_persona("*", "budget_threshold", 10)(lambda e: 1 / 0)
+        on_persona("*", "budget_threshold", 10)(lambda e: log.append("next"))
         with step_scope("s", budget={"max_tokens": 10}) as s:
             record_usage(model="m", input_tokens=5, output_tokens=0, cost_usd=0)
         assert log == ["next"]
@@ -481,8 +474,8 @@ class TestFailingHandlers:
         """A strict post_step failure fails the step, which fires step_error."""
         agentsteps.configure(strict_hooks=True)
         errors: list[BaseException | None] = []
-        register_persona_hook("*", "post_step", lambda e: 1 / 0)
-        register_persona_hook("*", "step_error", lambda e: errors.append(e.exception))
+        on_persona("*", "post_step")(lambda e: 1 / 0)
+        on_persona("*", "step_error")(lambda e: errors.append(e.exception))
         with pytest.raises(ZeroDivisionError), step_scope("s"):
             pass
         assert isinstance(errors[0], ZeroDivisionError)
@@ -490,7 +483,7 @@ class TestFailingHandlers:
     def test_strict_step_error_replaces(self) -> None:
         """A strict step_error failure is raised instead of the step's error (chained)."""
         agentsteps.configure(strict_hooks=True)
-        register_persona_hook("*", "step_error", lambda e: 1 / 0)
+        on_persona("*", "step_error")(lambda e: 1 / 0)
 
         @step(name="s")
         def s() -> None:
@@ -504,7 +497,7 @@ class TestFailingHandlers:
     def test_strict_budget_handler(self) -> None:
         """A strict budget handler's error comes out of record_usage, catchable in the body."""
         agentsteps.configure(strict_hooks=True)
-        register_persona_hook("*", "budget_threshold", lambda e: 1 / 0, 50)
+        on_persona("*", "budget_threshold", 50)(lambda e: 1 / 0)
 
         @step(name="s", budget=Budget(max_tokens=10))
         def s() -> str:
@@ -519,7 +512,7 @@ class TestFailingHandlers:
     def test_strict_exhaustion_not_lost(self) -> None:
         """When a strict budget_exhausted handler fails, the exhaustion is raised at exit."""
         agentsteps.configure(strict_hooks=True)
-        register_persona_hook("*", "budget_exhausted", lambda e: 1 / 0)
+        on_persona("*", "budget_exhausted")(lambda e: 1 / 0)
 
         @step(name="s", budget=Budget(max_tokens=1))
         def s() -> None:
@@ -534,8 +527,8 @@ class TestFailingHandlers:
     def test_strict_first_error_wins(self, caplog: pytest.LogCaptureFixture) -> None:
         """In strict mode the first failure propagates; later ones are logged."""
         agentsteps.configure(strict_hooks=True)
-        register_persona_hook("*", "pre_step", lambda e: 1 / 0)
-        register_persona_hook("*", "pre_step", lambda e: {}["missing"])
+        on_persona("*", "pre_step")(lambda e: 1 / 0)
+        on_persona("*", "pre_step")(lambda e: {}["missing"])
         with pytest.raises(ZeroDivisionError), step_scope("s"):
             pass
         assert "KeyError" in caplog.text
@@ -545,7 +538,7 @@ class TestFailingHandlers:
         """A strict persona_start failure ends the persona (failed) before its body."""
         agentsteps.configure(strict_hooks=True)
         ran: list[str] = []
-        register_persona_hook("*", "persona_start", lambda e: 1 / 0)
+        on_persona("*", "persona_start")(lambda e: 1 / 0)
 
         @persona(name="p")
         def p() -> None:
@@ -559,7 +552,7 @@ class TestFailingHandlers:
     def test_strict_persona_end(self) -> None:
         """A strict persona_end failure comes out after the persona has ended."""
         agentsteps.configure(strict_hooks=True)
-        register_persona_hook("*", "persona_end", lambda e: 1 / 0)
+        on_persona("*", "persona_end")(lambda e: 1 / 0)
         with run() as r, pytest.raises(ZeroDivisionError), persona_scope("p"):
             pass
         assert r.personas[0].status is StepStatus.COMPLETED
@@ -571,8 +564,8 @@ class TestFailingHandlers:
         def interrupt(event: HookContext) -> None:
             raise KeyboardInterrupt
 
-        register_persona_hook("*", "post_step", interrupt)
-        register_persona_hook("*", "post_step", lambda e: log.append("not reached"))
+        on_persona("*", "post_step")(interrupt)
+        on_persona("*", "post_step")(lambda e: log.append("not reached"))
         with run() as r, pytest.raises(KeyboardInterrupt), step_scope("s"):
             pass
         assert log == []
@@ -581,7 +574,7 @@ class TestFailingHandlers:
 
     def test_failing_handler_marked_on_span(self, spans: Spans) -> None:
         """The span event of a failing handler carries its error type."""
-        register_persona_hook("*", "pre_step", lambda e: 1 / 0)
+        on_persona("*", "pre_step")(lambda e: 1 / 0)
         with step_scope("s"):
             pass
         (event,) = spans.step("s").events

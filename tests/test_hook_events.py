@@ -18,28 +18,23 @@ from agentsteps import (
     StepStatus,
     current_persona,
     current_step,
+    on_persona,
+    on_step,
     persona,
     persona_scope,
     record_usage,
-    register_persona_hook,
-    register_step_hook,
     run,
-    scoped_hooks,
     step,
     step_scope,
 )
 from agentsteps._accounting.usage import ZERO_USAGE
-from agentsteps._hooks.registry import REGISTRY
 from tests.conftest import Spans
 
 KINDS = ["sync", "async", "gen", "agen"]
 
 
-@pytest.fixture(autouse=True)
-def _no_leaked_hooks() -> Iterator[None]:
-    with scoped_hooks():
-        yield
-    assert not any(REGISTRY.values()), "a test left hooks registered"
+# Each test runs in scoped_hooks and must leave no hook registered (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_leaked_hooks")
 
 
 class Recorder:
@@ -51,7 +46,7 @@ class Recorder:
         self.seen_stack: list[Any] = []
         for event in HookEvent:
             threshold = threshold_pct if event is HookEvent.BUDGET_THRESHOLD else None
-            register_persona_hook("*", event, self._handler, threshold)
+            on_persona("*", event, threshold)(self._handler)
 
     def _handler(self, event: HookContext) -> None:
         self.log.append(event.event.value)
@@ -329,7 +324,7 @@ class TestPayloads:
                 except AttributeError as exc:
                     errors.append(exc)
 
-        register_persona_hook("*", "post_step", handler)
+        on_persona("*", "post_step")(handler)
         with step_scope("s"):
             pass
         assert len(errors) == 2
@@ -346,10 +341,10 @@ class TestSpanEvents:
         def watch(event: HookContext) -> None:
             pass
 
-        register_persona_hook("*", "pre_step", gate)
-        register_persona_hook("*", "post_step", watch)
-        register_persona_hook("*", "budget_threshold", watch, 10)
-        register_persona_hook("*", "persona_end", watch)
+        on_persona("*", "pre_step")(gate)
+        on_persona("*", "post_step")(watch)
+        on_persona("*", "budget_threshold", 10)(watch)
+        on_persona("*", "persona_end")(watch)
         with persona_scope("p"), step_scope("s", budget={"max_tokens": 10}):
             record_usage(model="m", input_tokens=5, output_tokens=0, cost_usd=0)
         prefix = f"{__name__}.TestSpanEvents.test_each_firing_adds_an_event.<locals>"
@@ -372,7 +367,7 @@ class TestSpanEvents:
 
     def test_parent_threshold_event_on_parent_span(self, spans: Spans) -> None:
         """A parent's threshold firing lands on the parent's span, not the child's."""
-        register_step_hook("*", "parent", "budget_threshold", lambda e: None, 50)
+        on_step("*", "parent", "budget_threshold", 50)(lambda e: None)
         with step_scope("parent", budget={"max_tokens": 10}), step_scope("child"):
             record_usage(model="m", input_tokens=6, output_tokens=0, cost_usd=0)
         assert [e.name for e in spans.step("parent").events] == ["agentsteps.hook"]
@@ -387,8 +382,8 @@ class TestHiddenStack:
             record_usage(model="m", input_tokens=1000, output_tokens=1000, cost_usd=1.0)
 
         for event in ("pre_step", "post_step", "step_error"):
-            register_persona_hook("*", event, costly)
-        register_persona_hook("*", "budget_threshold", costly, 1)
+            on_persona("*", event)(costly)
+        on_persona("*", "budget_threshold", 1)(costly)
         with run() as r, persona_scope("p"), step_scope("s", budget={"max_tokens": 20}):
             record_usage(model="m", input_tokens=5, output_tokens=5, cost_usd=0)
         (record,) = r.steps
@@ -405,7 +400,7 @@ class TestHiddenStack:
             with step_scope("review"):
                 pass
 
-        register_persona_hook("*", "pre_step", reviewer)
+        on_persona("*", "pre_step")(reviewer)
         with run() as r, step_scope("work"):
             pass
         assert seen == ["work"]
@@ -420,7 +415,7 @@ class TestHiddenStack:
             scope = step_scope("leaked")
             leaked.append(scope.__enter__())
 
-        register_persona_hook("*", "pre_step", sloppy)
+        on_persona("*", "pre_step")(sloppy)
         with step_scope("work") as work:
             assert current_step() is work
         assert current_step() is None

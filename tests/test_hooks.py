@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,20 +16,15 @@ from agentsteps import (
     on_persona,
     on_step,
     persona_scope,
-    register_persona_hook,
-    register_step_hook,
     scoped_hooks,
     step,
     step_scope,
 )
+from agentsteps._hooks import registry as hook_registry
 from agentsteps._hooks.registry import ACTIVE, REGISTRY
 
-
-@pytest.fixture(autouse=True)
-def _no_leaked_hooks() -> Iterator[None]:
-    with scoped_hooks():
-        yield
-    assert not any(REGISTRY.values()), "a test left hooks registered"
+# Each test runs in scoped_hooks and must leave no hook registered (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_leaked_hooks")
 
 
 def noop(event: HookContext) -> None:
@@ -124,11 +118,11 @@ class TestValidation:
         with pytest.raises(
             TypeError,
             match=re.escape(
-                "register_step_hook(): the handler must be callable, taking one HookContext "
+                "on_step(): the handler must be callable, taking one HookContext "
                 "(got None of type NoneType)"
             ),
         ):
-            register_step_hook("*", "publish", "post_step", None)  # type: ignore[arg-type]
+            on_step("*", "publish", "post_step")(None)  # type: ignore[arg-type]
 
     def test_unknown_event(self) -> None:
         """An unknown event is refused with the list of valid ones."""
@@ -142,13 +136,13 @@ class TestValidation:
         """A non-string event is refused the same way."""
         with pytest.raises(
             ValueError,
-            match=re.escape(f"register_persona_hook(): 'event' must be one of {VALID} (got 3)"),
+            match=re.escape(f"on_persona(): 'event' must be one of {VALID} (got 3)"),
         ):
-            register_persona_hook("*", 3, noop)  # type: ignore[arg-type]
+            on_persona("*", 3)(noop)  # type: ignore[arg-type]
 
     def test_event_any_case(self) -> None:
         """Event names are accepted in any case and stored as the enum."""
-        handle = register_persona_hook("*", "Budget_Threshold", noop, threshold_pct=80)
+        handle = on_persona("*", "Budget_Threshold", threshold_pct=80)(noop)
         assert handle.event is HookEvent.BUDGET_THRESHOLD
         assert handle.threshold_pct == 80.0
 
@@ -200,7 +194,7 @@ class TestValidation:
     @pytest.mark.parametrize("value", [100, 0.5, 33.3])
     def test_threshold_bounds_accepted(self, value: float) -> None:
         """Both ends of (0, 100] behave: 100 is allowed, small fractions too."""
-        assert register_persona_hook("*", "budget_threshold", noop, value).threshold_pct == value
+        assert on_persona("*", "budget_threshold", value)(noop).threshold_pct == value
 
     def test_step_hook_persona_event(self) -> None:
         """Persona events have no step; on_step refuses them."""
@@ -219,13 +213,13 @@ class TestValidation:
             (
                 None,
                 TypeError,
-                "on_step(): 'step_name' must be a str, the exact name of a step "
+                "on_step(): 'step_name' must be a str, a step name or a glob such as 'fetch_*' "
                 "(got None of type NoneType)",
             ),
             (
                 7,
                 TypeError,
-                "on_step(): 'step_name' must be a str, the exact name of a step "
+                "on_step(): 'step_name' must be a str, a step name or a glob such as 'fetch_*' "
                 "(got 7 of type int)",
             ),
             ("  ", ValueError, "on_step(): 'step_name' must be a non-empty str (got '  ')"),
@@ -257,17 +251,17 @@ class TestValidation:
         with pytest.raises(
             TypeError,
             match=re.escape(
-                f"register_persona_hook(): {event!r} handlers must be plain functions, not "
+                f"on_persona(): {event!r} handlers must be plain functions, not "
                 f"async (got {__name__}.anoop): {why}. Schedule async work from a plain "
                 "handler instead, e.g. asyncio.get_running_loop().create_task(...)"
             ),
         ):
-            register_persona_hook("*", event, anoop, threshold)
+            on_persona("*", event, threshold)(anoop)
 
     @pytest.mark.parametrize("event", ["pre_step", "post_step", "step_error", "escalated"])
     def test_async_handler_accepted(self, event: str) -> None:
         """Step events accept async handlers (they run on async steps)."""
-        assert register_persona_hook("*", event, anoop).is_async
+        assert on_persona("*", event)(anoop).is_async
 
     def test_async_callable_object_detected(self) -> None:
         """An object with an async __call__ counts as an async handler."""
@@ -277,13 +271,13 @@ class TestValidation:
                 pass
 
         with pytest.raises(TypeError, match="must be plain functions, not async"):
-            register_persona_hook("*", "budget_exhausted", Handler())
-        assert register_persona_hook("*", "pre_step", Handler()).is_async
+            on_persona("*", "budget_exhausted")(Handler())
+        assert on_persona("*", "pre_step")(Handler()).is_async
 
     def test_nothing_registered_on_error(self) -> None:
         """A refused registration leaves the registry untouched."""
         with pytest.raises(ValueError, match="threshold_pct"):
-            register_persona_hook("*", "pre_step", noop, 10)
+            on_persona("*", "pre_step", 10)(noop)
         assert not any(REGISTRY.values())
 
 
@@ -309,7 +303,7 @@ class TestHandles:
     def test_unregister(self) -> None:
         """unregister stops the hook at once; a second call returns False."""
         seen: list[str] = []
-        handle = register_step_hook("*", "plan", "pre_step", lambda e: seen.append(e.step_name))
+        handle = on_step("*", "plan", "pre_step")(lambda e: seen.append(e.step_name))
 
         @step(name="plan")
         def plan() -> None:
@@ -325,7 +319,7 @@ class TestHandles:
 
     def test_repr(self) -> None:
         """The repr says what, where and who, and whether it is still registered."""
-        handle = register_step_hook("r*", "plan", "budget_threshold", noop, 80)
+        handle = on_step("r*", "plan", "budget_threshold", 80)(noop)
         assert repr(handle) == (
             f"<HookHandle budget_threshold 'r*' step 'plan' at 80% -> {__name__}.noop>"
         )
@@ -339,8 +333,8 @@ class TestHandles:
         def handler(event: HookContext) -> None:
             seen.append(event.event.value)
 
-        first = register_persona_hook("*", "persona_start", handler)
-        register_persona_hook("*", "persona_start", handler)
+        first = on_persona("*", "persona_start")(handler)
+        on_persona("*", "persona_start")(handler)
         with persona_scope("a"):
             pass
         first.unregister()
@@ -352,9 +346,9 @@ class TestHandles:
 class TestScoping:
     def test_scope_unregisters_its_hooks(self) -> None:
         """Hooks registered inside the block are gone after it; the block gets their handles."""
-        outside = register_persona_hook("*", "persona_end", noop)
+        outside = on_persona("*", "persona_end")(noop)
         with scoped_hooks() as handles:
-            inside = register_persona_hook("*", "persona_start", noop)
+            inside = on_persona("*", "persona_start")(noop)
             assert inside.active
             assert handles == [inside]
         assert not inside.active
@@ -366,7 +360,7 @@ class TestScoping:
 
         def register_then_fail() -> None:
             with scoped_hooks():
-                handles.append(register_persona_hook("*", "persona_start", noop))
+                handles.append(on_persona("*", "persona_start")(noop))
                 raise ZeroDivisionError
 
         with pytest.raises(ZeroDivisionError):
@@ -376,9 +370,9 @@ class TestScoping:
     def test_nested_scopes(self) -> None:
         """An inner scope removes only its own hooks."""
         with scoped_hooks():
-            outer = register_persona_hook("*", "persona_start", noop)
+            outer = on_persona("*", "persona_start")(noop)
             with scoped_hooks():
-                inner = register_persona_hook("*", "persona_start", noop)
+                inner = on_persona("*", "persona_start")(noop)
             assert outer.active
             assert not inner.active
         assert not outer.active
@@ -388,7 +382,7 @@ class TestScoping:
         handles: list[HookHandle] = []
         with scoped_hooks():
             t = threading.Thread(
-                target=lambda: handles.append(register_persona_hook("*", "persona_end", noop))
+                target=lambda: handles.append(on_persona("*", "persona_end")(noop))
             )
             t.start()
             t.join()
@@ -396,13 +390,17 @@ class TestScoping:
         handles[0].unregister()
 
     def test_already_unregistered_in_scope(self) -> None:
-        """Unregistering by hand inside a scope is fine."""
-        with scoped_hooks():
-            register_persona_hook("*", "persona_start", noop).unregister()
+        """Unregistering by hand inside a scope is fine: the scope's exit skips it quietly."""
+        with scoped_hooks() as handles:
+            handle = on_persona("*", "persona_start")(noop)
+            assert handle.unregister() is True
+            assert not handle.active
+        assert handles == [handle]
+        assert handle.unregister() is False  # still unregistered, not registered again
 
     def test_reset_defaults_clears(self) -> None:
         """reset_defaults() unregisters every hook, like the rest of the global state."""
-        handle = register_persona_hook("*", "pre_step", noop)
+        handle = on_persona("*", "pre_step")(noop)
         agentsteps.reset_defaults()
         assert not handle.active
         assert not ACTIVE.pre_step
@@ -425,17 +423,67 @@ class TestActiveFlags:
         ]
         for event, flag in pairs:
             threshold = 50 if event == "budget_threshold" else None
-            handle = register_persona_hook("*", event, noop, threshold)
+            handle = on_persona("*", event, threshold)(noop)
             assert getattr(ACTIVE, flag)
             assert [f for f in flags if getattr(ACTIVE, f)] == [flag]
             handle.unregister()
             assert not any(getattr(ACTIVE, f) for f in flags)
 
 
+class TestRouting:
+    """Which handlers fire is cached per (event, persona, step) and dropped on any change."""
+
+    def test_registration_after_a_run_is_seen(self) -> None:
+        """A hook registered after the step already ran (and was routed) fires next time."""
+        seen: list[str] = []
+        on_step("*", "other", "pre_step")(noop)
+        with step_scope("s"):
+            pass
+        handle = on_step("*", "s", "pre_step")(lambda e: seen.append("s"))
+        with step_scope("s"):
+            pass
+        assert seen == ["s"]
+        handle.unregister()
+        with step_scope("s"):
+            pass
+        assert seen == ["s"]
+
+    def test_clear_drops_routes(self) -> None:
+        """reset_defaults() drops the cached routes with the hooks."""
+        seen: list[str] = []
+        on_persona("*", "post_step")(lambda e: seen.append("old"))
+        with step_scope("s"):
+            pass
+        agentsteps.reset_defaults()
+        on_persona("*", "post_step")(lambda e: seen.append("new"))
+        with step_scope("s"):
+            pass
+        assert seen == ["old", "new"]
+
+    def test_bounded(self) -> None:
+        """Step names made at run time do not grow the cache without bound."""
+        on_persona("nobody", "pre_step")(noop)  # selects every step, then no persona
+        for i in range(hook_registry._ROUTES_MAX + 10):
+            with step_scope(f"s{i}"):
+                pass
+        assert 0 < len(hook_registry._ROUTES) <= hook_registry._ROUTES_MAX
+
+    def test_many_non_matching_hooks_do_not_fire(self) -> None:
+        """With 1,000 hooks for other steps, a step still selects only its own."""
+        seen: list[str] = []
+        for i in range(1000):
+            on_step("*", f"other{i}", "pre_step")(noop)
+        on_step("*", "mine", "pre_step")(lambda e: seen.append(str(e.step_name)))
+        for _ in range(3):
+            with step_scope("mine"):
+                pass
+        assert seen == ["mine"] * 3
+
+
 def _fires(pattern: str, persona: str | None) -> bool:
     seen: list[str | None] = []
     with scoped_hooks():
-        register_persona_hook(pattern, "pre_step", lambda e: seen.append(e.persona))
+        on_persona(pattern, "pre_step")(lambda e: seen.append(e.persona))
 
         @step
         def work() -> None:
@@ -483,7 +531,7 @@ class TestMatching:
     def test_persona_event_pattern(self) -> None:
         """Persona events match on the persona's own name."""
         seen: list[str | None] = []
-        register_persona_hook("rev*", "persona_start", lambda e: seen.append(e.persona))
+        on_persona("rev*", "persona_start")(lambda e: seen.append(e.persona))
         with persona_scope("writer"):
             pass
         with persona_scope("reviewer"):
@@ -493,7 +541,7 @@ class TestMatching:
     def test_innermost_persona_routes(self) -> None:
         """A step runs under its innermost persona."""
         seen: list[str | None] = []
-        register_persona_hook("inner", "pre_step", lambda e: seen.append(e.step_name))
+        on_persona("inner", "pre_step")(lambda e: seen.append(e.step_name))
         with persona_scope("outer"):
             with step_scope("a"):
                 pass
@@ -501,20 +549,27 @@ class TestMatching:
                 pass
         assert seen == ["b"]
 
-    def test_step_name_exact(self) -> None:
-        """A step hook needs the exact step name: it is not a glob."""
+    def test_step_name_glob(self) -> None:
+        """A step hook's step name is an fnmatchcase glob, like the persona pattern."""
         seen: list[str | None] = []
-        register_step_hook("*", "publish", "pre_step", lambda e: seen.append(e.step_name))
-        register_step_hook("*", "pub*", "pre_step", lambda e: seen.append("glob"))
-        for name in ("publish", "publisher", "pub"):
+        on_step("*", "publish", "pre_step")(lambda e: seen.append(e.step_name))
+        on_step("*", "pub*", "pre_step")(lambda e: seen.append(f"glob {e.step_name}"))
+        on_step("*", "[pq]ub", "pre_step")(lambda e: seen.append(f"class {e.step_name}"))
+        for name in ("publish", "publisher", "pub", "Publish", "a-publish"):
             with step_scope(name):
                 pass
-        assert seen == ["publish"]
+        assert seen == [
+            "publish",
+            "glob publish",
+            "glob publisher",
+            "glob pub",
+            "class pub",
+        ]
 
     def test_step_and_persona_both_required(self) -> None:
         """on_step needs the step name and the persona pattern to match."""
         seen: list[str] = []
-        register_step_hook("rev*", "publish", "pre_step", lambda e: seen.append(str(e.persona)))
+        on_step("rev*", "publish", "pre_step")(lambda e: seen.append(str(e.persona)))
         with step_scope("publish"):
             pass
         with persona_scope("writer"), step_scope("publish"):
@@ -526,14 +581,14 @@ class TestMatching:
     def test_registration_order(self) -> None:
         """Hooks run in registration order, whichever API registered them."""
         seen: list[int] = []
-        register_step_hook("*", "s", "pre_step", lambda e: seen.append(1))
-        register_persona_hook("*", "pre_step", lambda e: seen.append(2))
+        on_step("*", "s", "pre_step")(lambda e: seen.append(1))
+        on_persona("*", "pre_step")(lambda e: seen.append(2))
 
         @on_step("*", "s", "pre_step")
         def third(event: HookContext) -> None:
             seen.append(3)
 
-        register_persona_hook("*", "pre_step", lambda e: seen.append(4))
+        on_persona("*", "pre_step")(lambda e: seen.append(4))
         with step_scope("s"):
             pass
         assert seen == [1, 2, 3, 4]
@@ -547,10 +602,15 @@ def test_exported() -> None:
         "HookHandle",
         "on_persona",
         "on_step",
-        "register_persona_hook",
-        "register_step_hook",
         "scoped_hooks",
     ):
         assert name in agentsteps.__all__
         assert hasattr(agentsteps, name)
     assert agentsteps.__all__ == sorted(agentsteps.__all__)
+
+
+def test_register_aliases_removed() -> None:
+    """register_persona_hook/register_step_hook are gone: on_persona(...)(h) does the same."""
+    for name in ("register_persona_hook", "register_step_hook"):
+        assert name not in agentsteps.__all__
+        assert not hasattr(agentsteps, name)

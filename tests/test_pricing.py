@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import agentsteps
-from agentsteps import Price, register_price, registered_price, unregister_price
+from agentsteps import Price, override_price, register_price, registered_price, unregister_price
 from agentsteps._accounting.pricing import price_usage, reset_pricing
 from tests.conftest import HAS_CATALOG, requires_catalog
 
@@ -175,20 +175,20 @@ class TestRegisterPrice:
         register_price("m", input_per_mtok=2, output_per_mtok=2)
         assert price_usage("m", input_tokens=1_000_000, output_tokens=0) == (2 * NANO, "user")
 
-    def test_registered_price_restores_absence(self) -> None:
-        """registered_price removes its registration on exit when there was none before."""
-        with registered_price("m", input_per_mtok=1, output_per_mtok=1) as price:
+    def test_override_price_restores_absence(self) -> None:
+        """override_price removes its registration on exit when there was none before."""
+        with override_price("m", input_per_mtok=1, output_per_mtok=1) as price:
             assert price == Price(1, 1)
             assert price_usage("m", input_tokens=1_000_000, output_tokens=0) == (NANO, "user")
         assert unregister_price("m") is None
 
-    def test_registered_price_restores_previous(self) -> None:
-        """registered_price puts the earlier registration back, even after an exception."""
+    def test_override_price_restores_previous(self) -> None:
+        """override_price puts the earlier registration back, even after an exception."""
         before = register_price("m", input_per_mtok=1, output_per_mtok=1)
         inside = []
 
         def use_then_fail() -> None:
-            with registered_price("m", input_per_mtok=5, output_per_mtok=5):
+            with override_price("m", input_per_mtok=5, output_per_mtok=5):
                 inside.append(price_usage("m", input_tokens=1_000_000, output_tokens=0))
                 raise KeyError("boom")
 
@@ -200,9 +200,20 @@ class TestRegisterPrice:
 
     def test_exported_from_package(self) -> None:
         """The pricing API is public at the top level."""
-        for name in ("Price", "register_price", "registered_price", "unregister_price"):
+        for name in ("Price", "override_price", "register_price", "unregister_price"):
             assert name in agentsteps.__all__
             assert getattr(agentsteps, name) is not None
+
+    def test_registered_price_deprecated(self) -> None:
+        """The old name still works for one release, with a DeprecationWarning naming the new."""
+        message = "registered_price() is deprecated since 0.2.0; use override_price() instead"
+        with pytest.warns(DeprecationWarning, match=re.escape(message)):
+            manager = registered_price("m", input_per_mtok=3, output_per_mtok=3)
+        with manager as price:
+            assert price == Price(3, 3)
+            assert price_usage("m", input_tokens=1_000_000, output_tokens=0) == (3 * NANO, "user")
+        assert unregister_price("m") is None
+        assert "registered_price" in agentsteps.__all__
 
 
 class TestPublishedPrices:

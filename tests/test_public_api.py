@@ -68,3 +68,19 @@ def test_unknown_attribute() -> None:
     """A name the package does not have is an ordinary AttributeError."""
     with pytest.raises(AttributeError, match="module 'agentsteps' has no attribute 'stepz'"):
         agentsteps.stepz  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_fixup_module_metadata() -> None:
+    """The one fixup pass renames public objects from private modules, and nothing else."""
+
+    def configure_tracing() -> None:
+        """Stands in for a lazily loaded public name."""
+
+    def helper() -> None:
+        """Not in __all__: left alone."""
+
+    configure_tracing.__module__ = "agentsteps._tracing.setup"
+    helper.__module__ = "agentsteps._tracing.setup"
+    agentsteps._fixup_module_metadata({"configure_tracing": configure_tracing, "helper": helper})
+    assert configure_tracing.__module__ == "agentsteps"
+    assert helper.__module__ == "agentsteps._tracing.setup"

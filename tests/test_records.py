@@ -96,3 +96,24 @@ class TestMemory:
             for _ in range(500):
                 unit()
         assert len(r.steps) == 500
+
+
+def test_subtree_usage_beside_usage() -> None:
+    """usage is the step's own; subtree_usage (and the flat shortcuts) include its children."""
+
+    @step(name="child")
+    def child() -> None:
+        record_usage("m", input_tokens=10, output_tokens=1, cost_usd=0.5)
+
+    @step(name="parent")
+    def parent() -> None:
+        record_usage("m", input_tokens=3, output_tokens=2, cost_usd=0.25)
+        child()
+
+    with agentsteps.run() as collected:
+        parent()
+    record = next(s for s in collected.steps if s.name == "parent")
+    assert (record.usage.input_tokens, record.usage.llm_calls) == (3, 1)
+    assert (record.subtree_usage.input_tokens, record.subtree_usage.llm_calls) == (13, 2)
+    shortcuts = (record.input_tokens, record.output_tokens, record.cost_usd, record.llm_calls)
+    assert shortcuts == (13, 3, 0.75, 2)

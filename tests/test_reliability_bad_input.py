@@ -21,10 +21,7 @@ from typing import Any
 import pytest
 
 import agentsteps
-from agentsteps import (
-    Budget,
-    step_scope,
-)
+from agentsteps import Budget, step_scope
 from agentsteps._hooks.registry import clear_hooks
 from agentsteps._report import cli as _main
 
@@ -314,16 +311,15 @@ ROWS: list[Row] = [
     ),
     (
         "hook-handler-not-callable",
-        lambda: api.register_persona_hook("*", "persona_start", 3),
+        lambda: api.on_persona("*", "persona_start")(3),
         TypeError,
-        "register_persona_hook(): the handler must be callable, taking one HookContext "
-        "(got 3 of type int)",
+        "on_persona(): the handler must be callable, taking one HookContext (got 3 of type int)",
     ),
     (
         "hook-async-budget-handler",
-        lambda: api.register_step_hook("*", "plan", "budget_exhausted", _async_handler),
+        lambda: api.on_step("*", "plan", "budget_exhausted")(_async_handler),
         TypeError,
-        "register_step_hook(): 'budget_exhausted' handlers must be plain functions, not "
+        "on_step(): 'budget_exhausted' handlers must be plain functions, not "
         f"async (got {__name__}._async_handler): budget events fire inside record_usage(), "
         "which is synchronous. Schedule async work from a plain handler instead, e.g. "
         "asyncio.get_running_loop().create_task(...)",

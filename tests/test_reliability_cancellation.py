@@ -251,7 +251,7 @@ class TestAbandonedGenerators:
     def test_collected_inside_a_hook_handler(self) -> None:
         """Ended by the collector while a hook handler runs (where hooks are silenced, to
         stop handlers triggering handlers), a persona still fires its own ``persona_end``."""
-        from agentsteps import register_persona_hook, register_step_hook, scoped_hooks
+        from agentsteps import on_persona, on_step, scoped_hooks
 
         @persona(name="narrator")
         def narrator() -> Iterator[int]:
@@ -265,8 +265,8 @@ class TestAbandonedGenerators:
             held.clear()  # the last reference: finalised right here, inside the handler
 
         with scoped_hooks():
-            register_persona_hook("narr*", "persona_end", lambda e: ended.append(e.persona))
-            register_step_hook("*", "later", "post_step", drop)
+            on_persona("narr*", "persona_end")(lambda e: ended.append(e.persona))
+            on_step("*", "later", "post_step")(drop)
             items = narrator()
             next(items)
             held.append(items)

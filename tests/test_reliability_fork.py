@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from agentsteps import Budget, record_usage, register_price, register_step_hook, run, step
+from agentsteps import Budget, on_step, record_usage, register_price, run, step
 from agentsteps._accounting.usage import Ledger
 from agentsteps._core import locks
 
@@ -40,7 +40,7 @@ def _child_work() -> None:
     def work() -> None:
         record_usage("m", 2, 1, cost_usd=0.001)
 
-    handle = register_step_hook("*", "*", "post_step", lambda ctx: None)
+    handle = on_step("*", "*", "post_step")(lambda ctx: None)
     register_price("fork-model", input_per_mtok=1.0, output_per_mtok=2.0)
     with run() as r:
         work()

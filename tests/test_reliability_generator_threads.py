@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agentsteps import record_usage, register_step_hook, run, run_in_context, step
+from agentsteps import on_step, record_usage, run, run_in_context, step
 from tests.conftest import Spans
 
 
@@ -60,7 +60,7 @@ def test_refused_while_the_first_next_is_in_a_pre_step_handler(spans: Spans, act
         yield 2
 
     act = {"close": lambda g: g.close(), "next": next}[action]
-    handle = register_step_hook("*", "stream", "pre_step", handler)
+    handle = on_step("*", "stream", "pre_step")(handler)
     items: list[int] = []
     with run() as r:
         gen = stream()

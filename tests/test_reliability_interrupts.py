@@ -20,15 +20,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from agentsteps import (
-    persona,
-    persona_scope,
-    register_step_hook,
-    remote_parent,
-    run,
-    step,
-    step_scope,
-)
+from agentsteps import on_step, persona, persona_scope, remote_parent, run, step, step_scope
 from agentsteps._core import lifecycle, wrappers
 from agentsteps._core.context import CURRENT
 from agentsteps._distributed import propagation
@@ -222,7 +214,7 @@ def test_remote_parent_interrupted_after_enter_returned(
 def test_interrupted_inside_push_after_pre_step_hooks(
     monkeypatch: pytest.MonkeyPatch, ledger: SpanLedger, kind: str, point: str
 ) -> None:
-    handle = register_step_hook("*", "*", "pre_step", lambda ctx: None)
+    handle = on_step("*", "*", "pre_step")(lambda ctx: None)
     try:
         POINTS[point](monkeypatch)
         with run() as r, pytest.raises(KeyboardInterrupt):

@@ -50,10 +50,10 @@ from agentsteps import (
     HookEvent,
     StepBudgetExhausted,
     Usage,
+    on_persona,
     persona,
     persona_scope,
     record_usage,
-    register_persona_hook,
     scoped_hooks,
     step,
     step_scope,
@@ -703,7 +703,7 @@ def test_random_trees_obey_the_model(tree: Tree) -> None:
                     fired[ctx.event.value, str(name)] += 1
 
                 threshold = 50 if hook_event is HookEvent.BUDGET_THRESHOLD else None
-                register_persona_hook("*", hook_event, handler, threshold)
+                on_persona("*", hook_event, threshold)(handler)
         with agentsteps.run() as collected:
             outcome = runner.run()
         if _drops_generators(tree):

@@ -39,8 +39,9 @@ def detail() -> None:
     record_usage(input_tokens=30, output_tokens=10, cost_usd=0.00002)
 
 
-@step(model="mini", budget=Budget(max_tokens=100), error_boundary="continue")
-def tests() -> None:
+# Named "tests" for the report, but not a function pytest would collect as a test.
+@step(name="tests", model="mini", budget=Budget(max_tokens=100), error_boundary="continue")
+def run_tests() -> None:
     record_usage(input_tokens=300, output_tokens=100, cost_usd=0.0002)
 
 
@@ -53,7 +54,7 @@ def merge() -> None:
 @persona(name="author")
 def author() -> None:
     plan()
-    tests()
+    run_tests()
     try:
         merge()
     except StepEscalated:

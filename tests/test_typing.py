@@ -1,7 +1,11 @@
-"""Decorated functions keep their static types: mypy checks tests/typing under --strict."""
+"""Decorated functions keep their static types: mypy --strict and pyright check tests/typing."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,3 +26,19 @@ def test_mypy_accepts_typed_usage() -> None:
         ]
     )
     assert status == 0, stdout + stderr
+
+
+def test_pyright_accepts_typed_usage() -> None:
+    """pyright agrees (assert_type included): both checkers users run see the same types."""
+    pyright = shutil.which("pyright", path=str(Path(sys.executable).parent)) or shutil.which(
+        "pyright"
+    )
+    if pyright is None:
+        if os.environ.get("CI"):
+            pytest.fail("pyright is not installed: .ci/run installs it with the [test] extra")
+        pytest.skip("pyright is not installed (pip install pyright)")
+    path = Path(__file__).parent / "typing"
+    done = subprocess.run(
+        [pyright, str(path)], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -8,6 +8,7 @@ import math
 import numbers
 import re
 import threading
+import warnings
 from collections.abc import Iterator
 from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Price",
     "PriceSource",
+    "override_price",
     "preload_prices",
     "price_usage",
     "register_price",
@@ -258,7 +260,7 @@ def unregister_price(model: str) -> Price | None:
 
 
 @contextlib.contextmanager
-def registered_price(
+def override_price(
     model: str,
     *,
     input_per_mtok: float,
@@ -269,6 +271,19 @@ def registered_price(
     """Register a price for the duration of a ``with`` block, then restore what was there.
 
     Handy in tests. The registration is process-wide, not scoped to the current task or thread.
+    Named for what it does to the price a model is charged at, like `register_price` and
+    `unregister_price` beside it; ``registered_price``, its name until 0.2.0, read as a
+    getter and still works, with a `DeprecationWarning`.
+
+    Example:
+        >>> from agentsteps import override_price, record_usage, run, step
+        >>> @step(model="my-model")
+        ... def ask():
+        ...     record_usage(input_tokens=1_000_000, output_tokens=0)
+        >>> with override_price("my-model", input_per_mtok=2.5, output_per_mtok=10), run() as r:
+        ...     ask()
+        >>> r.steps[0].usage.cost_usd
+        2.5
 
     Args:
         model: The model name, matched exactly.
@@ -280,7 +295,7 @@ def registered_price(
     Yields:
         The registered `Price`.
 
-    .. versionadded:: 0.1.0
+    .. versionadded:: 0.2.0
     """
     price = _make_price(
         model,
@@ -307,6 +322,31 @@ def registered_price(
                 _user_prices[model] = previous_price
                 _user_rates[model] = previous_rates
             _resolved.clear()
+
+
+def registered_price(
+    model: str,
+    *,
+    input_per_mtok: float,
+    output_per_mtok: float,
+    cache_read_per_mtok: float | None = None,
+    cache_write_per_mtok: float | None = None,
+) -> contextlib.AbstractContextManager[Price]:
+    """
+    Deprecated alias of `override_price` (a context manager named like a getter).
+
+    .. deprecated:: 0.2.0
+       Use `override_price`; this name goes in the next release.
+    """
+    msg = "registered_price() is deprecated since 0.2.0; use override_price() instead"
+    warnings.warn(msg, DeprecationWarning, stacklevel=2)
+    return override_price(
+        model,
+        input_per_mtok=input_per_mtok,
+        output_per_mtok=output_per_mtok,
+        cache_read_per_mtok=cache_read_per_mtok,
+        cache_write_per_mtok=cache_write_per_mtok,
+    )
 
 
 def reset_pricing() -> None:
@@ -642,8 +682,3 @@ def _slow_catalog_price(
 
 
 # Show the public names as agentsteps.X in reprs and tracebacks.
-Price.__module__ = "agentsteps"
-register_price.__module__ = "agentsteps"
-registered_price.__module__ = "agentsteps"
-preload_prices.__module__ = "agentsteps"
-unregister_price.__module__ = "agentsteps"

@@ -24,32 +24,20 @@ from .._hooks.registry import ACTIVE
 from .._metrics.instruments import _API as _METER_API
 from .._metrics.instruments import STATE as _METRICS
 from .._metrics.instruments import get_instruments, note_spend, record_recorded_call
+from .._validate import check_count, check_optional_name
 from ..exceptions import UnpricedModelError
 from . import usage as _usage
-from .budget import INT64_MAX, MAX_USD, shown, usd_to_nanos
+from .budget import MAX_USD, shown, usd_to_nanos
 from .pricing import price_usage
 from .usage import LEDGER_LOCK
 
 __all__ = ["record_usage"]
 
 logger = logging.getLogger("agentsteps")
-
-
-def _count(name: str, value: object, what: str = "record_usage()") -> int:
-    # type() is, not isinstance: bool is an int subclass and True tokens is a bug.
-    if type(value) is int:
-        if 0 <= value <= INT64_MAX:
-            return value
-        if value > INT64_MAX:
-            msg = (
-                f"{what}: {name!r} must be at most 2**63 - 1 = {INT64_MAX}, the largest count "
-                f"OpenTelemetry carries (got {shown(value)})"
-            )
-            raise ValueError(msg)
-        msg = f"{what}: {name!r} must be >= 0 (got {shown(value)})"
-        raise ValueError(msg)
-    msg = f"{what}: {name!r} must be an int (got {shown(value)} of type {type(value).__name__})"
-    raise TypeError(msg)
+_WHAT = "record_usage()"
+# The checks live in _validate; these names stay for the model-call modules importing them.
+_count = check_count
+_check_str = check_optional_name
 
 
 def _cost(value: object, what: str = "record_usage()") -> int:
@@ -127,12 +115,12 @@ def record_usage(
 
     .. versionadded:: 0.1.0
     """
-    inp = _count("input_tokens", input_tokens)
-    out = _count("output_tokens", output_tokens)
-    cread = _count("cache_read_tokens", cache_read_tokens) if cache_read_tokens else 0
-    cwrite = _count("cache_write_tokens", cache_write_tokens) if cache_write_tokens else 0
-    reason = _count("reasoning_tokens", reasoning_tokens) if reasoning_tokens else 0
-    calls = _count("llm_calls", llm_calls)
+    inp = _count("input_tokens", input_tokens, _WHAT)
+    out = _count("output_tokens", output_tokens, _WHAT)
+    cread = _count("cache_read_tokens", cache_read_tokens, _WHAT) if cache_read_tokens else 0
+    cwrite = _count("cache_write_tokens", cache_write_tokens, _WHAT) if cache_write_tokens else 0
+    reason = _count("reasoning_tokens", reasoning_tokens, _WHAT) if reasoning_tokens else 0
+    calls = _count("llm_calls", llm_calls, _WHAT)
     if cread or cwrite:
         _check_cached(inp, cread, cwrite)
     if reason > out:
@@ -141,8 +129,8 @@ def record_usage(
             "output_tokens includes reasoning tokens (OpenTelemetry convention)"
         )
         raise ValueError(msg)
-    _check_str("model", model)
-    _check_str("provider", provider)
+    _check_str("model", model, _WHAT)
+    _check_str("provider", provider, _WHAT)
     nanos = None if cost_usd is None else _cost(cost_usd)
     frame = CURRENT.get()
     if frame is None or frame._step is None:
@@ -235,17 +223,6 @@ def unpriced_error(
     step = frame._step
     name = budget_step._defn.name if step is None else step._defn.name
     return UnpricedModelError(model, name, budget_step._defn.name)
-
-
-def _check_str(name: str, value: object, what: str = "record_usage()") -> None:
-    if value is not None and not isinstance(value, str):
-        msg = (
-            f"{what}: {name!r} must be a str or None (got {value!r} of type {type(value).__name__})"
-        )
-        raise TypeError(msg)
-    if value is not None and not value.strip():
-        msg = f"{what}: {name!r} must be a non-empty str or None (got {value!r})"
-        raise ValueError(msg)
 
 
 def _check_cached(inp: int, cread: int, cwrite: int, what: str = "record_usage()") -> None:

@@ -27,7 +27,7 @@ from .._core.context import ActiveStep
 from .._core.locks import new_lock
 from .._hooks import dispatch as _dispatch
 from .._hooks.events import HookEvent
-from .._hooks.registry import ACTIVE, REGISTRY
+from .._hooks.registry import ACTIVE, route
 from .._llm.call import CALL
 from .._llm.preflight import probe_cost
 from ..exceptions import BudgetStoreUnavailable
@@ -188,9 +188,8 @@ def _threshold_hooks(frame: ActiveStep | ActivePersona) -> dict[int, list[Any]]:
         return {}
     persona, name = _dispatch._persona_name(frame), frame._defn.name
     marks: dict[int, list[Any]] = {}
-    for hook in REGISTRY[HookEvent.BUDGET_THRESHOLD]:
-        if hook.matches(persona, name):
-            marks.setdefault(round((hook.threshold_pct or 0) * 100), []).append(hook)
+    for hook in route(HookEvent.BUDGET_THRESHOLD, persona, name):
+        marks.setdefault(round((hook.threshold_pct or 0) * 100), []).append(hook)
     return marks
 
 
@@ -291,7 +290,7 @@ def charge_frames(
         with LEDGER_LOCK:
             usage = step._ledger.usage()
         # The plan a local threshold makes, with the fleet-wide share of the limit.
-        plan: Any = (step, hooks, [], None, usage, pct)
+        plan: Any = (step, hooks, (), None, usage, pct)
         found = _dispatch.after_charge([plan], None)
         error = error if error is not None else found
     return error

@@ -118,7 +118,6 @@ class Usage:
         return data
 
 
-Usage.__module__ = "agentsteps"
 ZERO_USAGE = Usage()
 
 

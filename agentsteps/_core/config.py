@@ -165,12 +165,14 @@ def reset_defaults() -> None:
     from .._accounting.pricing import (
         reset_pricing,
     )  # here, not at the top: pricing is optional weight
+    from .._instrument.request import reset_warnings
 
     SETTINGS.__init__()  # type: ignore[misc]
     reset_metrics()
     reset_pricing()
     clear_hooks()
     reset_telemetry_log()
+    reset_warnings()  # the once-per-step warnings about uncharged model traffic
 
 
 def get_tracer() -> Tracer | None:
@@ -229,7 +231,3 @@ def _sampler_reads_attributes(provider: object) -> bool:
     except Exception:
         return True
     return not (isinstance(description, str) and _ATTRIBUTE_BLIND_SAMPLER.fullmatch(description))
-
-
-configure.__module__ = "agentsteps"
-reset_defaults.__module__ = "agentsteps"

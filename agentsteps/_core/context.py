@@ -276,9 +276,3 @@ def current_model() -> str | None:
     """
     frame = CURRENT.get()
     return None if frame is None else frame._model
-
-
-for _cls in (ActivePersona, ActiveStep):
-    _cls.__module__ = "agentsteps"
-for _fn in (current_step, current_persona, current_model):
-    _fn.__module__ = "agentsteps"

@@ -8,6 +8,7 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from .._accounting.budget import Budget, ErrorBoundary, coerce_boundary, coerce_budget
+from .._validate import check_name
 from . import attributes as A
 
 __all__ = ["NOT_SET", "PersonaDefinition", "StepDefinition"]
@@ -25,30 +26,10 @@ class _NotSet:
 NOT_SET: Any = _NotSet()
 
 
-def check_name(value: object, what: str, argument: str = "name") -> str:
-    if not isinstance(value, str):
-        got = f"{value!r} of type {type(value).__name__}"
-        msg = f"{what}: {argument!r} must be a non-empty str (got {got})"
-        raise TypeError(msg)
-    if not value.strip():
-        msg = f"{what}: {argument!r} must be a non-empty str (got {value!r})"
-        raise ValueError(msg)
-    if not value.isprintable():
-        # Names are printed in terminals, reports and trace viewers: an ANSI escape or a
-        # bidirectional override (U+202E) there can rewrite or disguise what is shown.
-        index, char = next((i, c) for i, c in enumerate(value) if not c.isprintable())
-        msg = (
-            f"{what}: {argument!r} must be printable text, without control or formatting "
-            f"characters (got {value!r}: U+{ord(char):04X} at index {index})"
-        )
-        raise ValueError(msg)
-    return value
-
-
 def check_model(value: object, owner: str) -> str | None:
     if value is None:
         return None
-    return check_name(value, owner, "model")
+    return check_name("model", value, owner)
 
 
 class StepDefinition:
@@ -61,6 +42,7 @@ class StepDefinition:
         "end_attributes",
         "end_cache",
         "function",
+        "hook_events",
         "is_scope",
         "is_step",
         "model",
@@ -71,6 +53,8 @@ class StepDefinition:
 
     is_step: bool
     is_scope: bool
+    hook_events: Any
+    """The step events some hook's step filter selects for this name (see `step_events`)."""
 
     def __init__(
         self,
@@ -85,6 +69,7 @@ class StepDefinition:
         owner = f"step {name!r}"
         self.is_step = True
         self.is_scope = False  # step_scope sets it: a block has no arguments or return value
+        self.hook_events = None
         self.name = name
         self.function = function
         self.model = check_model(model, owner)

@@ -32,7 +32,8 @@ from opentelemetry.trace import Status, StatusCode, format_span_id
 from .._accounting.budget import ErrorBoundary
 from .._accounting.usage import LEDGER_LOCK, Ledger
 from .._hooks import dispatch as _dispatch
-from .._hooks.registry import ACTIVE
+from .._hooks.events import HookEvent
+from .._hooks.registry import ACTIVE, step_events
 from .._metrics.instruments import _API as _METER_API
 from .._metrics.instruments import STATE as _METRICS
 from .._metrics.instruments import get_instruments, step_ended
@@ -106,6 +107,7 @@ else:  # pragma: no cover - another runtime context was configured
 current_otel_context = _get_current
 """The current OpenTelemetry context, read the fast way (see `_otel_context_var`)."""
 _INTERNAL = trace.SpanKind.INTERNAL
+_POST_STEP = HookEvent.POST_STEP.value  # post_step handlers run only for steps a hook selects
 logger = logging.getLogger("agentsteps")
 _CANCELLING = (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit)
 # Statuses whose span is marked as an error; a denied step's caller gets StepDenied.
@@ -338,7 +340,17 @@ def complete(frame: ActiveStep | ActivePersona, value: Any, run_hooks: bool = Tr
             # budget while it ran: its exit is the checkpoint where that is raised.
             exc = exhaustion_error(frame, ledger, ledger.exhausted)  # type: ignore[arg-type]
             return fail_with(frame, exc)
-        if ACTIVE.post_step and run_hooks:
+        # step_events(defn), with its cache check inlined (every step passes here).
+        if (
+            ACTIVE.post_step
+            and run_hooks
+            and _POST_STEP
+            in (
+                ev[1]
+                if (ev := frame._defn.hook_events) is not None and ev[0] == ACTIVE.generation
+                else step_events(frame._defn)
+            )
+        ):
             value, error = _dispatch.post_step(frame, value)  # type: ignore[arg-type]
             if error is not None:
                 return fail_with(frame, error)

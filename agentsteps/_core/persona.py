@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
+from .._validate import check_name
 from .context import ActivePersona
-from .definitions import PersonaDefinition, check_name
+from .definitions import PersonaDefinition
 from .scope import FrameScope
 from .wrappers import decorate
 
@@ -54,7 +55,7 @@ def persona(func: Any = None, /, *, name: str | None = None, model: str | None =
     .. versionadded:: 0.1.0
     """
     if name is not None:
-        check_name(name, "@persona")
+        check_name("name", name, "@persona")
 
     def make(qualname: str) -> PersonaDefinition:
         return PersonaDefinition(
@@ -87,7 +88,7 @@ class persona_scope(FrameScope):
     _kind = "persona_scope"
 
     def __init__(self, name: str, *, model: str | None = None) -> None:
-        check_name(name, "persona_scope()")
+        check_name("name", name, "persona_scope()")
         self._defn = PersonaDefinition(name=name, function=name, model=model)
         self._frame = None
 
@@ -96,7 +97,3 @@ class persona_scope(FrameScope):
 
     async def __aenter__(self) -> ActivePersona:
         return self.__enter__()
-
-
-persona.__module__ = "agentsteps"
-persona_scope.__module__ = "agentsteps"

@@ -53,9 +53,11 @@ class CompletedStep:
     """
     What one step activation did, delivered to collectors when it ends.
 
-    The flat usage fields (``input_tokens`` ... ``llm_calls``) are the step's *subtree*
-    figures: what it and everything nested in it spent, the same numbers its budget saw.
-    `usage` holds what the step recorded itself.
+    Two `Usage` values side by side: `usage`, what the step recorded itself, and
+    `subtree_usage`, what it and everything nested in it spent (the numbers its budget
+    saw). The flat shortcuts (``input_tokens``, ``output_tokens``, ``cost_usd``,
+    ``llm_calls``) read `subtree_usage`; prefer the explicit
+    ``record.subtree_usage.input_tokens`` in new code.
 
     .. versionadded:: 0.1.0
     """
@@ -104,22 +106,22 @@ class CompletedStep:
 
     @property
     def input_tokens(self) -> int:
-        """Subtree input tokens."""
+        """``subtree_usage.input_tokens``: the step's and its nested steps' (not `usage`'s)."""
         return self.subtree_usage.input_tokens
 
     @property
     def output_tokens(self) -> int:
-        """Subtree output tokens."""
+        """``subtree_usage.output_tokens``: the step's and its nested steps' (not `usage`'s)."""
         return self.subtree_usage.output_tokens
 
     @property
     def cost_usd(self) -> float:
-        """Subtree cost in US dollars."""
+        """``subtree_usage.cost_usd``: the step's and its nested steps' (not `usage`'s)."""
         return self.subtree_usage.cost_usd
 
     @property
     def llm_calls(self) -> int:
-        """Subtree model calls."""
+        """``subtree_usage.llm_calls``: the step's and its nested steps' (not `usage`'s)."""
         return self.subtree_usage.llm_calls
 
     @property

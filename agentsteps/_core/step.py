@@ -2,26 +2,71 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .._accounting.budget import Budget, ErrorBoundary
+from .._hooks.events import HookEvent
 from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
-from .._hooks.registry import ACTIVE
+from .._hooks.registry import ACTIVE, step_events
+from .._validate import check_name
 from .context import ActiveStep
-from .definitions import NOT_SET, StepDefinition, check_name
+from .definitions import NOT_SET, StepDefinition
 from .lifecycle import complete, enter, fail
 from .scope import FrameScope
 from .wrappers import decorate
 
-__all__ = ["step", "step_scope"]
+__all__ = ["ContinueDecorator", "step", "step_scope"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
+Y = TypeVar("Y")
+S = TypeVar("S")
+D = TypeVar("D")
+D_co = TypeVar("D_co", covariant=True)
 
 BoundaryName = Literal["fail", "continue", "escalate"] | ErrorBoundary
+Continue = Literal["continue", ErrorBoundary.CONTINUE]
+Raising = Literal["fail", "escalate", ErrorBoundary.FAIL, ErrorBoundary.ESCALATE]
 BudgetArg = Budget | Mapping[str, Any] | None
+
+
+class ContinueDecorator(Protocol[D_co]):
+    """
+    What ``step(error_boundary="continue", default=...)`` returns, for type checkers: the
+    decorated function may give ``D_co`` (the ``default``, ``None`` if not given) in place
+    of its result. An ``async def`` step's awaited value, and a generator step's return
+    value, may; a generator step's yields do not change.
+    """
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, T]], /
+    ) -> Callable[P, Coroutine[Any, Any, T | D_co]]: ...
+    @overload
+    def __call__(
+        self, fn: Callable[P, Generator[Y, S, T]], /
+    ) -> Callable[P, Generator[Y, S, T | D_co]]: ...
+    @overload
+    def __call__(
+        self, fn: Callable[P, AsyncGenerator[Y, S]], /
+    ) -> Callable[P, AsyncGenerator[Y, S]]: ...
+    @overload
+    def __call__(self, fn: Callable[P, Iterator[Y]], /) -> Callable[P, Iterator[Y]]: ...
+    @overload
+    def __call__(self, fn: Callable[P, AsyncIterator[Y]], /) -> Callable[P, AsyncIterator[Y]]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Callable[P, R | D_co]: ...
 
 
 @overload
@@ -34,9 +79,39 @@ def step(
     name: str | None = None,
     model: str | None = None,
     budget: BudgetArg = None,
-    error_boundary: BoundaryName = "fail",
-    default: Any = NOT_SET,
+    error_boundary: Continue,
+    default: D,
+) -> ContinueDecorator[D]: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    budget: BudgetArg = None,
+    error_boundary: Continue,
+) -> ContinueDecorator[None]: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    budget: BudgetArg = None,
+    error_boundary: Raising = "fail",
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    budget: BudgetArg = None,
+    error_boundary: BoundaryName,
+) -> ContinueDecorator[None]: ...
 
 
 def step(
@@ -85,7 +160,7 @@ def step(
     .. versionadded:: 0.1.0
     """
     if name is not None:
-        check_name(name, "@step")
+        check_name("name", name, "@step")
 
     def make(qualname: str) -> StepDefinition:
         return StepDefinition(
@@ -139,7 +214,7 @@ class step_scope(FrameScope):
         budget: BudgetArg = None,
         error_boundary: BoundaryName = "fail",
     ) -> None:
-        check_name(name, "step_scope()")
+        check_name("name", name, "step_scope()")
         self._defn = StepDefinition(
             name=name,
             function=name,
@@ -152,7 +227,7 @@ class step_scope(FrameScope):
 
     def __enter__(self) -> ActiveStep:
         self._check_not_active()
-        if ACTIVE.pre_step:
+        if ACTIVE.pre_step and HookEvent.PRE_STEP.value in step_events(self._defn):
             self._frame = enter_hooked(self._defn, (), {})[0]
         else:
             self._frame = enter(self._defn)
@@ -160,7 +235,7 @@ class step_scope(FrameScope):
 
     async def __aenter__(self) -> ActiveStep:
         # Awaited here, not in __enter__, so that async pre_step handlers can run.
-        if not ACTIVE.pre_step:
+        if not (ACTIVE.pre_step and HookEvent.PRE_STEP.value in step_events(self._defn)):
             return self.__enter__()
         self._check_not_active()
         self._frame = (await aenter_hooked(self._defn, (), {}))[0]
@@ -174,7 +249,7 @@ class step_scope(FrameScope):
     ) -> bool:
         frame, self._frame = self._frame, None
         if exc is None:
-            if ACTIVE.post_step:
+            if ACTIVE.post_step and HookEvent.POST_STEP.value in step_events(self._defn):
                 await acomplete(frame, None)
             else:
                 complete(frame, None)
@@ -182,7 +257,3 @@ class step_scope(FrameScope):
         if ACTIVE.step_failure:
             return await afail(frame, exc)
         return fail(frame, exc)
-
-
-step.__module__ = "agentsteps"
-step_scope.__module__ = "agentsteps"

@@ -66,7 +66,3 @@ def run_in_context(fn: Callable[P, R]) -> Callable[P, R]:
         return ctx.copy().run(fn, *args, **kwargs)
 
     return bound
-
-
-ContextThreadPoolExecutor.__module__ = "agentsteps"
-run_in_context.__module__ = "agentsteps"

@@ -24,9 +24,11 @@ from types import GeneratorType
 from typing import Any
 
 from .._hooks.dispatch import IN_HANDLER
+from .._hooks.events import HookEvent
 from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
-from .._hooks.registry import ACTIVE
+from .._hooks.registry import ACTIVE, step_events
 from .context import CURRENT, ActivePersona, ActiveStep
+from .generator_function import GeneratorStepFunction
 from .lifecycle import (
     begin_generator,
     complete,
@@ -45,6 +47,11 @@ from .records import StepStatus
 logger = logging.getLogger("agentsteps")
 
 __all__ = ["decorate", "wrap"]
+
+# The hooked paths are taken only when a hook's step filter selects the step: hooks for
+# other steps cost a flag read and a set lookup (`step_events` is cached per definition).
+_PRE_STEP = HookEvent.PRE_STEP.value
+_POST_STEP = HookEvent.POST_STEP.value
 
 
 def decorate(kind: str, target: object, make: Callable[[str], Any]) -> Any:
@@ -99,7 +106,17 @@ def _wrap_sync(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
     @functools.wraps(fn)
     def step_wrapper(*args: Any, **kwargs: Any) -> Any:
         frame: ActiveStep | ActivePersona
-        if ACTIVE.pre_step and is_step:
+        # step_events(defn), with its cache check inlined: this is the hottest seam.
+        if (
+            ACTIVE.pre_step
+            and is_step
+            and _PRE_STEP
+            in (
+                ev[1]
+                if (ev := defn.hook_events) is not None and ev[0] == ACTIVE.generation
+                else step_events(defn)
+            )
+        ):
             frame, args, kwargs = enter_hooked(defn, args, kwargs)
         else:
             frame = enter(defn)
@@ -133,7 +150,7 @@ def _wrap_async(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def step_wrapper(*args: Any, **kwargs: Any) -> Any:
         frame: ActiveStep | ActivePersona
-        if ACTIVE.pre_step and is_step:
+        if ACTIVE.pre_step and is_step and _PRE_STEP in step_events(defn):
             frame, args, kwargs = await aenter_hooked(defn, args, kwargs)
         else:
             frame = enter(defn)
@@ -149,7 +166,7 @@ def _wrap_async(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
                 return defn.default
             raise
         try:
-            if ACTIVE.post_step:
+            if ACTIVE.post_step and is_step and _POST_STEP in step_events(defn):
                 return await acomplete(frame, result)
             return complete(frame, result)
         except BaseException as raised:
@@ -160,19 +177,12 @@ def _wrap_async(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
 
 
 def _wrap_gen(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def step_wrapper(*args: Any, **kwargs: Any) -> StepGenerator:
-        return StepGenerator(fn, args, kwargs, defn)
-
-    return step_wrapper
+    # A generator function to inspect (pytest fixtures, FastAPI dependencies): see there.
+    return GeneratorStepFunction(fn, defn, StepGenerator)
 
 
 def _wrap_async_gen(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def step_wrapper(*args: Any, **kwargs: Any) -> StepAsyncGenerator:
-        return StepAsyncGenerator(fn, args, kwargs, defn)
-
-    return step_wrapper
+    return GeneratorStepFunction(fn, defn, StepAsyncGenerator)
 
 
 class StepGenerator(Generator[Any, Any, Any]):
@@ -235,7 +245,7 @@ class StepGenerator(Generator[Any, Any, Any]):
             # KeyboardInterrupt) can land after enter() returned, before the frame is
             # stored, and the frame must still end.
             try:
-                if ACTIVE.pre_step and self._defn.is_step:
+                if ACTIVE.pre_step and self._defn.is_step and _PRE_STEP in step_events(self._defn):
                     frame, self._args, self._kwargs = enter_hooked(
                         self._defn, self._args, self._kwargs
                     )
@@ -407,7 +417,8 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
                 item = await awaitable
             except StopAsyncIteration:
                 self._done = True
-                if ACTIVE.post_step:
+                defn = self._defn
+                if ACTIVE.post_step and defn.is_step and _POST_STEP in step_events(defn):
                     await acomplete(frame, None, "an async generator")
                 else:
                     complete(frame, None)
@@ -432,7 +443,7 @@ class StepAsyncGenerator(AsyncGenerator[Any, Any]):
         consumer = current_otel_context()
         frame: ActiveStep | ActivePersona | None = None
         try:  # one try from the start on: see StepGenerator._resume
-            if ACTIVE.pre_step and self._defn.is_step:
+            if ACTIVE.pre_step and self._defn.is_step and _PRE_STEP in step_events(self._defn):
                 frame, self._args, self._kwargs = await aenter_hooked(
                     self._defn, self._args, self._kwargs
                 )

@@ -462,7 +462,3 @@ def _why_bad(value: str, valid: re.Pattern[str], kind: str) -> str:
     if len(value) > _MAX_NUMBER_LENGTH or valid.fullmatch(value):
         return "oversized"
     return f"malformed: must be {kind}"
-
-
-for _fn in (inject, remaining_budget):
-    _fn.__module__ = "agentsteps"

@@ -328,7 +328,3 @@ def _check_getter(carrier: object) -> None:
             f"request.headers (got {carrier!r} of type {type(carrier).__name__})"
         )
         raise TypeError(msg)
-
-
-remote_parent.__module__ = "agentsteps"
-with_remote_parent.__module__ = "agentsteps"

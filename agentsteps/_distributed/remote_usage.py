@@ -341,7 +341,3 @@ def _check_consistent(fields: Mapping[str, int], problems: list[str]) -> None:
         problems.append("reasoning_tokens exceed output_tokens (output includes reasoning)")
     if get("unpriced_calls", 0) > get("llm_calls", 0):
         problems.append("unpriced_calls exceed llm_calls")
-
-
-for _fn in (record_remote_usage, usage_headers):
-    _fn.__module__ = "agentsteps"

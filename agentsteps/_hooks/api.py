@@ -11,10 +11,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+from .._validate import check_name
 from .events import AWAITABLE_EVENTS, PERSONA_EVENTS, HookEvent, valid_events
 from .registry import Handler, HookHandle, add, qualname
 
-__all__ = ["on_persona", "on_step", "register_persona_hook", "register_step_hook"]
+__all__ = ["on_persona", "on_step"]
 
 
 def _check_pattern(api: str, pattern: object) -> str:
@@ -36,14 +37,11 @@ def _check_pattern(api: str, pattern: object) -> str:
 def _check_step_name(api: str, step_name: object) -> str:
     if not isinstance(step_name, str):
         msg = (
-            f"{api}: 'step_name' must be a str, the exact name of a step "
+            f"{api}: 'step_name' must be a str, a step name or a glob such as 'fetch_*' "
             f"(got {step_name!r} of type {type(step_name).__name__})"
         )
         raise TypeError(msg)
-    if not step_name.strip():
-        msg = f"{api}: 'step_name' must be a non-empty str (got {step_name!r})"
-        raise ValueError(msg)
-    return step_name
+    return check_name("step_name", step_name, api)
 
 
 def _step_name(api: str, step_name: object) -> str:
@@ -164,6 +162,8 @@ def on_persona(
     `fnmatch.fnmatchcase`, case-sensitive) matched against the persona's name; a step
     with no persona has the name ``""``, which only ``"*"`` matches. Handlers run in
     registration order. The decorated name becomes the `HookHandle` (still callable).
+    Without a decorator, call the result: ``on_persona("*", "pre_step")(handler)``
+    registers ``handler`` and returns its `HookHandle`.
 
     Args:
         pattern: Glob matched against the persona's name.
@@ -190,6 +190,9 @@ def on_persona(
         'DRAFT'
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       ``register_persona_hook(pattern, event, handler)`` was removed: it is
+       ``on_persona(pattern, event)(handler)``.
     """
     return _build("on_persona()", pattern, None, event, threshold_pct)
 
@@ -198,11 +201,17 @@ def on_step(
     pattern: str, step_name: str, event: HookEvent | str, threshold_pct: float | None = None
 ) -> Callable[[Handler], HookHandle]:
     """
-    Register the decorated function for ``event`` on the step named exactly
+    Register the decorated function for ``event`` on every step whose name matches
     ``step_name``, when it runs under a persona whose name matches ``pattern``.
 
-    Same matching and arguments as `on_persona`; persona events are not step events
-    and are refused here.
+    ``step_name`` is a glob like ``pattern`` (``"fetch_*"``; a plain name matches only
+    itself). Same arguments as `on_persona`; persona events are not step events and are
+    refused here.
+
+    .. versionchanged:: 0.2.0
+       ``step_name`` is a glob; it used to be compared as a plain string, so a glob
+       never matched. ``register_step_hook(pattern, step_name, event, handler)`` was
+       removed: it is ``on_step(pattern, step_name, event)(handler)``.
 
     Example:
         >>> from agentsteps import StepDenied, on_step, scoped_hooks, step
@@ -223,40 +232,3 @@ def on_step(
     .. versionadded:: 0.1.0
     """
     return _build("on_step()", pattern, _step_name("on_step()", step_name), event, threshold_pct)
-
-
-def register_persona_hook(
-    pattern: str, event: HookEvent | str, handler: Handler, threshold_pct: float | None = None
-) -> HookHandle:
-    """
-    Register ``handler`` like `on_persona` does, without a decorator.
-
-    Example:
-        >>> from agentsteps import register_persona_hook
-        >>> handle = register_persona_hook("*", "persona_start", print)
-        >>> handle.unregister()
-        True
-
-    .. versionadded:: 0.1.0
-    """
-    return _build("register_persona_hook()", pattern, None, event, threshold_pct)(handler)
-
-
-def register_step_hook(
-    pattern: str,
-    step_name: str,
-    event: HookEvent | str,
-    handler: Handler,
-    threshold_pct: float | None = None,
-) -> HookHandle:
-    """
-    Register ``handler`` like `on_step` does, without a decorator.
-
-    .. versionadded:: 0.1.0
-    """
-    api = "register_step_hook()"
-    return _build(api, pattern, _step_name(api, step_name), event, threshold_pct)(handler)
-
-
-for _obj in (on_persona, on_step, register_persona_hook, register_step_hook):
-    _obj.__module__ = "agentsteps"

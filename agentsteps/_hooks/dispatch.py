@@ -30,7 +30,7 @@ from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .._core.records import StepStatus
 from ..exceptions import StepBudgetExhausted
 from .events import HookContext, HookEvent
-from .registry import REGISTRY, HookHandle
+from .registry import REGISTRY, HookHandle, route
 
 __all__ = [
     "IN_HANDLER",
@@ -51,7 +51,7 @@ IN_HANDLER: ContextVar[bool] = ContextVar("agentsteps.in_hook", default=False)
 # Latch key in Ledger.thresholds_fired for budget_exhausted (thresholds latch by handle).
 _EXHAUSTED = "budget_exhausted"
 
-Call = tuple[list[HookHandle], HookContext]
+Call = tuple[tuple[HookHandle, ...], HookContext]
 
 
 def _persona_name(frame: ActiveStep | ActivePersona) -> str:
@@ -59,11 +59,10 @@ def _persona_name(frame: ActiveStep | ActivePersona) -> str:
     return "" if persona is None else persona.name
 
 
-def _select(event: HookEvent, persona: str, step_name: str | None) -> list[HookHandle]:
-    hooks = REGISTRY[event]
-    if not hooks or IN_HANDLER.get():
-        return []
-    return [h for h in hooks if h.matches(persona, step_name)]
+def _select(event: HookEvent, persona: str, step_name: str | None) -> tuple[HookHandle, ...]:
+    if not REGISTRY[event] or IN_HANDLER.get():
+        return ()
+    return route(event, persona, step_name)
 
 
 def _step_context(
@@ -116,7 +115,7 @@ def _persona_context(event: HookEvent, frame: ActivePersona, **fields: Any) -> H
 # -- running handlers ------------------------------------------------------------------
 
 
-def _run(hooks: list[HookHandle], ctx: HookContext, frame: Any) -> BaseException | None:
+def _run(hooks: tuple[HookHandle, ...], ctx: HookContext, frame: Any) -> BaseException | None:
     """Call ``hooks`` in order from sync code; returns the error to raise, if any."""
     error: BaseException | None = None
     hidden = CURRENT.set(None)
@@ -149,7 +148,9 @@ def _run(hooks: list[HookHandle], ctx: HookContext, frame: Any) -> BaseException
     return error
 
 
-async def _arun(hooks: list[HookHandle], ctx: HookContext, frame: Any) -> BaseException | None:
+async def _arun(
+    hooks: tuple[HookHandle, ...], ctx: HookContext, frame: Any
+) -> BaseException | None:
     """Call ``hooks`` in order from an async step, awaiting the async ones."""
     error: BaseException | None = None
     hidden = CURRENT.set(None)
@@ -350,7 +351,7 @@ async def astep_failed(
 # What one charge owes the budget hooks of one step: the threshold handlers it crossed,
 # the exhaustion handlers and limit (if it latched one), and the step's figures at that
 # moment. Worked out under the ledger lock of the charge itself (see plan_after_charge).
-BudgetPlan = tuple[ActiveStep, list[HookHandle], list[HookHandle], str | None, Usage, float]
+BudgetPlan = tuple[ActiveStep, list[HookHandle], tuple[HookHandle, ...], str | None, Usage, float]
 
 
 def plan_after_charge(frame: ActiveStep | ActivePersona) -> list[BudgetPlan] | None:
@@ -364,8 +365,6 @@ def plan_after_charge(frame: ActiveStep | ActivePersona) -> list[BudgetPlan] | N
     """
     if IN_HANDLER.get():
         return None
-    thresholds = REGISTRY[HookEvent.BUDGET_THRESHOLD]
-    exhausted = REGISTRY[HookEvent.BUDGET_EXHAUSTED]
     plans: list[BudgetPlan] = []
     f: ActiveStep | ActivePersona | None = frame
     while f is not None:
@@ -373,7 +372,7 @@ def plan_after_charge(frame: ActiveStep | ActivePersona) -> list[BudgetPlan] | N
         # latched by the fleet-wide crossing, still fires budget_exhausted here.
         ledger = f._ledger
         if isinstance(f, ActiveStep) and (ledger.has_limits or ledger.shared is not None):
-            plan = _plan(f, thresholds, exhausted)
+            plan = _plan(f)
             if plan is not None:
                 plans.append(plan)
         f = f._parent
@@ -423,14 +422,10 @@ def _fired(ledger: Ledger) -> set[object]:
     return fired
 
 
-def _plan(
-    frame: ActiveStep,
-    thresholds: tuple[HookHandle, ...],
-    exhausted: tuple[HookHandle, ...],
-) -> BudgetPlan | None:
+def _plan(frame: ActiveStep) -> BudgetPlan | None:
     persona, name = _persona_name(frame), frame._defn.name
-    wanted = [h for h in thresholds if h.matches(persona, name)]
-    on_exhausted = [h for h in exhausted if h.matches(persona, name)]
+    wanted = route(HookEvent.BUDGET_THRESHOLD, persona, name)
+    on_exhausted = route(HookEvent.BUDGET_EXHAUSTED, persona, name)
     if not wanted and not on_exhausted:
         return None
     ledger = frame._ledger
@@ -459,7 +454,7 @@ def _budget_calls(plan: BudgetPlan, raised: StepBudgetExhausted | None) -> list[
     event = HookEvent.BUDGET_THRESHOLD
     for hook in due:
         ctx = _step_context(event, frame, figures, threshold_pct=hook.threshold_pct)
-        calls.append(([hook], ctx))
+        calls.append(((hook,), ctx))
     if limit is not None:
         exc = raised if raised is not None and raised._origin is frame._ledger else None
         ctx = _step_context(HookEvent.BUDGET_EXHAUSTED, frame, figures, limit=limit, exception=exc)

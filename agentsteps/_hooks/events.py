@@ -250,7 +250,3 @@ class HookContext:
                 f"which has no {what} to replace"
             )
             raise RuntimeError(msg)
-
-
-HookEvent.__module__ = "agentsteps"
-HookContext.__module__ = "agentsteps"

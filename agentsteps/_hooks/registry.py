@@ -5,6 +5,12 @@ Hooks are process-wide. The registry keeps one tuple of handles per event, repla
 (never mutated) under a lock on every change, so dispatch reads a snapshot without
 locking. `ACTIVE` holds one flag per dispatch seam, recomputed on every change, so a
 step with no hooks pays one attribute read per seam and allocates nothing.
+
+`route` answers "which handlers fire for this event, persona and step" from a cache
+keyed by all three and dropped on every registration change, so a step's cost does not
+grow with the number of registered hooks that do not match it. `step_events` answers the
+first half of that question per step definition, so a step that no hook's step filter
+selects skips the hooked paths altogether (a flag and a set lookup per seam).
 """
 
 from __future__ import annotations
@@ -19,7 +25,17 @@ from typing import Any
 from .._core.locks import new_lock
 from .events import HookContext, HookEvent
 
-__all__ = ["ACTIVE", "REGISTRY", "HookHandle", "add", "clear_hooks", "qualname", "scoped_hooks"]
+__all__ = [
+    "ACTIVE",
+    "REGISTRY",
+    "HookHandle",
+    "add",
+    "clear_hooks",
+    "qualname",
+    "route",
+    "scoped_hooks",
+    "step_events",
+]
 
 Handler = Callable[[HookContext], Any]
 
@@ -29,6 +45,7 @@ class _Active:
 
     __slots__ = (
         "budget",
+        "generation",
         "persona_end",
         "persona_start",
         "post_step",
@@ -43,6 +60,7 @@ class _Active:
         self.post_step = False
         self.step_failure = False  # step_error or escalated
         self.budget = False  # budget_threshold or budget_exhausted
+        self.generation = 0  # counts registry changes: stamps what `step_events` cached
 
 
 ACTIVE = _Active()
@@ -50,6 +68,14 @@ ACTIVE = _Active()
 _LOCK = new_lock()
 REGISTRY: dict[HookEvent, tuple[HookHandle, ...]] = dict.fromkeys(HookEvent, ())
 _SCOPE: ContextVar[list[HookHandle] | None] = ContextVar("agentsteps.hook_scope", default=None)
+
+RouteKey = tuple[HookEvent, str, "str | None"]
+# The handlers each (event, persona, step name) selects. Replaced by a new empty dict on
+# every registry change rather than cleared, so a lookup that raced with a change can
+# only fill the dict being discarded. Step names can be made at run time (step_scope),
+# so the cache is bounded: past the bound it starts over.
+_ROUTES: dict[RouteKey, tuple[HookHandle, ...]] = {}
+_ROUTES_MAX = 4096
 
 
 class HookHandle:
@@ -64,6 +90,7 @@ class HookHandle:
 
     __slots__ = (
         "_match",
+        "_step_match",
         "event",
         "handler",
         "is_async",
@@ -78,7 +105,7 @@ class HookHandle:
     pattern: str
     """The glob matched against the persona's name (``""`` when there is none)."""
     step_name: str | None
-    """The exact step name required (`on_step`), or ``None`` for any step."""
+    """The glob matched against the step's name (`on_step`), or ``None`` for any step."""
     threshold_pct: float | None
     """For ``budget_threshold``: the percentage of the budget that fires it."""
     handler: Handler
@@ -106,10 +133,19 @@ class HookHandle:
         self.name = qualname(handler)
         # What fnmatch.fnmatchcase does, compiled once instead of per event.
         self._match = re.compile(fnmatch.translate(pattern)).match
+        self._step_match = (
+            None if step_name is None else re.compile(fnmatch.translate(step_name)).match
+        )
+
+    def matches_step(self, step_name: str) -> bool:
+        """Whether this hook's step filter (if any) selects the step named ``step_name``."""
+        step_match = self._step_match
+        return step_match is None or step_match(step_name) is not None
 
     def matches(self, persona: str, step_name: str | None) -> bool:
         """Whether this hook applies to ``step_name`` under the persona named ``persona``."""
-        if self.step_name is not None and self.step_name != step_name:
+        step_match = self._step_match
+        if step_match is not None and (step_name is None or step_match(step_name) is None):
             return False
         return self._match(persona) is not None
 
@@ -152,8 +188,43 @@ def qualname(handler: object) -> str:
     return f"{module}.{name}" if module else str(name)
 
 
+def route(event: HookEvent, persona: str, step_name: str | None) -> tuple[HookHandle, ...]:
+    """The handlers registered for ``event`` that match ``persona`` and ``step_name``, in order."""
+    routes = _ROUTES  # before REGISTRY: a change in between only fills a discarded dict
+    key = (event, persona, step_name)
+    hooks = routes.get(key)
+    if hooks is None:
+        hooks = tuple(h for h in REGISTRY[event] if h.matches(persona, step_name))
+        if len(routes) >= _ROUTES_MAX:
+            routes.clear()
+        routes[key] = hooks
+    return hooks
+
+
+def step_events(defn: Any) -> frozenset[str]:
+    """
+    The names of the events with a hook whose step filter selects the step ``defn``
+    (under some persona: `route` checks the persona). Cached on the definition until the
+    registry changes; wrappers ask it before taking a hooked path. Plain strings, not
+    `HookEvent` members: an enum member hashes in Python code, a str from its cache.
+    """
+    cached = defn.hook_events
+    generation = ACTIVE.generation  # before REGISTRY: a change in between only recomputes
+    if cached is not None and cached[0] == generation:
+        return cached[1]  # type: ignore[no-any-return]
+    name = defn.name
+    events = frozenset(
+        event.value for event, hooks in REGISTRY.items() if any(h.matches_step(name) for h in hooks)
+    )
+    defn.hook_events = (generation, events)
+    return events
+
+
 def _recompute_flags() -> None:
-    """Refresh `ACTIVE` from the registry. Caller holds `_LOCK`."""
+    """Refresh `ACTIVE` and drop the routing cache after a change. Caller holds `_LOCK`."""
+    global _ROUTES  # replaced, not cleared: see its comment
+    _ROUTES = {}
+    ACTIVE.generation += 1
     r = REGISTRY
     ACTIVE.persona_start = bool(r[HookEvent.PERSONA_START])
     ACTIVE.persona_end = bool(r[HookEvent.PERSONA_END])
@@ -216,7 +287,3 @@ def scoped_hooks() -> Iterator[list[HookHandle]]:
             _SCOPE.reset(token)
         for handle in handles:
             handle.unregister()
-
-
-HookHandle.__module__ = "agentsteps"
-scoped_hooks.__module__ = "agentsteps"

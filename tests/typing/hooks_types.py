@@ -15,8 +15,6 @@ from agentsteps import (
     HookHandle,
     on_persona,
     on_step,
-    register_persona_hook,
-    register_step_hook,
     scoped_hooks,
 )
 
@@ -36,11 +34,11 @@ async def gate(event: HookContext) -> None:
 assert_type(warn, HookHandle)
 assert_type(gate, HookHandle)
 assert_type(warn.unregister(), bool)
-assert_type(register_persona_hook("*", "post_step", lambda e: e.replace_output(1)), HookHandle)
-assert_type(register_step_hook("*", "s", HookEvent.STEP_ERROR, print), HookHandle)
+assert_type(on_persona("*", "post_step")(lambda e: e.replace_output(1)), HookHandle)
+assert_type(on_step("*", "s", HookEvent.STEP_ERROR)(print), HookHandle)
 
 with scoped_hooks() as handles:
     assert_type(handles, list[HookHandle])
 
 on_persona(3, "pre_step")  # type: ignore[arg-type]
-register_step_hook("*", "s", "pre_step", 42)  # type: ignore[arg-type]
+on_step("*", "s", "pre_step")(42)  # type: ignore[arg-type]

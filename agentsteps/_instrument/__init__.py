@@ -1,0 +1,1 @@
+"""Instrumenting the provider SDKs, so every model request made inside a step is an `llm_call`."""
