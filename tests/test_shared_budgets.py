@@ -694,3 +694,33 @@ def test_a_forked_worker_charges_while_a_thread_held_the_store() -> None:
         release.set()
         thread.join()
     assert code == 0
+
+
+def test_instrumented_sdk_is_refused_under_a_spent_shared_key(store: BudgetStore) -> None:
+    """instrument_openai() opens an llm_call per request: the shared pre-flight refuses."""
+    openai = pytest.importorskip("openai")
+    from tests.fakes.providers import FakeProvider
+    from tests.fakes.providers import Usage as FakeUsage
+
+    k = key()
+    budget = Budget(max_llm_calls=3, shared_key=k, store=store)
+    messages = [{"role": "user", "content": "Look it up."}]
+    with (
+        FakeProvider(usage=FakeUsage(10, 5)) as fake,
+        agentsteps.instrument_openai(),
+        openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0) as client,
+    ):
+
+        @step(name="worker", model="gpt-4o-mini", budget=budget)
+        def worker(calls: int) -> None:
+            for _ in range(calls):
+                client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+
+        worker(2)  # one worker
+        with pytest.raises(StepBudgetExhausted) as caught:
+            worker(5)  # another: one call left fleet-wide, then refused before sending
+        assert len(fake.model_requests) == 3
+    assert caught.value.shared_key == k
+    assert "refused a model call before making it" in str(caught.value)
+    figures = store.get(k)
+    assert figures is not None and figures.spent == Amounts(45, figures.spent.nanos, 3)
