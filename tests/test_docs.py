@@ -11,6 +11,10 @@ The rules, for whoever writes a page (docs/*.md or README.md):
 - ``<!-- docs-test: skip REASON -->`` on the line above a block (blank lines allowed)
   leaves it out; the reason is required. Use it only for code that cannot run here:
   another library's API that is not installed, a server that is not there.
+- ``<!-- docs-test: frameworks -->`` on the line above a block: it needs an agent framework
+  that only the frameworks venv installs (``.ci/frameworks.sh``), so it runs there, from
+  ``tests/frameworks/test_docs_pages.py``, with the page's other blocks; a page whose every
+  visible block needs it is left out here rather than skipped.
 - ``<!-- docs-test: setup`` ... ``-->`` is hidden code, run in order with the blocks: for
   a stand-in the reader does not need to see (a fake SDK client, say).
 - Other fence tags are not run; ``py``/``python3``/``pycon`` are refused so that nothing
@@ -30,7 +34,7 @@ import attrs
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 RUNNER = Path(__file__).with_name("docs_runner.py")
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
@@ -50,6 +54,8 @@ class Block:
     """The skip reason, when the block is marked to be skipped."""
     hidden: bool = False
     """A ``docs-test: setup`` comment rather than a visible block."""
+    frameworks: bool = False
+    """Marked ``docs-test: frameworks``: runs in the frameworks venv only."""
     expected: str | None = None
 
 
@@ -58,6 +64,7 @@ def parse(path: Path) -> list[Block]:
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks: list[Block] = []
     pending_skip: str | None = None
+    pending_frameworks = False
     last_python: int | None = None  # index in blocks of a python block just closed
     i = 0
     while i < len(lines):
@@ -70,6 +77,9 @@ def parse(path: Path) -> list[Block]:
                 if not reason:
                     pytest.fail(f"{path.name}:{i + 1}: 'docs-test: skip' needs a reason")
                 pending_skip = reason
+                i += 1
+            elif what == "frameworks":
+                pending_frameworks = True
                 i += 1
             elif what == "setup":
                 end = next((k for k in range(i, len(lines)) if "-->" in lines[k]), None)
@@ -109,15 +119,29 @@ def parse(path: Path) -> list[Block]:
             blocks[last_python] = attrs.evolve(blocks[last_python], expected=code)
             last_python = None
         else:
-            blocks.append(Block(i + 2, lang, code, skip=pending_skip))
+            blocks.append(
+                Block(i + 2, lang, code, skip=pending_skip, frameworks=pending_frameworks)
+            )
             last_python = len(blocks) - 1 if lang == "python" and pending_skip is None else None
         pending_skip = None
+        pending_frameworks = False
         i = end + 1
     return blocks
 
 
-def _runnable(path: Path) -> list[Block]:
-    return [b for b in parse(path) if b.lang == "python" and b.skip is None]
+def _runnable(path: Path, *, frameworks: bool = False) -> list[Block]:
+    """The blocks to run: in the frameworks venv (``frameworks``) those marked for it too."""
+    return [
+        b
+        for b in parse(path)
+        if b.lang == "python" and b.skip is None and (frameworks or not b.frameworks)
+    ]
+
+
+def _needs_frameworks(path: Path) -> bool:
+    """Every visible python block of the page is marked ``docs-test: frameworks``."""
+    visible = [b for b in parse(path) if b.lang == "python" and not b.hidden and b.skip is None]
+    return bool(visible) and all(b.frameworks for b in visible)
 
 
 def _env() -> dict[str, str]:
@@ -130,7 +154,7 @@ def _env() -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "page",
-    [p for p in PAGES if any(b.lang == "python" for b in parse(p))],
+    [p for p in PAGES if any(b.lang == "python" for b in parse(p)) and not _needs_frameworks(p)],
     ids=lambda p: p.relative_to(ROOT).as_posix(),
 )
 def test_page_examples_run(page: Path, tmp_path: Path) -> None:
@@ -138,6 +162,11 @@ def test_page_examples_run(page: Path, tmp_path: Path) -> None:
     blocks = _runnable(page)
     if not blocks:
         pytest.skip("every python block of this page is marked skip")
+    run_page(page, blocks, tmp_path)
+
+
+def run_page(page: Path, blocks: list[Block], tmp_path: Path) -> None:
+    """Run ``blocks`` of ``page`` in a fresh interpreter (this one's) and check each."""
     request = {
         "page": str(page),
         "blocks": [{"line": b.line - 1, "code": b.code, "expected": b.expected} for b in blocks],
