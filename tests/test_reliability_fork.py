@@ -11,6 +11,7 @@ child finishes its own work (a hang is caught by a bounded wait and reported).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -19,10 +20,12 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import agentsteps
 from agentsteps import Budget, on_step, record_usage, register_price, run, step
 from agentsteps._accounting.usage import Ledger
 from agentsteps._core import locks
@@ -166,3 +169,17 @@ def test_fork_inside_a_critical_section_keeps_it() -> None:
 
 if sys.platform == "win32":  # pragma: no cover
     pytest.skip("no fork on Windows", allow_module_level=True)
+
+
+def test_every_lock_of_the_package_comes_from_new_lock() -> None:
+    """A lock made with threading directly is not freed in a forked child: it can hang it."""
+    package = Path(agentsteps.__file__).parent
+    pattern = re.compile(r"threading\.R?Lock\(")
+    offenders = [
+        f"{path.relative_to(package)}:{number}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "locks.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == [], "use agentsteps._core.locks.new_lock() instead"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 import attrs
+
+from .._core.locks import new_lock
 
 __all__ = ["InstrumentationHandle", "Options", "Registry"]
 
@@ -35,7 +36,7 @@ class Registry:
     def __init__(self, name: str) -> None:
         self.name = name
         # Re-entrant: a client's weak reference callback (_forget) may run during add().
-        self._lock = threading.RLock()
+        self._lock = new_lock()  # fork-safe: see _core/locks.py
         self._everyone: InstrumentationHandle | None = None
         # Keyed by id(): SDK clients need not be hashable; the weak reference drops the
         # entry when the client is garbage collected.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -14,6 +13,7 @@ from opentelemetry import context as otel_context
 
 from .._core.config import get_tracer
 from .._core.context import CURRENT
+from .._core.locks import new_lock
 from .._llm.call import CALL, LLMCall, llm_call
 from ..integrations import ProviderUsage
 from .registry import Options
@@ -51,7 +51,7 @@ _UNSET = frozenset({"Omit", "NotGiven"})
 _MAX_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 _warned: set[tuple[str, str]] = set()
-_warned_lock = threading.Lock()
+_warned_lock = new_lock()  # fork-safe: see _core/locks.py
 
 
 def warn_uncharged(step_name: str, what: str, fix: str) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -39,6 +38,7 @@ from opentelemetry.metrics import (
 
 from .._accounting.usage import LEDGER_LOCK
 from .._core import attributes as A
+from .._core.locks import new_lock
 from .._version import __version__
 from ..exceptions import StepBudgetExhausted
 
@@ -110,7 +110,7 @@ class Instruments:
         # The spend counters are asynchronous: a step's end adds to these running totals
         # (a dict update), and the reader reads them when it collects. A synchronous
         # counter would cost a measurement (about half a span in the SDK) per figure.
-        self.lock = threading.Lock()
+        self.lock = new_lock()  # fork-safe: see _core/locks.py
         # (step, persona, model, status) -> [nano-dollars, input, output, calls]
         self.spend: dict[tuple[str, str | None, str | None, str], list[int]] = {}
         # (step, limit, boundary) -> exhaustions
@@ -225,7 +225,7 @@ class _State:
         # Whether metrics may be on without a global provider: configured, or named by the
         # environment. The hot path tests this and the API's global slot, and nothing else.
         self.maybe = self.env_provider
-        self.lock = threading.Lock()
+        self.lock = new_lock()  # fork-safe: see _core/locks.py
 
 
 STATE = _State()
@@ -299,7 +299,7 @@ SharedSpendSource = Callable[[], Iterable[tuple[str, float]]]
 """A callable that returns (shared budget key, dollars spent so far) pairs."""
 
 _SHARED_SOURCES: list[SharedSpendSource] = []
-_SHARED_LOCK = threading.Lock()
+_SHARED_LOCK = new_lock()  # fork-safe: see _core/locks.py
 
 
 def register_shared_spend(source: SharedSpendSource) -> Callable[[], None]:

@@ -6,7 +6,6 @@ import atexit
 import logging
 import os
 import sys
-import threading
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -21,6 +20,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 
 from .._core.config import configure
+from .._core.locks import new_lock
 
 __all__ = ["MetricsExporterName", "MetricsHandle", "configure_metrics", "metrics_exporter_from_env"]
 
@@ -155,7 +155,7 @@ class MetricsHandle:
         self.installed_global = installed_global
         """Whether `meter_provider` was installed as the global OpenTelemetry one."""
         self._server = server
-        self._lock = threading.Lock()
+        self._lock = new_lock()  # fork-safe: see _core/locks.py
         self._shut_down = False
         if meter_provider is not None:
             atexit.register(self.shutdown)
