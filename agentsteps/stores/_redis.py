@@ -171,7 +171,10 @@ class RedisBudgetStore:
             the server reads it (a skew of a few minutes is absorbed by the grace).
 
     Charges are synchronous, also from async code (one loopback round trip is about as
-    long as a context switch); ``redis.asyncio`` clients are refused with a `TypeError`.
+    long as a context switch), because they happen inside synchronous calls
+    (`record_usage`, a model call's pre-flight). A ``redis.asyncio`` client is accepted for
+    its connection settings (host and port or socket path, database, credentials, TLS):
+    the store talks to the same server through a synchronous client of its own.
 
     .. versionadded:: 0.2.0
     """
@@ -207,11 +210,14 @@ class RedisBudgetStore:
         elif isinstance(url_or_client, redis.Redis):
             self._url = None
             client = url_or_client
+        elif _is_asyncio_client(url_or_client):
+            self._url = None
+            client = _sync_twin(url_or_client, timeout)
         else:
             msg = (
-                "RedisBudgetStore: 'url_or_client' must be a redis:// URL or a redis.Redis "
-                f"client (got {url_or_client!r} of type {type(url_or_client).__name__}); "
-                "asyncio clients are not supported: budgets are charged synchronously"
+                "RedisBudgetStore: 'url_or_client' must be a redis:// URL, a redis.Redis "
+                "client or a redis.asyncio.Redis client "
+                f"(got {url_or_client!r} of type {type(url_or_client).__name__})"
             )
             raise TypeError(msg)
         self._client = client
@@ -417,3 +423,38 @@ def _parse(raw: dict[Any, Any]) -> SharedFigures | None:
 
 
 RedisBudgetStore.__module__ = "agentsteps.stores"
+
+
+def _is_asyncio_client(obj: object) -> bool:
+    try:
+        import redis.asyncio
+    except ImportError:  # pragma: no cover - redis-py without asyncio support
+        return False
+    return isinstance(obj, redis.asyncio.Redis)
+
+
+# What a synchronous client may take from an asyncio client's connection settings. The rest
+# (its retry object, event-loop-bound handlers) belongs to asyncio and is not carried over.
+_CARRIED = ("host", "port", "db", "username", "password", "credential_provider", "client_name")
+
+
+def _sync_twin(client: Any, timeout: float) -> Any:
+    """A synchronous client to the server an asyncio client talks to."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    pool = client.connection_pool
+    settings = pool.connection_kwargs
+    kwargs: dict[str, Any] = {k: settings[k] for k in _CARRIED if k in settings}
+    if "path" in settings:
+        kwargs["unix_socket_path"] = settings["path"]
+    if pool.connection_class.__name__ == "SSLConnection":
+        kwargs["ssl"] = True
+        kwargs.update({k: v for k, v in settings.items() if k.startswith("ssl_")})
+    return redis.Redis(
+        **kwargs,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),  # no retries: a store away is handled by the policy
+    )
