@@ -22,7 +22,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util._once import Once
 
 import agentsteps
-from agentsteps._tracing.setup import TracingHandle, _resolve_endpoint, configure_tracing
+from agentsteps._tracing.otlp_settings import resolve_endpoint
+from agentsteps._tracing.setup import TracingHandle, configure_tracing
 
 # --- fixtures -------------------------------------------------------------------------------
 
@@ -259,7 +260,7 @@ class TestEndpointResolution:
         """Argument, then the traces variable (as is), then the general one (+ /v1/traces)."""
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        assert _resolve_endpoint(endpoint, protocol) == expected
+        assert resolve_endpoint(endpoint, protocol, "traces") == expected
 
     def test_protocol_precedence(
         self, monkeypatch: pytest.MonkeyPatch, handles: list[TracingHandle]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import sys
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
@@ -21,6 +19,7 @@ from opentelemetry.sdk.resources import Resource
 
 from .._core.config import configure
 from .._core.locks import new_lock
+from .._tracing.otlp_settings import PROTOCOLS, env, resolve_endpoint, resolve_protocol
 
 __all__ = ["MetricsExporterName", "MetricsHandle", "configure_metrics", "metrics_exporter_from_env"]
 
@@ -30,13 +29,6 @@ MetricsExporterName = Literal["otlp", "prometheus", "console", "none"]
 """Where `configure_metrics` sends metrics."""
 
 _EXPORTERS: tuple[str, ...] = ("console", "none", "otlp", "prometheus")
-_PROTOCOLS: tuple[str, ...] = ("grpc", "http/protobuf")
-_HTTP_METRICS_PATH = "/v1/metrics"
-
-
-def _env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
 
 
 def metrics_exporter_from_env() -> str | None:
@@ -46,43 +38,13 @@ def metrics_exporter_from_env() -> str | None:
     variable (``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``) is
     set. What ``agentsteps run`` uses.
     """
-    chosen = (_env("OTEL_METRICS_EXPORTER") or "").lower()
+    chosen = (env("OTEL_METRICS_EXPORTER") or "").lower()
     for name in (n.strip() for n in chosen.split(",")):
         if name in _EXPORTERS:
             return None if name == "none" else name
-    if _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or env("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return "otlp"
     return None
-
-
-def _resolve_protocol(protocol: str | None) -> str:
-    for source, value in (
-        ("protocol", protocol),
-        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", _env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", _env("OTEL_EXPORTER_OTLP_PROTOCOL")),
-    ):
-        if value is None:
-            continue
-        if value not in _PROTOCOLS:
-            msg = f"{source} must be 'http/protobuf' or 'grpc' (got {value!r})"
-            raise ValueError(msg)
-        return value
-    return "http/protobuf"
-
-
-def _resolve_endpoint(endpoint: str | None, protocol: str) -> str:
-    """The OTLP endpoint, as the specification says (see configure_tracing's twin)."""
-    http = protocol == "http/protobuf"
-    if endpoint is not None:
-        if http and urlsplit(endpoint).path in ("", "/"):
-            return endpoint.rstrip("/") + _HTTP_METRICS_PATH
-        return endpoint
-    if metrics_endpoint := _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
-        return metrics_endpoint
-    base = _env("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if not http:
-        return base or "http://localhost:4317"
-    return (base or "http://localhost:4318").rstrip("/") + _HTTP_METRICS_PATH
 
 
 def _otlp_reader(endpoint: str, protocol: str, interval_ms: float | None) -> MetricReader:
@@ -118,8 +80,8 @@ def _prometheus_reader() -> tuple[MetricReader, Any, str]:
             f"pip install 'agentsteps[metrics]' (could not import {exc.name!r})"
         )
         raise ModuleNotFoundError(msg, name=exc.name) from exc
-    host = _env("OTEL_EXPORTER_PROMETHEUS_HOST") or "localhost"
-    raw_port = _env("OTEL_EXPORTER_PROMETHEUS_PORT") or "9464"
+    host = env("OTEL_EXPORTER_PROMETHEUS_HOST") or "localhost"
+    raw_port = env("OTEL_EXPORTER_PROMETHEUS_PORT") or "9464"
     try:
         port = int(raw_port)
     except ValueError:
@@ -253,7 +215,7 @@ def configure_metrics(
     .. versionadded:: 0.1.0
     """
     if exporter is None:
-        chosen = (_env("OTEL_METRICS_EXPORTER") or "otlp").lower()
+        chosen = (env("OTEL_METRICS_EXPORTER") or "otlp").lower()
         names = [name.strip() for name in chosen.split(",")]
         picked: Any = next((n for n in names if n in _EXPORTERS), chosen)
         exporter = picked
@@ -261,7 +223,7 @@ def configure_metrics(
         listed = ", ".join(repr(name) for name in _EXPORTERS)
         msg = f"configure_metrics(): 'exporter' must be one of {listed} (got {exporter!r})"
         raise ValueError(msg)
-    if protocol is not None and protocol not in _PROTOCOLS:
+    if protocol is not None and protocol not in PROTOCOLS:
         msg = (
             f"configure_metrics(): 'protocol' must be 'http/protobuf' or 'grpc' (got {protocol!r})"
         )
@@ -281,7 +243,7 @@ def configure_metrics(
             )
             raise ValueError(msg)
         interval_ms = export_interval * 1000
-    if (_env("OTEL_SDK_DISABLED") or "").lower() == "true":
+    if (env("OTEL_SDK_DISABLED") or "").lower() == "true":
         return MetricsHandle(
             exporter=exporter, destination=None, meter_provider=None, installed_global=False
         )
@@ -289,8 +251,8 @@ def configure_metrics(
     server = None
     destination: str | None = None
     if exporter == "otlp":
-        resolved = _resolve_protocol(protocol)
-        destination = _resolve_endpoint(endpoint, resolved)
+        resolved = resolve_protocol(protocol, "metrics")
+        destination = resolve_endpoint(endpoint, resolved, "metrics")
         readers.append(_otlp_reader(destination, resolved, interval_ms))
     elif exporter == "prometheus":
         reader, server, destination = _prometheus_reader()

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Literal
-from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -27,6 +26,7 @@ from .._core.config import configure
 from .._core.locks import new_lock
 from .guard import GuardedExporter, quiet_exporter_loggers
 from .jsonl import JsonlSpanExporter
+from .otlp_settings import PROTOCOLS, env, resolve_endpoint, resolve_protocol
 
 __all__ = ["DEFAULT_JSONL_PATH", "ExporterName", "Protocol", "TracingHandle", "configure_tracing"]
 
@@ -41,57 +41,11 @@ DEFAULT_JSONL_PATH = "agentsteps-spans.jsonl"
 """File that ``exporter="jsonl"`` appends to when no ``jsonl_path`` is given."""
 
 _EXPORTERS: tuple[str, ...] = ("console", "jsonl", "none", "otlp")
-_PROTOCOLS: tuple[str, ...] = ("grpc", "http/protobuf")
-_HTTP_TRACES_PATH = "/v1/traces"
-_DEFAULT_HTTP_BASE = "http://localhost:4318"
-_DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
-
-
-def _env(name: str) -> str | None:
-    """Return an environment variable, treating an empty value as unset (as the SDK does)."""
-    value = os.environ.get(name, "").strip()
-    return value or None
 
 
 def _sdk_disabled() -> bool:
     """Whether OTEL_SDK_DISABLED asks for no SDK at all (only "true", any case, counts)."""
-    return (_env("OTEL_SDK_DISABLED") or "").lower() == "true"
-
-
-def _resolve_protocol(protocol: str | None) -> str:
-    """Pick the OTLP protocol: argument, then the traces variable, then the general one."""
-    for source, value in (
-        ("protocol", protocol),
-        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", _env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", _env("OTEL_EXPORTER_OTLP_PROTOCOL")),
-    ):
-        if value is None:
-            continue
-        if value not in _PROTOCOLS:
-            msg = f"{source} must be 'http/protobuf' or 'grpc' (got {value!r})"
-            raise ValueError(msg)
-        return value
-    return "http/protobuf"
-
-
-def _resolve_endpoint(endpoint: str | None, protocol: str) -> str:
-    """Pick the OTLP endpoint the way the OpenTelemetry specification says.
-
-    An explicit ``endpoint`` wins. For OTLP/HTTP, one without a path is a base URL and gets
-    ``/v1/traces`` appended, like OTEL_EXPORTER_OTLP_ENDPOINT; one with a path is used as is,
-    like OTEL_EXPORTER_OTLP_TRACES_ENDPOINT. gRPC endpoints are always used as is.
-    """
-    http = protocol == "http/protobuf"
-    if endpoint is not None:
-        if http and urlsplit(endpoint).path in ("", "/"):
-            return endpoint.rstrip("/") + _HTTP_TRACES_PATH
-        return endpoint
-    if traces_endpoint := _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        return traces_endpoint
-    base = _env("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if not http:
-        return base or _DEFAULT_GRPC_ENDPOINT
-    return (base or _DEFAULT_HTTP_BASE).rstrip("/") + _HTTP_TRACES_PATH
+    return (env("OTEL_SDK_DISABLED") or "").lower() == "true"
 
 
 def _otlp_exporter(endpoint: str, protocol: str, timeout: float | None) -> SpanExporter:
@@ -281,8 +235,8 @@ def _build_processor(
         return None, None, None, None
     inner: SpanExporter
     if exporter == "otlp":
-        protocol = _resolve_protocol(protocol)
-        destination = _resolve_endpoint(endpoint, protocol)
+        protocol = resolve_protocol(protocol, "traces")
+        destination = resolve_endpoint(endpoint, protocol, "traces")
         inner = _otlp_exporter(destination, protocol, export_timeout)
     elif exporter == "jsonl":
         protocol = None
@@ -429,7 +383,7 @@ def configure_tracing(
     """
     _check_choice("exporter", exporter, _EXPORTERS)
     if protocol is not None:
-        _check_choice("protocol", protocol, _PROTOCOLS)
+        _check_choice("protocol", protocol, PROTOCOLS)
     _check_arguments(service_name, endpoint, resource_attributes, jsonl_path, export_timeout)
     if tracer_provider is not None and (service_name is not None or resource_attributes):
         msg = (
