@@ -30,8 +30,8 @@ from ._accounting.pricing import registered_price as registered_price
 from ._accounting.pricing import unregister_price as unregister_price
 from ._accounting.recording import record_usage as record_usage
 from ._accounting.usage import Usage as Usage
-from ._core.config import configure as configure
-from ._core.config import reset_defaults as reset_defaults
+from ._configure import configure as configure
+from ._configure import reset_defaults as reset_defaults
 from ._core.context import ActivePersona as ActivePersona
 from ._core.context import ActiveStep as ActiveStep
 from ._core.context import current_model as current_model

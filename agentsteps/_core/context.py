@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.trace import format_span_id, format_trace_id
 
 from .._accounting.usage import LEDGER_LOCK, Ledger, Usage
+from .records import RUN, Run
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from .._accounting.budget import Budget, ErrorBoundary
-    from .records import Run
 
 __all__ = [
     "ActivePersona",
@@ -36,7 +36,6 @@ __all__ = [
 CURRENT: ContextVar[ActiveStep | ActivePersona | None] = ContextVar(
     "agentsteps.frame", default=None
 )
-RUN: ContextVar[Run | None] = ContextVar("agentsteps.run", default=None)
 
 # next() on itertools.count is atomic under the GIL: unique ids without a lock.
 _next_id = itertools.count(1).__next__

@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from .._core.config import configure
+from .._configure import configure
 from .._core.locks import new_lock
 
 __all__ = ["MetricsExporterName", "MetricsHandle", "configure_metrics", "metrics_exporter_from_env"]
