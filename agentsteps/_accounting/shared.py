@@ -23,12 +23,11 @@ from .._core.config import SETTINGS
 
 # This module is imported only once a shared budget exists (by Ledger), when the whole
 # package is loaded: the model-call and hook modules can be imported at the top.
-from .._core.context import ActiveStep
+from .._core.context import CALL, ActiveStep
 from .._core.locks import new_lock
 from .._hooks import dispatch as _dispatch
 from .._hooks.events import HookEvent
 from .._hooks.registry import ACTIVE, route
-from .._llm.call import CALL
 from .._llm.preflight import probe_cost
 from ..exceptions import BudgetStoreUnavailable
 from ..stores import Amounts, BudgetStore, InProcessBudgetStore, Limits, SharedFigures

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import time
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.trace import format_span_id, format_trace_id
 
@@ -36,6 +36,30 @@ __all__ = [
 CURRENT: ContextVar[ActiveStep | ActivePersona | None] = ContextVar(
     "agentsteps.frame", default=None
 )
+
+
+class OpenCall(Protocol):
+    """
+    What the runtime needs of the open `llm_call` (agentsteps/_llm/call.py's `LLMCall`).
+
+    Declared here, below the runtime, so that charging (recording.py, shared.py) can look
+    at the open model call without importing the model-call modules above it; `_llm/call.py`
+    sets `CALL` and re-exports it typed with its own class.
+    """
+
+    @property
+    def _frame(self) -> object: ...
+
+    @property
+    def _reservation(self) -> Any: ...
+
+    def _open(self) -> bool: ...
+
+    def _attach(self, counts: tuple[int, ...], nanos: int, source: str) -> bool: ...
+
+
+# The `llm_call` open in this context, if any.
+CALL: ContextVar[OpenCall | None] = ContextVar("agentsteps.llm_call", default=None)
 
 # next() on itertools.count is atomic under the GIL: unique ids without a lock.
 _next_id = itertools.count(1).__next__

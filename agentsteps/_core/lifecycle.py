@@ -31,12 +31,12 @@ from opentelemetry.trace import Status, StatusCode, format_span_id
 
 from .._accounting.budget import ErrorBoundary
 from .._accounting.usage import LEDGER_LOCK, Ledger
+from .._core.instruments import _API as _METER_API
+from .._core.instruments import STATE as _METRICS
+from .._core.instruments import get_instruments, step_ended
 from .._hooks import dispatch as _dispatch
 from .._hooks.events import HookEvent
 from .._hooks.registry import ACTIVE, step_events
-from .._metrics.instruments import _API as _METER_API
-from .._metrics.instruments import STATE as _METRICS
-from .._metrics.instruments import get_instruments, step_ended
 from ..exceptions import StepBudgetExhausted, StepEscalated
 from . import attributes as A
 from .config import SETTINGS, get_tracer

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from .._accounting.recording import _count
+from .._core.recording import _count
 from .call import LLMCall
 
 __all__ = ["ametered", "metered"]

@@ -180,7 +180,7 @@ class MetricsHandle:
         atexit.unregister(self.shutdown)
         if self.meter_provider is not None and not self.installed_global:
             # agentsteps was told to use this provider: stop it recording into a dead one.
-            from .instruments import STATE
+            from .._core.instruments import STATE
 
             if STATE.provider is self.meter_provider:
                 configure(meter_provider=None)
