@@ -13,6 +13,7 @@ import attrs
 
 from .._core.locks import new_lock
 from .budget import NANOS_PER_USD, Budget, shown, usd_to_nanos
+from .shared_account import SharedAccount
 
 __all__ = ["Ledger", "Usage"]
 
@@ -279,7 +280,6 @@ class Ledger:
 def _share(ledger: Ledger, budget: Budget) -> None:
     """Move a shared budget's limits to the store: the step's ledger keeps none."""
     global SHARED_IN_USE
-    from .shared import SharedAccount  # here: shared budgets are rare, and import stores
 
     ledger.shared = SharedAccount(budget)
     ledger.max_tokens = ledger.max_nanos = ledger.max_calls = None

@@ -31,6 +31,7 @@ from .instruments import STATE as _METRICS
 from .instruments import get_instruments, note_spend, record_recorded_call
 from .lifecycle import exhaustion_error
 from .llm_spans import emit_record_span
+from .shared import charge_frames
 
 __all__ = ["record_usage"]
 
@@ -265,14 +266,9 @@ def charge(
     spans carry it as theirs, so self figures summed over a distributed trace still count
     it once.
     """
-    if _usage.SHARED_IN_USE:
-        from .._accounting.shared import charge_frames  # here: only once shared budgets are in use
-
-        # The store first, outside the lock (a network round trip); a fleet-wide crossing
-        # is latched on the step's ledger and raised below like a local one.
-        shared_error = charge_frames(frame, inp + out, nanos, calls)
-    else:
-        shared_error = None
+    # The store first, outside the lock (a network round trip); a fleet-wide crossing
+    # is latched on the step's ledger and raised below like a local one.
+    shared_error = charge_frames(frame, inp + out, nanos, calls) if _usage.SHARED_IN_USE else None
     undelivered: Any = None
     undelivered_limit = ""
     consumed = (0, 0, 0)

@@ -38,6 +38,7 @@ from .._core.recording import (
     charge,
     unpriced_error,
 )
+from .._core.shared import release
 from .._core.telemetry_log import log_telemetry_failure
 from ..exceptions import UnpricedModelError
 from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
@@ -508,8 +509,6 @@ class LLMCall:
     def _close(self, error: BaseException | None) -> None:
         held, self._reservation = self._reservation, None
         if held is not None:
-            from .._accounting.shared import release  # here: only for shared budgets
-
             release(held)
         token, self._otel_token = self._otel_token, None
         context, self._otel_context = self._otel_context, None
