@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.trace import format_span_id, format_trace_id
 
-from .._accounting.usage import LEDGER_LOCK, Ledger, Usage
+from .._accounting.ledger import LEDGER_LOCK, Ledger
+from .._accounting.usage import Usage
 from .records import RUN, Run
 
 if TYPE_CHECKING:

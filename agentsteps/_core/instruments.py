@@ -36,7 +36,7 @@ from opentelemetry.metrics import (
     Observation,
 )
 
-from .._accounting.usage import LEDGER_LOCK
+from .._accounting.ledger import LEDGER_LOCK
 from .._version import __version__
 from ..exceptions import StepBudgetExhausted
 from . import attributes as A

@@ -30,7 +30,7 @@ from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import Status, StatusCode, format_span_id
 
 from .._accounting.budget import ErrorBoundary
-from .._accounting.usage import LEDGER_LOCK, Ledger
+from .._accounting.ledger import LEDGER_LOCK, Ledger
 from .._core.instruments import _API as _METER_API
 from .._core.instruments import STATE as _METRICS
 from .._core.instruments import get_instruments, step_ended

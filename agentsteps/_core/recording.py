@@ -16,10 +16,10 @@ import math
 import threading
 from typing import Any
 
-from .._accounting import usage as _usage
+from .._accounting import ledger as _ledger
 from .._accounting.budget import MAX_USD, shown, usd_to_nanos
+from .._accounting.ledger import LEDGER_LOCK
 from .._accounting.pricing import price_usage
-from .._accounting.usage import LEDGER_LOCK
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
 from .._validate import check_count, check_optional_name
@@ -268,7 +268,7 @@ def charge(
     """
     # The store first, outside the lock (a network round trip); a fleet-wide crossing
     # is latched on the step's ledger and raised below like a local one.
-    shared_error = charge_frames(frame, inp + out, nanos, calls) if _usage.SHARED_IN_USE else None
+    shared_error = charge_frames(frame, inp + out, nanos, calls) if _ledger.SHARED_IN_USE else None
     undelivered: Any = None
     undelivered_limit = ""
     consumed = (0, 0, 0)

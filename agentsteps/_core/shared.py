@@ -20,19 +20,19 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .._accounting.budget import NANOS_PER_USD
+from .._accounting.ledger import LEDGER_LOCK
 from .._accounting.pricing import probe_cost
 from .._accounting.shared_account import SharedAccount, default_store
-from .._accounting.usage import LEDGER_LOCK
 from .._hooks import dispatch as _dispatch
 from .._hooks.events import HookEvent
 from .._hooks.registry import ACTIVE, route
 from ..exceptions import BudgetStoreUnavailable
-from ..stores import Amounts, BudgetStore, Limits, SharedFigures
+from ..stores._types import Amounts, BudgetStore, Limits, SharedFigures
 from .context import CALL, ActiveStep
 from .locks import new_lock
 
 if TYPE_CHECKING:
-    from .._accounting.usage import Ledger
+    from .._accounting.ledger import Ledger
     from .context import ActivePersona
 
 __all__ = ["SharedAccount", "charge_shared", "default_store", "preflight_shared", "release"]

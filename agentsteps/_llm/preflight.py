@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._accounting import usage as _usage
+from .._accounting import ledger as _ledger
 from .._accounting.budget import NANOS_PER_USD
+from .._accounting.ledger import LEDGER_LOCK
 from .._accounting.pricing import price_usage, probe_cost
-from .._accounting.usage import LEDGER_LOCK
 from .._core.context import ActivePersona, ActiveStep
 from .._core.lifecycle import exhaustion_error
 from .._core.shared import preflight_shared
@@ -193,7 +193,7 @@ def preflight(
         if calls is not None and calls == 0:
             refused = (step, "max_llm_calls", f"{made} of {budget.max_llm_calls} calls made", None)
     held = None
-    if _usage.SHARED_IN_USE:
+    if _ledger.SHARED_IN_USE:
         # The fleet-wide limits of shared budgets, read (or reserved) in their stores.
         refused, held = preflight_shared(frame, model, provider, est, max_output, refused)
     if refused is not None:
