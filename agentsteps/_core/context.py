@@ -204,7 +204,7 @@ class ActiveStep(_Frame):
     """
 
     # _spend: what the step charged itself, by model, while metrics are on (see
-    # _metrics/instruments.note_spend); None otherwise.
+    # _core/instruments.note_spend); None otherwise.
     __slots__ = ("_parent_step", "_persona", "_spend")
 
     @property
