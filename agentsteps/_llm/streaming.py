@@ -7,6 +7,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from typing import Any, TypeVar
 
 from .._core.recording import _count
+from ..integrations.anthropic import AnthropicStreamUsage, anthropic_usage
 from .call import LLMCall
 
 __all__ = ["ametered", "metered"]
@@ -104,8 +105,6 @@ def _per_stream(usage: Callable[[Any], object] | None) -> Callable[[Any], object
     """
     if usage is None:
         return None
-    from ..integrations.anthropic import AnthropicStreamUsage, anthropic_usage
-
     if usage is not anthropic_usage:
         return usage
     collector = AnthropicStreamUsage()
