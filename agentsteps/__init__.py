@@ -28,10 +28,9 @@ from ._accounting.pricing import preload_prices as preload_prices
 from ._accounting.pricing import register_price as register_price
 from ._accounting.pricing import registered_price as registered_price
 from ._accounting.pricing import unregister_price as unregister_price
-from ._accounting.recording import record_usage as record_usage
 from ._accounting.usage import Usage as Usage
-from ._core.config import configure as configure
-from ._core.config import reset_defaults as reset_defaults
+from ._configure import configure as configure
+from ._configure import reset_defaults as reset_defaults
 from ._core.context import ActivePersona as ActivePersona
 from ._core.context import ActiveStep as ActiveStep
 from ._core.context import current_model as current_model
@@ -39,6 +38,7 @@ from ._core.context import current_persona as current_persona
 from ._core.context import current_step as current_step
 from ._core.persona import persona as persona
 from ._core.persona import persona_scope as persona_scope
+from ._core.recording import record_usage as record_usage
 from ._core.records import CompletedPersona as CompletedPersona
 from ._core.records import CompletedStep as CompletedStep
 from ._core.records import Run as Run

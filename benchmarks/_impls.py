@@ -178,7 +178,7 @@ def otel_sdk() -> Impl:
 def _agentsteps() -> Any:
     try:
         import agentsteps
-        from agentsteps._core.config import configure
+        from agentsteps._configure import configure
     except ImportError as exc:
         msg = f"agentsteps core not importable: {exc}"
         raise Unavailable(msg) from exc

@@ -142,7 +142,7 @@ def worker_meter(rounds: int, chunk_ms: float) -> dict[str, Any]:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
     import agentsteps
-    from agentsteps._metrics.instruments import STATE, set_meter_provider
+    from agentsteps._core.instruments import STATE, set_meter_provider
 
     class Drop(SpanExporter):
         def export(self, spans: object) -> SpanExportResult:

@@ -22,7 +22,7 @@ from agentsteps import (
     step,
     step_scope,
 )
-from agentsteps._accounting.recording import charge
+from agentsteps._core.recording import charge
 
 # Each test runs in scoped_hooks and must leave no hook registered (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("no_leaked_hooks")

@@ -14,7 +14,7 @@ from opentelemetry.sdk.metrics.view import View
 
 import agentsteps
 from agentsteps import Budget, llm_call, persona, record_usage, run, step
-from agentsteps._metrics import instruments as M
+from agentsteps._core import instruments as M
 from agentsteps._metrics.setup import configure_metrics, metrics_exporter_from_env
 
 

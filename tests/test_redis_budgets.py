@@ -26,7 +26,7 @@ from agentsteps import (
     step,
 )
 from agentsteps._accounting.budget import usd_to_nanos
-from agentsteps._accounting.shared import pending_charges
+from agentsteps._core.shared import pending_charges
 from agentsteps.stores import Amounts, RedisBudgetStore
 from tests.fleet_worker import LIMITS
 from tests.redis_server import RedisServer, redis_server  # noqa: F401  (a fixture)

@@ -230,7 +230,7 @@ class TestAbandonedGenerators:
         """
         import threading
 
-        from agentsteps._accounting.usage import LEDGER_LOCK
+        from agentsteps._accounting.ledger import LEDGER_LOCK
 
         outcome: list[object] = []
 

@@ -33,10 +33,10 @@ from agentsteps import (
     step,
     step_scope,
 )
-from agentsteps._accounting import recording as _recording
-from agentsteps._accounting.recording import charge
 from agentsteps._core import lifecycle as _lifecycle
+from agentsteps._core import recording as _recording
 from agentsteps._core.context import CURRENT
+from agentsteps._core.recording import charge
 from tests.conftest import Spans
 
 # One record: 3 tokens, 1 call, $0.000123 (123,000 nano-dollars, exactly).

@@ -27,7 +27,7 @@ import pytest
 
 import agentsteps
 from agentsteps import Budget, on_step, record_usage, register_price, run, step
-from agentsteps._accounting.usage import Ledger
+from agentsteps._accounting.ledger import Ledger
 from agentsteps._core import locks
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -152,7 +152,7 @@ def test_fork_while_every_library_lock_is_held() -> None:
 def test_fork_inside_a_critical_section_keeps_it() -> None:
     # A fork from inside a critical section: the child goes on inside it, still owning
     # the lock, and leaves it as usual; then other threads of the child can take it.
-    from agentsteps._accounting.usage import LEDGER_LOCK
+    from agentsteps._accounting.ledger import LEDGER_LOCK
 
     def child() -> None:
         LEDGER_LOCK.release()  # what leaving the `with` block does: must not fail

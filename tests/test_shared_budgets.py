@@ -461,7 +461,7 @@ class Flaky:
 def test_fail_closed_refuses_before_the_request_and_loses_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from agentsteps._accounting.shared import pending_charges
+    from agentsteps._core.shared import pending_charges
 
     flaky = Flaky()
     k = key()
@@ -504,7 +504,7 @@ def test_fail_closed_refuses_before_the_request_and_loses_nothing(
 
 
 def test_fail_open_goes_on_warns_once_and_reconciles(caplog: pytest.LogCaptureFixture) -> None:
-    from agentsteps._accounting.shared import pending_charges
+    from agentsteps._core.shared import pending_charges
 
     flaky = Flaky()
     k = key()
@@ -634,7 +634,7 @@ def test_the_crossing_steps_boundary_and_exhausted_hook_apply(store: BudgetStore
 
 def test_a_store_raising_anything_loses_no_usage() -> None:
     """A custom store's own error counts as the store being away, not as a lost record."""
-    from agentsteps._accounting.shared import pending_charges
+    from agentsteps._core.shared import pending_charges
 
     class Broken(Flaky):
         def _check(self) -> None:
@@ -653,7 +653,7 @@ def test_a_store_raising_anything_loses_no_usage() -> None:
     assert work() == 1
     assert pending_charges(broken) == 1
     broken.up = True
-    from agentsteps._accounting.shared import flush
+    from agentsteps._core.shared import flush
 
     flush(broken)
     figures = broken.inner.get(k)

@@ -288,12 +288,12 @@ class TestSamplers:
         """The SDK's stock samplers are recognised as not reading attributes."""
         from opentelemetry.sdk.trace import TracerProvider, sampling
 
-        from agentsteps._core.config import _sampler_reads_attributes
+        from agentsteps._core.config import sampler_reads_attributes
 
         provider = TracerProvider(sampler=getattr(sampling, sampler_name))
-        assert _sampler_reads_attributes(provider) is reads
+        assert sampler_reads_attributes(provider) is reads
         ratio = TracerProvider(sampler=sampling.ParentBasedTraceIdRatio(0.25))
-        assert _sampler_reads_attributes(ratio) is False
+        assert sampler_reads_attributes(ratio) is False
 
 
 class TestGeneratorContext:

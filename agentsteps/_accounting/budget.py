@@ -10,6 +10,8 @@ from typing import Any
 
 import attrs
 
+from ..stores._types import BudgetStore
+
 __all__ = [
     "INT64_MAX",
     "MAX_USD",
@@ -208,16 +210,13 @@ def _validate_shared(budget: Budget, prefix: str) -> None:
                 f"(got {period!r}); use None for a budget that never resets"
             )
             raise ValueError(msg)
-    if budget.store is not None:
-        from ..stores import BudgetStore  # here: the stores import this module
-
-        if not isinstance(budget.store, BudgetStore):
-            msg = (
-                f"{prefix}'store' must be a BudgetStore (agentsteps.stores."
-                "InProcessBudgetStore, RedisBudgetStore, or an object with their methods) "
-                f"or None (got {budget.store!r} of type {type(budget.store).__name__})"
-            )
-            raise TypeError(msg)
+    if budget.store is not None and not isinstance(budget.store, BudgetStore):
+        msg = (
+            f"{prefix}'store' must be a BudgetStore (agentsteps.stores."
+            "InProcessBudgetStore, RedisBudgetStore, or an object with their methods) "
+            f"or None (got {budget.store!r} of type {type(budget.store).__name__})"
+        )
+        raise TypeError(msg)
     if budget.on_store_error not in _STORE_ERRORS:
         msg = (
             f"{prefix}'on_store_error' must be 'fail_closed' or 'fail_open' "

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 import attrs
 
+from .._core.config import SETTINGS
 from .._core.locks import new_lock
 
 if TYPE_CHECKING:
@@ -476,8 +477,6 @@ def _raise_bad_counts(
 
 
 def _warn_unpriced(model: str | None) -> None:
-    from .._core.config import SETTINGS  # here: config imports this module lazily too
-
     if SETTINGS.unpriced == "ignore":
         return
     with _lock:
@@ -682,3 +681,16 @@ def _slow_catalog_price(
 
 
 # Show the public names as agentsteps.X in reprs and tracebacks.
+
+
+def probe_cost(model: str | None, provider: str | None, inp: int, out: int) -> tuple[int, str]:
+    """The price of ``inp`` input and ``out`` output tokens of a model: (nano-dollars, source)."""
+    return price_usage(
+        model,
+        input_tokens=inp,
+        output_tokens=out,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        reasoning_tokens=0,
+        provider=provider,
+    )

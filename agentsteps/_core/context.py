@@ -13,17 +13,18 @@ from __future__ import annotations
 import itertools
 import time
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.trace import format_span_id, format_trace_id
 
-from .._accounting.usage import LEDGER_LOCK, Ledger, Usage
+from .._accounting.ledger import LEDGER_LOCK, Ledger
+from .._accounting.usage import Usage
+from .records import RUN, Run
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from .._accounting.budget import Budget, ErrorBoundary
-    from .records import Run
 
 __all__ = [
     "ActivePersona",
@@ -36,7 +37,30 @@ __all__ = [
 CURRENT: ContextVar[ActiveStep | ActivePersona | None] = ContextVar(
     "agentsteps.frame", default=None
 )
-RUN: ContextVar[Run | None] = ContextVar("agentsteps.run", default=None)
+
+
+class OpenCall(Protocol):
+    """
+    What the runtime needs of the open `llm_call` (agentsteps/_llm/call.py's `LLMCall`).
+
+    Declared here, below the runtime, so that charging (recording.py, shared.py) can look
+    at the open model call without importing the model-call modules above it; `_llm/call.py`
+    sets `CALL` and re-exports it typed with its own class.
+    """
+
+    @property
+    def _frame(self) -> object: ...
+
+    @property
+    def _reservation(self) -> Any: ...
+
+    def _open(self) -> bool: ...
+
+    def _attach(self, counts: tuple[int, ...], nanos: int, source: str) -> bool: ...
+
+
+# The `llm_call` open in this context, if any.
+CALL: ContextVar[OpenCall | None] = ContextVar("agentsteps.llm_call", default=None)
 
 # next() on itertools.count is atomic under the GIL: unique ids without a lock.
 _next_id = itertools.count(1).__next__
@@ -180,7 +204,7 @@ class ActiveStep(_Frame):
     """
 
     # _spend: what the step charged itself, by model, while metrics are on (see
-    # _metrics/instruments.note_spend); None otherwise.
+    # _core/instruments.note_spend); None otherwise.
     __slots__ = ("_parent_step", "_persona", "_spend")
 
     @property

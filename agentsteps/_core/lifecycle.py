@@ -11,7 +11,7 @@ The decorator wrappers (`_core/wrappers.py`) and the scopes call them in this or
     complete(frame, value)            # or: fail(frame, exc) inside the except block
 
 Steps with ``pre_step`` hooks start in two moves instead, ``prepare`` then ``push``, with
-the handlers in between (see `_hooks/hooked.py`). Every hook seam here is guarded by one flag
+the handlers in between (see `hooked.py`). Every hook seam here is guarded by one flag
 of `_hooks.registry.ACTIVE`, so a process without hooks pays a flag read per seam.
 """
 
@@ -30,13 +30,13 @@ from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import Status, StatusCode, format_span_id
 
 from .._accounting.budget import ErrorBoundary
-from .._accounting.usage import LEDGER_LOCK, Ledger
+from .._accounting.ledger import LEDGER_LOCK, Ledger
+from .._core.instruments import _API as _METER_API
+from .._core.instruments import STATE as _METRICS
+from .._core.instruments import get_instruments, step_ended
 from .._hooks import dispatch as _dispatch
 from .._hooks.events import HookEvent
 from .._hooks.registry import ACTIVE, step_events
-from .._metrics.instruments import _API as _METER_API
-from .._metrics.instruments import STATE as _METRICS
-from .._metrics.instruments import get_instruments, step_ended
 from ..exceptions import StepBudgetExhausted, StepEscalated
 from . import attributes as A
 from .config import SETTINGS, get_tracer
@@ -331,7 +331,7 @@ def complete(frame: ActiveStep | ActivePersona, value: Any, run_hooks: bool = Tr
     End a frame whose body returned ``value``; returns what the caller should get.
 
     ``post_step`` handlers run here unless ``run_hooks`` is false (an async step's
-    wrapper has awaited them already, see `_hooks/hooked.py`).
+    wrapper has awaited them already, see `hooked.py`).
     """
     if frame._defn.is_step:
         ledger = frame._ledger

@@ -10,16 +10,19 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import attrs
 
 from .._accounting.budget import Budget
 from .._accounting.usage import ZERO_USAGE, Usage
-from .context import RUN
 from .locks import new_lock
 
 __all__ = ["CompletedPersona", "CompletedStep", "Run", "StepStatus", "run"]
+
+# The open `run()` collector, if any; frames read it when they start (context.py).
+RUN: ContextVar[Run | None] = ContextVar("agentsteps.run", default=None)
 
 
 class StepStatus(str, enum.Enum):

@@ -15,8 +15,8 @@ from types import TracebackType
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .._accounting.budget import Budget, ErrorBoundary
+from .._core.hooked import acomplete, aenter_hooked, afail, enter_hooked
 from .._hooks.events import HookEvent
-from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
 from .._hooks.registry import ACTIVE, step_events
 from .._validate import check_name
 from .context import ActiveStep

@@ -23,9 +23,9 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from types import GeneratorType
 from typing import Any
 
+from .._core.hooked import acomplete, aenter_hooked, afail, enter_hooked
 from .._hooks.dispatch import IN_HANDLER
 from .._hooks.events import HookEvent
-from .._hooks.hooked import acomplete, aenter_hooked, afail, enter_hooked
 from .._hooks.registry import ACTIVE, step_events
 from .context import CURRENT, ActivePersona, ActiveStep
 from .generator_function import GeneratorStepFunction

@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .._accounting.budget import NANOS_PER_USD, Budget
-from .._accounting.usage import LEDGER_LOCK
+from .._accounting.ledger import LEDGER_LOCK
 from .._core.context import CURRENT, ActivePersona, ActiveStep
 
 __all__ = ["inject", "remaining_budget"]

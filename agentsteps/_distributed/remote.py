@@ -23,7 +23,8 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan
 
 from .._accounting.budget import Budget, coerce_budget
-from .._accounting.usage import LEDGER_LOCK, ZERO_USAGE, Usage
+from .._accounting.ledger import LEDGER_LOCK
+from .._accounting.usage import ZERO_USAGE, Usage
 from .._core import attributes as A
 from .._core.context import ActiveStep
 from .._core.definitions import StepDefinition

@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._accounting.budget import NANOS_PER_USD
-from .._accounting.recording import charge
-from .._accounting.usage import LEDGER_LOCK, ZERO_USAGE, Usage
+from .._accounting.ledger import LEDGER_LOCK
+from .._accounting.usage import ZERO_USAGE, Usage
 from .._core import attributes as A
 from .._core.context import CURRENT, ActiveStep
 from .._core.context import _next_id as next_id
+from .._core.recording import charge
 from .._core.records import CompletedStep, StepStatus
 from .propagation import MAX_COUNT, step_path
 from .remote import RemoteDefinition

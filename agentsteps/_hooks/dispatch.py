@@ -23,7 +23,8 @@ import logging
 from contextvars import ContextVar
 from typing import Any
 
-from .._accounting.usage import LEDGER_LOCK, Ledger, Usage
+from .._accounting.ledger import LEDGER_LOCK, Ledger
+from .._accounting.usage import Usage
 from .._core import attributes as A
 from .._core.config import SETTINGS
 from .._core.context import CURRENT, ActivePersona, ActiveStep

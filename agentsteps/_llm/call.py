@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from .._accounting.recording import (
+from .._accounting.usage import Usage
+from .._core import attributes as A
+from .._core.config import get_tracer
+from .._core.context import CALL as _OPEN_CALL
+from .._core.context import CURRENT, ActivePersona, ActiveStep
+from .._core.instruments import (
+    Instruments,
+    get_instruments,
+    model_call_attributes,
+    record_model_call,
+)
+from .._core.llm_spans import (
+    describes_a_request,
+    elsewhere_attributes,
+    infer_provider,
+    usage_attributes,
+)
+from .._core.locks import new_lock
+from .._core.recording import (
     _check_cached,
     _check_str,
     _cost,
@@ -21,27 +38,17 @@ from .._accounting.recording import (
     charge,
     unpriced_error,
 )
-from .._accounting.usage import Usage
-from .._core import attributes as A
-from .._core.config import get_tracer
-from .._core.context import CURRENT, ActivePersona, ActiveStep
-from .._core.locks import new_lock
+from .._core.shared import release
 from .._core.telemetry_log import log_telemetry_failure
-from .._metrics.instruments import (
-    Instruments,
-    get_instruments,
-    model_call_attributes,
-    record_model_call,
-)
 from ..exceptions import UnpricedModelError
 from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
-from .spans import describes_a_request, elsewhere_attributes, usage_attributes
 
 __all__ = ["CALL", "LLMCall", "infer_provider", "llm_call"]
 
 # The model call open in this context, so that usage captured from another library's span
 # started inside it is given to the call instead of being charged a second time.
-CALL: ContextVar[LLMCall | None] = ContextVar("agentsteps.llm_call", default=None)
+# The open call, set and read here typed with LLMCall: the same ContextVar as the runtime's.
+CALL = cast("ContextVar[LLMCall | None]", _OPEN_CALL)
 
 _NEW, _OPEN, _ENDED = 0, 1, 2
 _ZEROS = (0, 0, 0, 0, 0, 0, 0, 0)
@@ -502,8 +509,6 @@ class LLMCall:
     def _close(self, error: BaseException | None) -> None:
         held, self._reservation = self._reservation, None
         if held is not None:
-            from .._accounting.shared import release  # here: only for shared budgets
-
             release(held)
         token, self._otel_token = self._otel_token, None
         context, self._otel_context = self._otel_context, None
@@ -699,33 +704,6 @@ def llm_call(
 
 # Model names that say who serves the model, as GenAI gen_ai.provider.name values. Only
 # names no other provider uses: a wrong provider is worse than none.
-_OPENAI_MODEL = re.compile(r"gpt-.+|o[1-9][0-9]*(?:-.+)?")
-
-
-def infer_provider(model: str | None) -> str | None:
-    """
-    The provider of a well-known model name, or ``None``.
-
-    ``gpt-*`` and ``o1``/``o3``/``o4-mini``-style names are OpenAI's, ``claude-*``
-    Anthropic's, ``gemini-*`` Google's (``gcp.gemini``). Anything else (open-weight models
-    served by many providers, private names) gets no provider rather than a guess.
-
-    >>> infer_provider("gpt-4o-mini"), infer_provider("o3"), infer_provider("claude-haiku-4-5")
-    ('openai', 'openai', 'anthropic')
-    >>> infer_provider("gemini-2.5-pro"), infer_provider("llama-3.1-70b"), infer_provider("omni")
-    ('gcp.gemini', None, None)
-    """
-    if model is None:
-        return None
-    if model.startswith("claude-"):
-        return "anthropic"
-    if model.startswith("gemini-"):
-        return "gcp.gemini"
-    if _OPENAI_MODEL.fullmatch(model):
-        return "openai"
-    return None
-
-
 def _counts(what: str, *values: int) -> tuple[int, ...]:
     names = (
         "input_tokens",

@@ -9,9 +9,9 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from .._accounting.recording import charge
 from .._core import attributes as A
 from .._core.context import CURRENT, ActivePersona, ActiveStep
+from .._core.recording import charge
 from .call import CALL, LLMCall
 from .preflight import price_call
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._accounting import usage as _usage
+from .._accounting import ledger as _ledger
 from .._accounting.budget import NANOS_PER_USD
-from .._accounting.pricing import price_usage
-from .._accounting.usage import LEDGER_LOCK
+from .._accounting.ledger import LEDGER_LOCK
+from .._accounting.pricing import price_usage, probe_cost
 from .._core.context import ActivePersona, ActiveStep
 from .._core.lifecycle import exhaustion_error
+from .._core.shared import preflight_shared
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
 
@@ -85,20 +86,7 @@ def price_call(
     return nanos, source
 
 
-def _probe(model: str | None, provider: str | None, inp: int, out: int) -> tuple[int, str]:
-    return price_usage(
-        model,
-        input_tokens=inp,
-        output_tokens=out,
-        cache_read_tokens=0,
-        cache_write_tokens=0,
-        reasoning_tokens=0,
-        provider=provider,
-    )
-
-
-probe_cost = _probe
-"""The price of ``inp`` input and ``out`` output tokens of a model: (nano-dollars, source)."""
+_probe = probe_cost
 
 
 def affordable_output(
@@ -165,7 +153,7 @@ def preflight(
 
     Returns the reservations made in the stores of shared budgets around ``frame`` (for
     a call that knows its ``max_output``), to settle and release as the call ends with
-    `agentsteps._accounting.shared.release`; ``None`` when there are none.
+    `agentsteps._core.shared.release`; ``None`` when there are none.
     """
     with LEDGER_LOCK:
         state = [
@@ -205,9 +193,7 @@ def preflight(
         if calls is not None and calls == 0:
             refused = (step, "max_llm_calls", f"{made} of {budget.max_llm_calls} calls made", None)
     held = None
-    if _usage.SHARED_IN_USE:
-        from .._accounting.shared import preflight_shared  # here: only for shared budgets
-
+    if _ledger.SHARED_IN_USE:
         # The fleet-wide limits of shared budgets, read (or reserved) in their stores.
         refused, held = preflight_shared(frame, model, provider, est, max_output, refused)
     if refused is not None:

@@ -6,7 +6,8 @@ import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from .._accounting.recording import _count
+from .._core.recording import _count
+from ..integrations.anthropic import AnthropicStreamUsage, anthropic_usage
 from .call import LLMCall
 
 __all__ = ["ametered", "metered"]
@@ -104,8 +105,6 @@ def _per_stream(usage: Callable[[Any], object] | None) -> Callable[[Any], object
     """
     if usage is None:
         return None
-    from ..integrations.anthropic import AnthropicStreamUsage, anthropic_usage
-
     if usage is not anthropic_usage:
         return usage
     collector = AnthropicStreamUsage()

@@ -17,7 +17,8 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from .._core.config import configure
+from .._configure import configure
+from .._core.instruments import STATE
 from .._core.locks import new_lock
 from .._tracing.otlp_settings import PROTOCOLS, env, resolve_endpoint, resolve_protocol
 
@@ -140,12 +141,13 @@ class MetricsHandle:
                 return
             self._shut_down = True
         atexit.unregister(self.shutdown)
-        if self.meter_provider is not None and not self.installed_global:
-            # agentsteps was told to use this provider: stop it recording into a dead one.
-            from .instruments import STATE
-
-            if STATE.provider is self.meter_provider:
-                configure(meter_provider=None)
+        # agentsteps was told to use this provider: stop it recording into a dead one.
+        if (
+            self.meter_provider is not None
+            and not self.installed_global
+            and STATE.provider is self.meter_provider
+        ):
+            configure(meter_provider=None)
         if self.meter_provider is not None:
             self.meter_provider.shutdown()
         if self._server is not None:

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.util.types import AttributeValue
 
-from .._core.config import configure
+from .._configure import configure
 from .._core.locks import new_lock
 from .guard import GuardedExporter, quiet_exporter_loggers
 from .jsonl import JsonlSpanExporter

@@ -10,6 +10,8 @@ from typing import Any
 
 import attrs
 
+from .._core.recording import record_usage
+
 __all__ = [
     "AnthropicStreamUsage",
     "OpenAIStreamUsage",
@@ -77,8 +79,6 @@ class ProviderUsage:
             cost_usd: The call's cost if the provider reported it; `None` prices it from
                 registered prices or the genai-prices catalog.
         """
-        from agentsteps import record_usage
-
         record_usage(**self.record_kwargs(), cost_usd=cost_usd, llm_calls=1)
 
 

@@ -10,15 +10,16 @@ reported with `record_usage` / ``record_openai`` / ``record_anthropic``, one of 
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 from opentelemetry import trace
 
 from .._accounting.budget import NANOS_PER_USD
-from .._core import attributes as A
-from .._core.config import get_tracer
-from .._core.telemetry_log import log_telemetry_failure
+from . import attributes as A
+from .config import get_tracer
+from .telemetry_log import log_telemetry_failure
 
 __all__ = [
     "ELSEWHERE_ATTRIBUTES",
@@ -146,7 +147,6 @@ def emit_record_span(
     tracer = get_tracer()
     if tracer is None:
         return
-    from .call import infer_provider  # here: call imports this module
 
     if provider is None:
         provider = infer_provider(model)
@@ -192,3 +192,30 @@ def emit_record_span(
             except Exception:
                 pass  # telemetry must not replace the interruption being handled
         raise
+
+
+_OPENAI_MODEL = re.compile(r"gpt-.+|o[1-9][0-9]*(?:-.+)?")
+
+
+def infer_provider(model: str | None) -> str | None:
+    """
+    The provider of a well-known model name, or ``None``.
+
+    ``gpt-*`` and ``o1``/``o3``/``o4-mini``-style names are OpenAI's, ``claude-*``
+    Anthropic's, ``gemini-*`` Google's (``gcp.gemini``). Anything else (open-weight models
+    served by many providers, private names) gets no provider rather than a guess.
+
+    >>> infer_provider("gpt-4o-mini"), infer_provider("o3"), infer_provider("claude-haiku-4-5")
+    ('openai', 'openai', 'anthropic')
+    >>> infer_provider("gemini-2.5-pro"), infer_provider("llama-3.1-70b"), infer_provider("omni")
+    ('gcp.gemini', None, None)
+    """
+    if model is None:
+        return None
+    if model.startswith("claude-"):
+        return "anthropic"
+    if model.startswith("gemini-"):
+        return "gcp.gemini"
+    if _OPENAI_MODEL.fullmatch(model):
+        return "openai"
+    return None

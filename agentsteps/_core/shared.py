@@ -19,25 +19,21 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .._core.config import SETTINGS
-
-# This module is imported only once a shared budget exists (by Ledger), when the whole
-# package is loaded: the model-call and hook modules can be imported at the top.
-from .._core.context import ActiveStep
-from .._core.locks import new_lock
+from .._accounting.budget import NANOS_PER_USD
+from .._accounting.ledger import LEDGER_LOCK
+from .._accounting.pricing import probe_cost
+from .._accounting.shared_account import SharedAccount, default_store
 from .._hooks import dispatch as _dispatch
 from .._hooks.events import HookEvent
 from .._hooks.registry import ACTIVE, route
-from .._llm.call import CALL
-from .._llm.preflight import probe_cost
 from ..exceptions import BudgetStoreUnavailable
-from ..stores import Amounts, BudgetStore, InProcessBudgetStore, Limits, SharedFigures
-from .budget import NANOS_PER_USD, Budget, usd_to_nanos
-from .usage import LEDGER_LOCK
+from ..stores._types import Amounts, BudgetStore, Limits, SharedFigures
+from .context import CALL, ActiveStep
+from .locks import new_lock
 
 if TYPE_CHECKING:
-    from .._core.context import ActivePersona
-    from .usage import Ledger
+    from .._accounting.ledger import Ledger
+    from .context import ActivePersona
 
 __all__ = ["SharedAccount", "charge_shared", "default_store", "preflight_shared", "release"]
 
@@ -45,8 +41,6 @@ logger = logging.getLogger("agentsteps")
 
 RESERVATION_TTL = timedelta(minutes=10)
 """How long a pre-flight's reservation holds if its call never settles (a crashed worker)."""
-
-_DEFAULT_STORE = InProcessBudgetStore()
 
 # Span attributes of a step with a shared budget, set after each of its charges.
 SHARED_KEY = "agentsteps.budget.shared.key"
@@ -62,39 +56,6 @@ SHARED_PERIOD_END = "agentsteps.budget.shared.period_end"
 def _new_id() -> str:
     """A random charge or reservation id (128 bits, as uuid4, for a fraction of its cost)."""
     return os.urandom(16).hex()
-
-
-def default_store() -> BudgetStore:
-    """The store of shared budgets that name none: ``configure(budget_store=...)`` or ours."""
-    store = SETTINGS.budget_store
-    return _DEFAULT_STORE if store is None else store  # type: ignore[return-value]
-
-
-class SharedAccount:
-    """The shared half of one step activation's ledger: key, limits, last figures seen."""
-
-    __slots__ = ("budget", "figures", "key", "limits", "period")
-
-    def __init__(self, budget: Budget) -> None:
-        assert budget.shared_key is not None
-        self.budget = budget
-        self.key: str = budget.shared_key
-        self.period = budget.period
-        self.limits = Limits(
-            budget.max_tokens,
-            None if budget.max_usd is None else usd_to_nanos(budget.max_usd),
-            budget.max_llm_calls,
-        )
-        self.figures: SharedFigures | None = None
-
-    @property
-    def store(self) -> BudgetStore:
-        store = self.budget.store
-        return default_store() if store is None else store
-
-    @property
-    def fail_open(self) -> bool:
-        return self.budget.on_store_error == "fail_open"
 
 
 class _Outbox:

@@ -36,11 +36,12 @@ from opentelemetry.metrics import (
     Observation,
 )
 
-from .._accounting.usage import LEDGER_LOCK
-from .._core import attributes as A
-from .._core.locks import new_lock
+from .._accounting.ledger import LEDGER_LOCK
 from .._version import __version__
 from ..exceptions import StepBudgetExhausted
+from . import attributes as A
+from .llm_spans import infer_provider
+from .locks import new_lock
 
 logger = logging.getLogger("agentsteps")
 
@@ -440,7 +441,6 @@ def record_recorded_call(
     instruments: Instruments, model: str | None, provider: str | None, inp: int, out: int
 ) -> None:
     """The GenAI token points of a call reported with `record_usage` (it was not timed)."""
-    from .._llm.call import infer_provider  # here: the model-call modules import this one
 
     if provider is None:
         provider = infer_provider(model)

@@ -16,20 +16,22 @@ import math
 import threading
 from typing import Any
 
-from .._core.config import SETTINGS, get_tracer
-from .._core.context import CURRENT, ActivePersona, ActiveStep
-from .._core.lifecycle import exhaustion_error
+from .._accounting import ledger as _ledger
+from .._accounting.budget import MAX_USD, shown, usd_to_nanos
+from .._accounting.ledger import LEDGER_LOCK
+from .._accounting.pricing import price_usage
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
-from .._metrics.instruments import _API as _METER_API
-from .._metrics.instruments import STATE as _METRICS
-from .._metrics.instruments import get_instruments, note_spend, record_recorded_call
 from .._validate import check_count, check_optional_name
 from ..exceptions import UnpricedModelError
-from . import usage as _usage
-from .budget import MAX_USD, shown, usd_to_nanos
-from .pricing import price_usage
-from .usage import LEDGER_LOCK
+from .config import SETTINGS, get_tracer
+from .context import CALL, CURRENT, ActivePersona, ActiveStep
+from .instruments import _API as _METER_API
+from .instruments import STATE as _METRICS
+from .instruments import get_instruments, note_spend, record_recorded_call
+from .lifecycle import exhaustion_error
+from .llm_spans import emit_record_span
+from .shared import charge_frames
 
 __all__ = ["record_usage"]
 
@@ -182,8 +184,6 @@ def _model_call_span(
     Returns whether the record is a model call of its own for the metrics too: one made
     inside an open `llm_call` is counted in that call's points when the call ends.
     """
-    from .._llm.call import CALL  # here: the model-call modules import this one
-    from .._llm.spans import emit_record_span
 
     call = CALL.get()
     if call is not None and call._frame is frame:
@@ -266,14 +266,9 @@ def charge(
     spans carry it as theirs, so self figures summed over a distributed trace still count
     it once.
     """
-    if _usage.SHARED_IN_USE:
-        from .shared import charge_frames  # here: only once shared budgets are in use
-
-        # The store first, outside the lock (a network round trip); a fleet-wide crossing
-        # is latched on the step's ledger and raised below like a local one.
-        shared_error = charge_frames(frame, inp + out, nanos, calls)
-    else:
-        shared_error = None
+    # The store first, outside the lock (a network round trip); a fleet-wide crossing
+    # is latched on the step's ledger and raised below like a local one.
+    shared_error = charge_frames(frame, inp + out, nanos, calls) if _ledger.SHARED_IN_USE else None
     undelivered: Any = None
     undelivered_limit = ""
     consumed = (0, 0, 0)

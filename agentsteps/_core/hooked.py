@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._core.context import ActivePersona, ActiveStep
-from .._core.lifecycle import (
+from .._hooks import dispatch as _dispatch
+from .._hooks.events import HookContext
+from .._hooks.registry import ACTIVE
+from ..exceptions import StepDenied
+from .context import ActivePersona, ActiveStep
+from .lifecycle import (
     abort,
     complete,
     end_detached,
@@ -24,11 +28,7 @@ from .._core.lifecycle import (
     prepare,
     push,
 )
-from .._core.records import StepStatus
-from ..exceptions import StepDenied
-from . import dispatch as _dispatch
-from .events import HookContext
-from .registry import ACTIVE
+from .records import StepStatus
 
 __all__ = ["acomplete", "aenter_hooked", "afail", "enter_hooked"]
 
