@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,15 +24,11 @@ from agentsteps import (  # noqa: E402
 )
 from tests.conftest import Spans  # noqa: E402
 from tests.fakes.providers import ErrorReply, FakeProvider, Reply, Usage  # noqa: E402
+from tests.fakes.providers import documented_estimate as estimate  # noqa: E402
 
 MODEL = "claude-sonnet-4-5"
 MESSAGES = [{"role": "user", "content": "Look it up."}]
 SYSTEM = "You look things up."
-
-
-def estimate(**fields: Any) -> int:
-    """The documented input estimate: characters of the fields' JSON / 4, rounded up."""
-    return math.ceil(len(json.dumps(fields, ensure_ascii=False, separators=(",", ":"))) / 4)
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib.util
-import json
-import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -40,6 +38,7 @@ from agentsteps import (
     step,
 )
 from tests.fakes.providers import ErrorReply, FakeProvider, Reply, Usage
+from tests.fakes.providers import documented_estimate as estimate
 
 # LiteLLM's own use of pydantic warns (when its models are built, when it reads them); not
 # ours to fix, and an error here would turn into a LiteLLM error.
@@ -52,11 +51,6 @@ pytestmark = [
 MESSAGES = [{"role": "user", "content": "Look it up."}]
 OPENAI = "openai/gpt-4o-mini"
 ANTHROPIC = "anthropic/claude-sonnet-4-5"
-
-
-def estimate(**fields: Any) -> int:
-    """The documented input estimate: characters of the fields' JSON / 4, rounded up."""
-    return math.ceil(len(json.dumps(fields, ensure_ascii=False, separators=(",", ":"))) / 4)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import json
 import logging
-import math
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,14 +29,10 @@ from agentsteps import (  # noqa: E402
 )
 from tests.conftest import Spans  # noqa: E402
 from tests.fakes.providers import ErrorReply, FakeProvider, Reply, Usage  # noqa: E402
+from tests.fakes.providers import documented_estimate as estimate  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "Look it up."}]
-
-
-def estimate(**fields: Any) -> int:
-    """The documented input estimate: characters of the fields' JSON / 4, rounded up."""
-    return math.ceil(len(json.dumps(fields, ensure_ascii=False, separators=(",", ":"))) / 4)
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -284,6 +285,14 @@ def _as_script(replies: Script | Sequence[Reply] | None, usage: Usage | None) ->
     if not scripted:
         raise ValueError("FakeProvider(replies=[]): give at least one Reply, or None")
     return lambda _request, index: scripted[min(index, len(scripted) - 1)]
+
+
+def documented_estimate(**fields: Any) -> int:
+    """
+    The instrumentation's documented input estimate, written out independently of its code:
+    characters of the prompt fields' compact JSON / 4, rounded up.
+    """
+    return math.ceil(len(json.dumps(fields, ensure_ascii=False, separators=(",", ":"))) / 4)
 
 
 # --- HTTP ---------------------------------------------------------------------------------
