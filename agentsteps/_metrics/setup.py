@@ -20,7 +20,13 @@ from opentelemetry.sdk.resources import Resource
 from .._configure import configure
 from .._core.instruments import STATE
 from .._core.locks import new_lock
-from .._tracing.otlp_settings import PROTOCOLS, env, resolve_endpoint, resolve_protocol
+from .._tracing.otlp_settings import (
+    PROTOCOLS,
+    env,
+    missing_exporter,
+    resolve_endpoint,
+    resolve_protocol,
+)
 
 __all__ = ["MetricsExporterName", "MetricsHandle", "configure_metrics", "metrics_exporter_from_env"]
 
@@ -59,11 +65,7 @@ def _otlp_reader(endpoint: str, protocol: str, interval_ms: float | None) -> Met
                 OTLPMetricExporter as HttpExporter,
             )
     except ImportError as exc:
-        msg = (
-            f"exporter='otlp' with protocol={protocol!r} needs the OTLP exporters, an optional "
-            f"extra: pip install 'agentsteps[otlp]' (could not import {exc.name!r})"
-        )
-        raise ModuleNotFoundError(msg, name=exc.name) from exc
+        raise missing_exporter(exc, protocol) from exc
     exporter: Any = (
         GrpcExporter(endpoint=endpoint) if protocol == "grpc" else HttpExporter(endpoint=endpoint)
     )

@@ -13,7 +13,7 @@ import os
 from typing import Literal
 from urllib.parse import urlsplit
 
-__all__ = ["PROTOCOLS", "env", "resolve_endpoint", "resolve_protocol"]
+__all__ = ["PROTOCOLS", "env", "missing_exporter", "resolve_endpoint", "resolve_protocol"]
 
 PROTOCOLS: tuple[str, ...] = ("grpc", "http/protobuf")
 _DEFAULT_HTTP_BASE = "http://localhost:4318"
@@ -65,3 +65,12 @@ def resolve_endpoint(endpoint: str | None, protocol: str, signal: Signal) -> str
     if not http:
         return base or _DEFAULT_GRPC_ENDPOINT
     return (base or _DEFAULT_HTTP_BASE).rstrip("/") + path
+
+
+def missing_exporter(exc: ImportError, protocol: str) -> ModuleNotFoundError:
+    """The error for an OTLP exporter that is not installed, naming the extra to install."""
+    msg = (
+        f"exporter='otlp' with protocol={protocol!r} needs the OTLP exporters, an optional "
+        f"extra: pip install 'agentsteps[otlp]' (could not import {exc.name!r})"
+    )
+    return ModuleNotFoundError(msg, name=exc.name)

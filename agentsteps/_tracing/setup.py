@@ -26,7 +26,7 @@ from .._configure import configure
 from .._core.locks import new_lock
 from .guard import GuardedExporter, quiet_exporter_loggers
 from .jsonl import JsonlSpanExporter
-from .otlp_settings import PROTOCOLS, env, resolve_endpoint, resolve_protocol
+from .otlp_settings import PROTOCOLS, env, missing_exporter, resolve_endpoint, resolve_protocol
 
 __all__ = ["DEFAULT_JSONL_PATH", "ExporterName", "Protocol", "TracingHandle", "configure_tracing"]
 
@@ -60,11 +60,7 @@ def _otlp_exporter(endpoint: str, protocol: str, timeout: float | None) -> SpanE
                 OTLPSpanExporter as HttpExporter,
             )
     except ImportError as exc:
-        msg = (
-            f"exporter='otlp' with protocol={protocol!r} needs the OTLP exporters, an optional "
-            f"extra: pip install 'agentsteps[otlp]' (could not import {exc.name!r})"
-        )
-        raise ModuleNotFoundError(msg, name=exc.name) from exc
+        raise missing_exporter(exc, protocol) from exc
     quiet_exporter_loggers()
     if protocol == "grpc":
         return GrpcExporter(endpoint=endpoint, timeout=timeout)
