@@ -18,6 +18,7 @@ import attrs
 
 from .._core.config import SETTINGS
 from .._core.locks import new_lock
+from .usage import Usage
 
 if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot
@@ -27,6 +28,7 @@ __all__ = [
     "PriceSource",
     "override_price",
     "preload_prices",
+    "price",
     "price_usage",
     "register_price",
     "registered_price",
@@ -681,6 +683,34 @@ def _slow_catalog_price(
 
 
 # Show the public names as agentsteps.X in reprs and tracebacks.
+
+
+def price(
+    usage: Usage,
+    model: str | None,
+    provider: str | None = None,
+    response_model: str | None = None,
+) -> tuple[int, PriceSource]:
+    """
+    Price ``usage``'s tokens (its cost and call counts are not read): the one way the
+    runtime prices a model call, whichever seam reported it.
+
+    The requested ``model`` first: it is the name users register prices under. The
+    provider's answer (``response_model``, often a dated snapshot name) only when that
+    one has no price.
+    """
+    nanos, source = price_usage(
+        model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        provider=provider,
+    )
+    if source == "unknown" and response_model is not None and response_model != model:
+        return price(usage, response_model, provider)
+    return nanos, source
 
 
 def probe_cost(model: str | None, provider: str | None, inp: int, out: int) -> tuple[int, str]:

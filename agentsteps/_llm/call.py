@@ -12,7 +12,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from .._accounting.usage import Usage
+from .._accounting.pricing import price
+from .._accounting.usage import ZERO_USAGE, Usage
 from .._core import attributes as A
 from .._core.config import get_tracer
 from .._core.context import CALL as _OPEN_CALL
@@ -41,7 +42,7 @@ from .._core.recording import (
 from .._core.shared import release
 from .._core.telemetry_log import log_telemetry_failure
 from ..exceptions import UnpricedModelError
-from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
+from .preflight import affordable_output, headroom, preflight, raise_pending
 
 __all__ = ["CALL", "LLMCall", "infer_provider", "llm_call"]
 
@@ -51,7 +52,6 @@ __all__ = ["CALL", "LLMCall", "infer_provider", "llm_call"]
 CALL = cast("ContextVar[LLMCall | None]", _OPEN_CALL)
 
 _NEW, _OPEN, _ENDED = 0, 1, 2
-_ZEROS = (0, 0, 0, 0, 0, 0, 0, 0)
 _CLIENT = trace.SpanKind.CLIENT
 logger = logging.getLogger("agentsteps")
 
@@ -137,14 +137,14 @@ class LLMCall:
         self._recorded = False
         self._response_model: str | None = None
         self._source: str | None = None
-        # What the steps have been charged for this call: the 5 token counts, nano-dollars,
-        # calls, unpriced calls. Each report charges the difference to the new figures.
-        self._charged = _ZEROS
+        # What the steps have been charged for this call. Each report charges the
+        # difference to the new figures.
+        self._charged = ZERO_USAGE
         # Unpriced usage observed under a dollar budget, raised when the block ends.
         self._unpriced: UnpricedModelError | None = None
-        # Usage that record_usage reported inside the block (5 counts, nano-dollars,
-        # cost source): charged by record_usage, shown on this call's span.
-        self._attached: tuple[tuple[int, ...], int, str] | None = None
+        # Usage that record_usage reported inside the block, and its cost source: charged
+        # by record_usage, shown on this call's span.
+        self._attached: tuple[Usage, str] | None = None
         # Whether another instrumentation's span, below or above this one, describes the
         # same request: that span then carries the usage for backends, this one does not.
         self._elsewhere = False
@@ -173,8 +173,7 @@ class LLMCall:
     def usage(self) -> Usage:
         """What this call has been charged so far, as a `Usage`."""
         with self._lock:
-            inp, out, cread, cwrite, reason, nanos, calls, unpriced = self._charged
-        return Usage(inp, out, cread, cwrite, reason, calls, unpriced, nanos)
+            return self._charged
 
     @property
     def cost_source(self) -> str | None:
@@ -380,7 +379,8 @@ class LLMCall:
             if fixed is not None:
                 nanos, source = fixed, "provider"
             else:
-                nanos, source = price_call(self._model, answered, self._provider, totals)
+                tokens = Usage._unchecked(inp, out, cread, cwrite, reason, 1, 0, 0)
+                nanos, source = price(tokens, self._model, self._provider, answered)
             if source == "unknown" and (inp or out) and self._frame is not None:
                 # Checked before anything changes: an unpriced record charges nothing.
                 error = unpriced_error(self._frame, self._model or answered)
@@ -398,26 +398,15 @@ class LLMCall:
             self._response_model = answered
             self._totals = (inp, out, cread, cwrite, reason)
             self._source = source
-            new = (inp, out, cread, cwrite, reason, nanos, 1, int(source == "unknown"))
-            delta = tuple(a - b for a, b in zip(new, self._charged, strict=True))
+            unpriced = int(source == "unknown")
+            new = Usage._unchecked(inp, out, cread, cwrite, reason, 1, unpriced, nanos)
+            # Signed: a report may replace figures with smaller ones (see Usage._unchecked).
+            delta = new._minus(self._charged)
             self._charged = new
             model = self._response_model or self._model
         frame = self._frame
         if frame is not None:
-            d_in, d_out, d_read, d_write, d_reason, d_nanos, d_calls, d_unpriced = delta
-            charge(
-                frame,
-                model,
-                d_in,
-                d_out,
-                d_read,
-                d_write,
-                d_reason,
-                d_nanos,
-                d_calls,
-                d_unpriced,
-                raise_now=raise_now,
-            )
+            charge(frame, delta, model, raise_now=raise_now)
 
     # -- the scope -----------------------------------------------------------------------
 
@@ -547,7 +536,7 @@ class LLMCall:
         """Whether the block is open (usage recorded now is part of this call)."""
         return self._state == _OPEN
 
-    def _attach(self, counts: tuple[int, ...], nanos: int, source: str) -> bool:
+    def _attach(self, usage: Usage, source: str) -> bool:
         """
         Add usage `record_usage` charged inside the block to this call's figures; returns
         whether its span shows them (else the record makes a span of its own).
@@ -556,17 +545,16 @@ class LLMCall:
             return False
         with self._lock:
             if self._attached is not None:
-                old, old_nanos, source = self._attached
-                counts = tuple(a + b for a, b in zip(old, counts, strict=True))
-                nanos += old_nanos
-            self._attached = (counts, nanos, source)
+                old, source = self._attached
+                usage = old + usage
+            self._attached = (usage, source)
         return self._span is not None
 
     def _record_metrics(self, meter: Instruments, error: BaseException | None) -> None:
         """This call's GenAI metric points: its tokens (if it reported usage), its duration."""
         duration = time.perf_counter() - self._started
         with self._lock:
-            inp, out = self._charged[0], self._charged[1]
+            inp, out = self._charged.input_tokens, self._charged.output_tokens
             reported = self._source is not None
             attached = self._attached
             response_model = self._response_model
@@ -576,8 +564,8 @@ class LLMCall:
             # instrumentation records its metrics: counting them here too would double them.
             return
         if attached is not None:
-            inp += attached[0][0]
-            out += attached[0][1]
+            inp += attached[0].input_tokens
+            out += attached[0].output_tokens
             reported = True
         attributes = model_call_attributes(
             self._operation, self._provider, self._model, response_model or self._model
@@ -590,33 +578,32 @@ class LLMCall:
 
     def _span_attributes(self) -> dict[str, Any]:
         with self._lock:
-            *counts, nanos, calls, unpriced = self._charged
+            usage = self._charged
             source = self._source
             response_model = self._response_model or self._model
             attached = self._attached
             elsewhere = self._elsewhere
         if attached is not None:
-            more, more_nanos, more_source = attached
-            counts = [a + b for a, b in zip(counts, more, strict=True)]
-            nanos += more_nanos
+            more, more_source = attached
+            # The records' tokens and cost join the call's; the call stays one call.
+            usage = Usage._unchecked(
+                usage.input_tokens + more.input_tokens,
+                usage.output_tokens + more.output_tokens,
+                usage.cache_read_tokens + more.cache_read_tokens,
+                usage.cache_write_tokens + more.cache_write_tokens,
+                usage.reasoning_tokens + more.reasoning_tokens,
+                usage.llm_calls,
+                usage.unpriced_calls,
+                usage.cost_nano_usd + more.cost_nano_usd,
+            )
             source = source or more_source
         if source is None:
             return {}
-        inp, out, cread, cwrite, reason = counts
         if elsewhere:
             # Another span reports this request's usage to backends: summing model-call
             # spans must count it once. The figures stay readable in our own namespace.
-            return elsewhere_attributes(
-                response_model, tuple(counts), nanos, source, calls, unpriced
-            )
-        return usage_attributes(
-            self._operation,
-            response_model,
-            self._provider,
-            (inp, out, cread, cwrite, reason),
-            nanos,
-            source,
-        )
+            return elsewhere_attributes(response_model, usage, source)
+        return usage_attributes(self._operation, response_model, self._provider, usage, source)
 
     def __repr__(self) -> str:
         state = ("new", "open", "ended")[self._state]
