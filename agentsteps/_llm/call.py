@@ -1,8 +1,13 @@
-"""`llm_call`: one model call as a span of its own, checked against the budget before it is made."""
+"""
+`llm_call`: one model call as a span of its own, checked against the budget before it is made.
+
+Cohesive: the `LLMCall` class is one model call's state machine (new, open, ended), its
+figures and its pre-flight reservation, all under one lock; its telemetry is in
+call_telemetry.py, the budget checks in preflight.py and pricing in `_accounting`.
+"""
 
 from __future__ import annotations
 
-import logging
 import time
 from contextvars import ContextVar
 from types import TracebackType
@@ -10,25 +15,17 @@ from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
 
 from .._accounting.pricing import price
 from .._accounting.usage import ZERO_USAGE, Usage
-from .._core import attributes as A
-from .._core.config import get_tracer
 from .._core.context import CALL as _OPEN_CALL
 from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .._core.instruments import (
     Instruments,
     get_instruments,
-    model_call_attributes,
-    record_model_call,
 )
 from .._core.llm_spans import (
-    describes_a_request,
-    elsewhere_attributes,
     infer_provider,
-    usage_attributes,
 )
 from .._core.locks import new_lock
 from .._core.recording import (
@@ -40,8 +37,8 @@ from .._core.recording import (
     unpriced_error,
 )
 from .._core.shared import release
-from .._core.telemetry_log import log_telemetry_failure
 from ..exceptions import UnpricedModelError
+from .call_telemetry import close_span, open_span, record_metrics
 from .preflight import affordable_output, headroom, preflight, raise_pending
 
 __all__ = ["CALL", "LLMCall", "infer_provider", "llm_call"]
@@ -52,8 +49,6 @@ __all__ = ["CALL", "LLMCall", "infer_provider", "llm_call"]
 CALL = cast("ContextVar[LLMCall | None]", _OPEN_CALL)
 
 _NEW, _OPEN, _ENDED = 0, 1, 2
-_CLIENT = trace.SpanKind.CLIENT
-logger = logging.getLogger("agentsteps")
 
 
 class LLMCall:
@@ -431,34 +426,7 @@ class LLMCall:
         meter = self._meter = get_instruments()
         if meter is not None:
             self._started = time.perf_counter()
-        tracer = get_tracer()
-        if tracer is not None:
-            attributes: dict[str, Any] = {
-                A.GEN_AI_OPERATION_NAME: self._operation,
-                A.KIND: A.KIND_LLM_CALL,
-            }
-            if self._provider is not None:
-                attributes[A.GEN_AI_PROVIDER_NAME] = self._provider
-            if self._model is not None:
-                attributes[A.GEN_AI_REQUEST_MODEL] = self._model
-            if self._input_estimate is not None:
-                attributes[A.LLM_CALL_INPUT_ESTIMATE] = self._input_estimate
-            limit = self.max_output_tokens
-            if limit is not None:
-                attributes[A.LLM_CALL_MAX_OUTPUT_TOKENS] = limit
-            name = self._operation if self._model is None else f"{self._operation} {self._model}"
-            self._elsewhere = describes_a_request(trace.get_current_span())
-            try:
-                span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
-            except Exception:
-                # A span processor's on_start raised: the call goes on untraced.
-                log_telemetry_failure(
-                    "start", f"the span of model call {name!r}", "the call runs untraced"
-                )
-            else:
-                self._span = span
-                self._otel_context = trace.set_span_in_context(span)
-                self._otel_token = otel_context.attach(self._otel_context)
+        open_span(self)
         self._ctx_token = CALL.set(self)
         return self
 
@@ -513,24 +481,8 @@ class LLMCall:
         if token is not None and otel_context.get_current() is context:
             otel_context.detach(token)
         if self._meter is not None:
-            self._record_metrics(self._meter, error)
-        span = self._span
-        if span is None:
-            return
-        try:
-            if span.is_recording():
-                span.set_attributes(self._span_attributes())
-                if error is not None:
-                    span.set_attribute(A.ERROR_TYPE, type(error).__qualname__)
-                    if isinstance(error, Exception):
-                        span.record_exception(error)
-                        span.set_status(
-                            Status(StatusCode.ERROR, f"{type(error).__name__}: {error}")
-                        )
-            span.end()
-        except Exception:
-            # A span processor's on_end raised: the call's outcome must not depend on it.
-            log_telemetry_failure("end", "the span of a model call")
+            record_metrics(self, self._meter, error)
+        close_span(self, error)
 
     def _open(self) -> bool:
         """Whether the block is open (usage recorded now is part of this call)."""
@@ -549,61 +501,6 @@ class LLMCall:
                 usage = old + usage
             self._attached = (usage, source)
         return self._span is not None
-
-    def _record_metrics(self, meter: Instruments, error: BaseException | None) -> None:
-        """This call's GenAI metric points: its tokens (if it reported usage), its duration."""
-        duration = time.perf_counter() - self._started
-        with self._lock:
-            inp, out = self._charged.input_tokens, self._charged.output_tokens
-            reported = self._source is not None
-            attached = self._attached
-            response_model = self._response_model
-            elsewhere = self._elsewhere
-        if elsewhere:
-            # Another instrumentation's span describes this request, and that
-            # instrumentation records its metrics: counting them here too would double them.
-            return
-        if attached is not None:
-            inp += attached[0].input_tokens
-            out += attached[0].output_tokens
-            reported = True
-        attributes = model_call_attributes(
-            self._operation, self._provider, self._model, response_model or self._model
-        )
-        try:
-            tokens = (inp, out) if reported else None
-            record_model_call(meter, attributes, tokens, duration, error)
-        except Exception:
-            logger.warning("could not record the metrics of a model call", exc_info=True)
-
-    def _span_attributes(self) -> dict[str, Any]:
-        with self._lock:
-            usage = self._charged
-            source = self._source
-            response_model = self._response_model or self._model
-            attached = self._attached
-            elsewhere = self._elsewhere
-        if attached is not None:
-            more, more_source = attached
-            # The records' tokens and cost join the call's; the call stays one call.
-            usage = Usage._unchecked(
-                usage.input_tokens + more.input_tokens,
-                usage.output_tokens + more.output_tokens,
-                usage.cache_read_tokens + more.cache_read_tokens,
-                usage.cache_write_tokens + more.cache_write_tokens,
-                usage.reasoning_tokens + more.reasoning_tokens,
-                usage.llm_calls,
-                usage.unpriced_calls,
-                usage.cost_nano_usd + more.cost_nano_usd,
-            )
-            source = source or more_source
-        if source is None:
-            return {}
-        if elsewhere:
-            # Another span reports this request's usage to backends: summing model-call
-            # spans must count it once. The figures stay readable in our own namespace.
-            return elsewhere_attributes(response_model, usage, source)
-        return usage_attributes(self._operation, response_model, self._provider, usage, source)
 
     def __repr__(self) -> str:
         state = ("new", "open", "ended")[self._state]
