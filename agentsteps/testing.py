@@ -45,7 +45,7 @@ import attrs
 
 from ._accounting import pricing as _pricing
 from ._accounting.budget import NANOS_PER_USD
-from ._accounting.pricing import Price
+from ._accounting.rates import Price
 from ._core.context import current_model
 from ._core.locks import new_lock
 from ._llm.call import LLMCall, llm_call

@@ -564,7 +564,7 @@ class TestSdkSpans:
         def broken(*args, **kwargs):
             raise RuntimeError("pricing exploded")
 
-        monkeypatch.setattr(_capture, "price_call", broken)
+        monkeypatch.setattr(_capture, "price", broken)
 
         @step(name="review")
         def review():

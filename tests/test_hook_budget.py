@@ -13,6 +13,7 @@ from agentsteps import (
     HookContext,
     HookEvent,
     StepBudgetExhausted,
+    Usage,
     configure,
     llm_call,
     on_persona,
@@ -300,7 +301,7 @@ class TestExhausted:
 
         def observe() -> None:
             with step_scope("s", budget={"max_tokens": 5}) as s:
-                charge(s, "m", 6, 0, 0, 0, 0, 0, 1, 0, raise_now=False)
+                charge(s, Usage(input_tokens=6, llm_calls=1), "m", raise_now=False)
                 during.append(list(seen))
 
         with pytest.raises(StepBudgetExhausted):

@@ -214,7 +214,7 @@ class TestExhaustionFigures:
 
         def late_thread_then_build(*args: Any) -> StepBudgetExhausted:
             # What another thread can do in the window before the error is built.
-            charge(CURRENT.get(), "m", 500, 0, 0, 0, 0, 0, 1, 0)  # type: ignore[arg-type]
+            charge(CURRENT.get(), Usage(input_tokens=500, llm_calls=1), "m")  # type: ignore[arg-type]
             return build_error(*args)
 
         monkeypatch.setattr(_recording, "exhaustion_error", late_thread_then_build)

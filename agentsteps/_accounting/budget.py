@@ -6,11 +6,14 @@ import enum
 import math
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ..stores._types import BudgetStore
+
+if TYPE_CHECKING:  # usage.py imports this module: the annotation only
+    from .usage import Usage
 
 __all__ = [
     "INT64_MAX",
@@ -19,7 +22,9 @@ __all__ = [
     "ErrorBoundary",
     "coerce_boundary",
     "coerce_budget",
+    "percent_used",
     "shown",
+    "used_pct",
 ]
 
 NANOS_PER_USD = 1_000_000_000
@@ -36,6 +41,38 @@ def usd_to_nanos(usd: float) -> int:
     """Round a dollar amount (at most `MAX_USD`) to the nearest nano-dollar."""
     # min(): MAX_USD as a float rounds up to one nano-dollar past int64.
     return min(round(usd * NANOS_PER_USD), INT64_MAX)
+
+
+def percent_used(used: int, limit: int) -> float:
+    """
+    ``used`` as a percentage of ``limit``: the one place a share of a limit is worked out.
+
+    Both are integers (tokens, calls, nano-dollars), so the figure is as exact as a float
+    division can be, the same wherever it is shown. A limit of 0 is 0% used until anything
+    is spent, then infinitely over.
+    """
+    if limit == 0:
+        return 0.0 if used == 0 else math.inf
+    return 100.0 * used / limit
+
+
+def used_pct(
+    tokens: int,
+    nanos: int,
+    calls: int,
+    max_tokens: int | None,
+    max_nanos: int | None,
+    max_calls: int | None,
+) -> float:
+    """The highest share of any set limit used, in percent (0.0 when none is set)."""
+    pct = 0.0
+    if max_tokens is not None:
+        pct = percent_used(tokens, max_tokens)
+    if max_nanos is not None:
+        pct = max(pct, percent_used(nanos, max_nanos))
+    if max_calls is not None:
+        pct = max(pct, percent_used(calls, max_calls))
+    return pct
 
 
 def shown(value: object) -> str:
@@ -164,6 +201,35 @@ class Budget:
     def is_unlimited(self) -> bool:
         """True when no limit is set."""
         return self.max_tokens is None and self.max_usd is None and self.max_llm_calls is None
+
+    def used_pct(self, usage: Usage) -> float | None:
+        """
+        The highest share of any limit that ``usage`` uses, in percent; ``None`` when no
+        limit is set.
+
+        Dollars are compared in integer nano-dollars, as the budget is enforced, so the
+        figure agrees with when `StepBudgetExhausted` is raised: over 100 exactly when a
+        limit is exceeded.
+
+        Example:
+            >>> from agentsteps import Budget, Usage
+            >>> Budget(max_tokens=1_000, max_usd=0.01).used_pct(
+            ...     Usage(input_tokens=150, output_tokens=50, cost_nano_usd=5_000_000)
+            ... )
+            50.0
+
+        .. versionadded:: 0.2.0
+        """
+        if self.is_unlimited:
+            return None
+        return used_pct(
+            usage.input_tokens + usage.output_tokens,
+            usage.cost_nano_usd,
+            usage.llm_calls,
+            self.max_tokens,
+            None if self.max_usd is None else usd_to_nanos(self.max_usd),
+            self.max_llm_calls,
+        )
 
     def to_dict(self) -> dict[str, int | float | None]:
         """The limits as a plain dict, the same keys the dict form of ``budget=`` accepts."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._core.locks import new_lock
-from .budget import Budget, usd_to_nanos
+from .budget import Budget, usd_to_nanos, used_pct
 from .shared_account import SharedAccount
 from .usage import Usage
 
@@ -109,6 +109,33 @@ class Ledger:
             if budget.shared_key is not None:
                 _share(self, budget)
 
+    def add(self, usage: Usage) -> None:
+        """Add ``usage`` to the subtree's figures. Caller holds the lock."""
+        self.input += usage.input_tokens
+        self.output += usage.output_tokens
+        self.cache_read += usage.cache_read_tokens
+        self.cache_write += usage.cache_write_tokens
+        self.reasoning += usage.reasoning_tokens
+        self.nanos += usage.cost_nano_usd
+        self.calls += usage.llm_calls
+        self.unpriced += usage.unpriced_calls
+
+    def add_own(self, usage: Usage, model: str | None) -> None:
+        """
+        Add ``usage`` to the frame's own ("self") figures: it was recorded while this
+        frame was the innermost one. Caller holds the lock.
+        """
+        self.self_input += usage.input_tokens
+        self.self_output += usage.output_tokens
+        self.self_cache_read += usage.cache_read_tokens
+        self.self_cache_write += usage.cache_write_tokens
+        self.self_reasoning += usage.reasoning_tokens
+        self.self_nanos += usage.cost_nano_usd
+        self.self_calls += usage.llm_calls
+        self.self_unpriced += usage.unpriced_calls
+        if model is not None:
+            self.last_model = model
+
     @property
     def has_limits(self) -> bool:
         return not (self.max_tokens is None and self.max_nanos is None and self.max_calls is None)
@@ -125,14 +152,14 @@ class Ledger:
 
     def used_pct(self) -> float:
         """Highest share of any set limit used, in percent (0 when there is no limit)."""
-        pct = 0.0
-        if self.max_tokens is not None:
-            pct = max(pct, _pct(self.input + self.output, self.max_tokens))
-        if self.max_nanos is not None:
-            pct = max(pct, _pct(self.nanos, self.max_nanos))
-        if self.max_calls is not None:
-            pct = max(pct, _pct(self.calls, self.max_calls))
-        return pct
+        return used_pct(
+            self.input + self.output,
+            self.nanos,
+            self.calls,
+            self.max_tokens,
+            self.max_nanos,
+            self.max_calls,
+        )
 
     def usage(self) -> Usage:
         """The subtree's usage so far."""
@@ -176,9 +203,3 @@ def _share(ledger: Ledger, budget: Budget) -> None:
     ledger.shared = SharedAccount(budget)
     ledger.max_tokens = ledger.max_nanos = ledger.max_calls = None
     SHARED_IN_USE = True
-
-
-def _pct(used: int, limit: int) -> float:
-    if limit == 0:
-        return 0.0 if used == 0 else float("inf")
-    return 100.0 * used / limit

@@ -1,33 +1,37 @@
-"""Turn token counts into dollars: user-registered prices, the genai-prices catalog, or nothing."""
+"""
+Turn token counts into dollars: user-registered prices, else the genai-prices catalog
+(catalog.py), else nothing (counted as an unpriced call). Registrations live here; `Price`
+and the integer rates are in rates.py.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import numbers
 import re
-import threading
 import warnings
 from collections.abc import Iterator
-from datetime import UTC
-from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
-
-import attrs
+from typing import Any
 
 from .._core.config import SETTINGS
 from .._core.locks import new_lock
-
-if TYPE_CHECKING:
-    from genai_prices.data_snapshot import DataSnapshot
+from .catalog import _Slow, catalog_rates, forget_catalog, slow_catalog_price
+from .rates import (
+    _FEMTO_PER_NANO,
+    _HALF_NANO,
+    Price,
+    PriceSource,
+    _check_rate,
+    _Rates,
+    _rates_of,
+)
+from .usage import Usage
 
 __all__ = [
-    "Price",
-    "PriceSource",
     "override_price",
-    "preload_prices",
+    "price",
     "price_usage",
+    "probe_cost",
     "register_price",
     "registered_price",
     "reset_pricing",
@@ -35,113 +39,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("agentsteps")
-
-PriceSource = Literal["user", "catalog", "unknown"]
-"""Where `price_usage` found a price; the core says ``"provider"`` for an explicit ``cost_usd``."""
-
-# Rates are kept as integer femto-dollars (1e-15 USD) per token: USD per million tokens times 1e9.
-# Integers keep the hot path exact and fast; nine decimal places of USD/Mtok cover every published
-# price (the catalog's few float-noise values lose less than a nano-dollar per call).
-_FEMTO_PER_USD_PER_MTOK: Final = 10**9
-# One nano-dollar (the core's accounting unit) is 10**6 femto-dollars.
-_FEMTO_PER_NANO: Final = 10**6
-_HALF_NANO: Final = _FEMTO_PER_NANO // 2
-
-# (uncached input, output, cache read, cache write) in femto-dollars per token.
-_FlatRates = tuple[int, int, int, int]
-
-
-class _Rates(NamedTuple):
-    """Precomputed femto-dollar rates; a plain tuple so the hot path can unpack it in one go."""
-
-    input: int
-    output: int
-    cache_read: int
-    cache_write: int
-    steps: tuple[tuple[int, _FlatRates], ...] | None = None
-    """(threshold, rates) by threshold, used when input_tokens > threshold; None if flat."""
-
-
-def _check_rate(name: str, value: object, owner: str = "Price") -> None:
-    """Raise a `ValueError`/`TypeError` naming *name* unless *value* is a usable USD/Mtok rate."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        msg = (
-            f"{owner}: {name!r} must be a number of US dollars per million tokens (int or float), "
-            f"got {value!r} of type {type(value).__name__}"
-        )
-        raise TypeError(msg)
-    if not math.isfinite(value) or value < 0:
-        msg = (
-            f"{owner}: {name!r} must be a finite number >= 0 (USD per million tokens), "
-            f"got {value!r}"
-        )
-        raise ValueError(msg)
-
-
-def _validate_rate(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
-    """Attrs validator wrapper around `_check_rate`."""
-    _check_rate(attribute.name, value)
-
-
-def _default_to_input(self: Price) -> float:
-    """Cache rates default to the input rate: no discount or surcharge is assumed."""
-    return self.input_per_mtok
-
-
-@attrs.frozen
-class Price:
-    """What a model costs, in US dollars per million tokens.
-
-    Cached-token rates default to the input rate, so a price registered with only
-    `input_per_mtok` and `output_per_mtok` never under-charges a cache read and charges a
-    cache write like an ordinary input token (which is what OpenAI does). Providers with a
-    cache discount or a write surcharge need them spelled out: Anthropic charges 0.1x the
-    input rate for a cache read and 1.25x for a 5-minute cache write.
-
-    Example:
-        >>> price = Price(input_per_mtok=1.0, output_per_mtok=5.0, cache_read_per_mtok=0.1)
-        >>> price.cache_read_per_mtok, price.cache_write_per_mtok
-        (0.1, 1.0)
-
-    .. versionadded:: 0.1.0
-    """
-
-    input_per_mtok: float = attrs.field(validator=_validate_rate)
-    """USD per million uncached input tokens."""
-    output_per_mtok: float = attrs.field(validator=_validate_rate)
-    """USD per million output tokens (reasoning tokens included)."""
-    cache_read_per_mtok: float = attrs.field(
-        default=attrs.Factory(_default_to_input, takes_self=True), validator=_validate_rate
-    )
-    """USD per million input tokens read from the prompt cache (default: the input rate)."""
-    cache_write_per_mtok: float = attrs.field(
-        default=attrs.Factory(_default_to_input, takes_self=True), validator=_validate_rate
-    )
-    """USD per million input tokens written to the prompt cache (default: the input rate)."""
-
-
-def _femto(usd_per_mtok: object) -> int:
-    """Convert a USD/Mtok rate (int, float or Decimal) to integer femto-dollars per token."""
-    # repr() of a float is the shortest string that round-trips, so 0.1 becomes exactly 0.1.
-    exact = usd_per_mtok if isinstance(usd_per_mtok, Decimal) else Decimal(repr(usd_per_mtok))
-    return int((exact * _FEMTO_PER_USD_PER_MTOK).to_integral_value(ROUND_HALF_UP))
-
-
-def _rates_of(price: Price) -> _Rates:
-    return _Rates(
-        _femto(price.input_per_mtok),
-        _femto(price.output_per_mtok),
-        _femto(price.cache_read_per_mtok),
-        _femto(price.cache_write_per_mtok),
-    )
-
-
-@attrs.frozen
-class _Slow:
-    """A catalog model whose price needs genai-prices on every call (time-of-day or per-request)."""
-
-    model: str
-    provider: str | None
 
 
 # Model name -> registered Price, and the same as rates for the hot path. Read without a lock:
@@ -157,8 +54,6 @@ _resolved: dict[tuple[str | None, str | None], tuple[_Rates | _Slow, PriceSource
 _DATED = re.compile(r"(.+)-(?:\d{4}-\d{2}-\d{2}|\d{8})")
 _warned_models: set[str | None] = set()
 _lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
-_snapshot: DataSnapshot | None = None
-_catalog_available: bool | None = None
 
 
 def register_price(
@@ -352,14 +247,12 @@ def registered_price(
 
 def reset_pricing() -> None:
     """Forget registered prices, cached catalog look-ups and which models were warned about."""
-    global _snapshot, _catalog_available
     with _lock:
         _user_prices.clear()
         _user_rates.clear()
         _resolved.clear()
         _warned_models.clear()
-        _snapshot = None
-        _catalog_available = None
+        forget_catalog()
 
 
 def price_usage(
@@ -424,7 +317,7 @@ def price_usage(
             return 0, "unknown"
         resolved_rates, source = found
         if isinstance(resolved_rates, _Slow):
-            return _slow_catalog_price(
+            return slow_catalog_price(
                 resolved_rates, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
             )
         rates = resolved_rates
@@ -499,67 +392,6 @@ def _warn_unpriced(model: str | None) -> None:
         )
 
 
-def preload_prices(*, background: bool = True) -> threading.Thread | None:
-    """Load the price catalog now, so that the first priced record does not wait for it.
-
-    ``import agentsteps`` does not load the genai-prices catalog: the first record that
-    needs a price does, which takes about 0.1 to 0.3 s (measured on a loaded 2-core
-    machine). In an async application that record would stall the event loop for that
-    long; call this at start-up (for example in a web framework's lifespan handler) to
-    load it in a daemon thread instead. A record that needs a price while the thread is
-    still loading waits for it rather than loading a second copy.
-
-    Args:
-        background: Load in a daemon thread (the default) and return it; ``False`` loads
-            in the calling thread and returns ``None``.
-
-    Returns:
-        The loading thread, or ``None`` when loading synchronously or already loaded.
-
-    Example:
-        >>> import agentsteps
-        >>> agentsteps.preload_prices(background=False)
-
-    .. versionadded:: 0.1.0
-    """
-    if _catalog_available is not None:
-        return None
-    if not background:
-        _load_snapshot()
-        return None
-    thread = threading.Thread(target=_load_snapshot, name="agentsteps-prices", daemon=True)
-    thread.start()
-    return thread
-
-
-# Held while the catalog loads: a record arriving meanwhile waits instead of loading twice.
-_catalog_lock = new_lock()  # fork-safe: see _core/locks.py
-
-
-def _load_snapshot() -> DataSnapshot | None:
-    """The genai-prices data bundled with the installed package, or `None` if not installed."""
-    if _catalog_available is None:
-        with _catalog_lock:
-            _load_snapshot_locked()
-    return _snapshot
-
-
-def _load_snapshot_locked() -> None:
-    global _snapshot, _catalog_available
-    if _catalog_available is None:
-        try:
-            # Built from the bundled data directly rather than via get_snapshot(), which would
-            # pick up prices a genai_prices.UpdatePrices thread fetched: the catalog must give
-            # the same answer for the same installed version, with no network involved.
-            from genai_prices.data import providers
-            from genai_prices.data_snapshot import DataSnapshot
-        except ImportError:
-            _catalog_available = False
-        else:
-            _snapshot = DataSnapshot(providers=providers, from_auto_update=False)
-            _catalog_available = True
-
-
 def _resolve(model: str | None, provider: str | None) -> tuple[_Rates | _Slow, PriceSource] | None:
     """Find and remember the price of a model that is not registered under its exact name."""
     key = (provider, model)
@@ -574,113 +406,39 @@ def _resolve(model: str | None, provider: str | None) -> tuple[_Rates | _Slow, P
         if undated_rates is not None:
             found = undated_rates, "user"
         else:
-            catalog = _catalog_rates(model, provider)
+            catalog = catalog_rates(model, provider)
             if catalog is not None:
                 found = catalog, "catalog"
         _resolved[key] = found
         return found
 
 
-def _catalog_rates(model: str | None, provider: str | None) -> _Rates | _Slow | None:
-    """Look *model* up in the catalog once; telemetry must not break the caller, so log errors."""
-    if model is None:
-        return None
-    try:
-        snapshot = _load_snapshot()
-        if snapshot is None:
-            return None
-        return _rates_from_catalog(snapshot, model, provider)
-    except Exception:
-        logger.warning("genai-prices failed to look up model %r", model, exc_info=True)
-        return None
-
-
-def _rates_from_catalog(
-    snapshot: DataSnapshot, model: str, provider: str | None
-) -> _Rates | _Slow | None:
-    from datetime import datetime
-
-    from genai_prices.types import ModelPrice, StartDateConstraint, TieredPrices
-
-    found = None
-    if provider is not None:
-        with contextlib.suppress(LookupError):
-            found = snapshot.find_provider_model(model, None, provider, None)
-    if found is None:
-        try:
-            found = snapshot.find_provider_model(model, None, None, None)
-        except LookupError:
-            return None
-    found_provider, info = found
-    now = datetime.now(tz=UTC)
-    prices = info.get_prices(now)
-    if getattr(prices, "input_mtok", None) is None and getattr(prices, "output_mtok", None) is None:
-        return None  # priced per character, page or second: not something token counts can price
-    # A price that depends on the time of day, starts in the future, or adds a per-request fee
-    # is computed by genai-prices on every call; everything else is cached as plain rates.
-    stable = isinstance(info.prices, ModelPrice) or all(
-        c.constraint is None
-        or (type(c.constraint) is StartDateConstraint and c.constraint.active(now))
-        for c in info.prices
-    )
-    if not stable or getattr(prices, "requests_kcount", None) is not None:
-        return _Slow(model, found_provider.id)
-
-    keys = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
-    values = [getattr(prices, k, None) for k in keys]
-    # Unpriced cache rates fall back to the input rate, as genai-prices itself does.
-    for i in (2, 3):
-        if values[i] is None:
-            values[i] = values[0]
-
-    def at(value: object, threshold: int) -> int:
-        if value is None:
-            return 0
-        if isinstance(value, TieredPrices):
-            rate = value.base
-            for tier in value.tiers:
-                if tier.start <= threshold:
-                    rate = tier.price
-            return _femto(rate)
-        return _femto(value)
-
-    starts = sorted({t.start for v in values if isinstance(v, TieredPrices) for t in v.tiers})
-    steps = tuple(
-        (s, (at(values[0], s), at(values[1], s), at(values[2], s), at(values[3], s)))
-        for s in starts
-    )
-    return _Rates(
-        at(values[0], -1), at(values[1], -1), at(values[2], -1), at(values[3], -1), steps or None
-    )
-
-
-def _slow_catalog_price(
-    slow: _Slow,
-    input_tokens: int,
-    output_tokens: int,
-    cache_read_tokens: int,
-    cache_write_tokens: int,
+def price(
+    usage: Usage,
+    model: str | None,
+    provider: str | None = None,
+    response_model: str | None = None,
 ) -> tuple[int, PriceSource]:
-    try:
-        from genai_prices.types import Usage
+    """
+    Price ``usage``'s tokens (its cost and call counts are not read): the one way the
+    runtime prices a model call, whichever seam reported it.
 
-        snapshot = _load_snapshot()
-        assert snapshot is not None  # a _Slow entry exists only once the catalog loaded
-        usage = Usage(
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cache_read_tokens=cache_read_tokens,
-            cache_write_tokens=cache_write_tokens,
-        )
-        calc = snapshot.calc(usage, slow.model, slow.provider, None, None)
-    except Exception:
-        logger.warning("genai-prices failed to price model %r", slow.model, exc_info=True)
-        return 0, "unknown"
-    nanos = (calc.total_price * 10**9).to_integral_value(ROUND_HALF_UP)
-    return int(nanos), "catalog"
-
-
-# Show the public names as agentsteps.X in reprs and tracebacks.
+    The requested ``model`` first: it is the name users register prices under. The
+    provider's answer (``response_model``, often a dated snapshot name) only when that
+    one has no price.
+    """
+    nanos, source = price_usage(
+        model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        provider=provider,
+    )
+    if source == "unknown" and response_model is not None and response_model != model:
+        return price(usage, response_model, provider)
+    return nanos, source
 
 
 def probe_cost(model: str | None, provider: str | None, inp: int, out: int) -> tuple[int, str]:

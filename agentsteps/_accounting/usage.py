@@ -16,6 +16,9 @@ from .budget import NANOS_PER_USD, shown
 
 __all__ = ["ZERO_USAGE", "Usage"]
 
+_new = object.__new__
+_set = object.__setattr__  # how attrs itself sets the fields of a frozen instance
+
 
 @attrs.frozen
 class Usage:
@@ -71,6 +74,49 @@ class Usage:
         ):
             if type(value) is not int or value < 0:
                 _refuse(self)
+
+    @classmethod
+    def _unchecked(
+        cls,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int,
+        cache_write_tokens: int,
+        reasoning_tokens: int,
+        llm_calls: int,
+        unpriced_calls: int,
+        cost_nano_usd: int,
+    ) -> Usage:
+        """
+        A Usage of figures the runtime has already checked, or the signed difference
+        between two (what a model call's later report adds to its earlier one, which may
+        be negative). Internal: a public construction checks every field.
+        """
+        # Built by hand because attrs' checked __init__ plus the checks cost about twice
+        # as much, and a charge builds one per model call on the hot path.
+        usage = _new(cls)
+        _set(usage, "input_tokens", input_tokens)
+        _set(usage, "output_tokens", output_tokens)
+        _set(usage, "cache_read_tokens", cache_read_tokens)
+        _set(usage, "cache_write_tokens", cache_write_tokens)
+        _set(usage, "reasoning_tokens", reasoning_tokens)
+        _set(usage, "llm_calls", llm_calls)
+        _set(usage, "unpriced_calls", unpriced_calls)
+        _set(usage, "cost_nano_usd", cost_nano_usd)
+        return usage
+
+    def _minus(self, other: Usage) -> Usage:
+        """``self - other`` field by field, signed (see `_unchecked`)."""
+        return Usage._unchecked(
+            self.input_tokens - other.input_tokens,
+            self.output_tokens - other.output_tokens,
+            self.cache_read_tokens - other.cache_read_tokens,
+            self.cache_write_tokens - other.cache_write_tokens,
+            self.reasoning_tokens - other.reasoning_tokens,
+            self.llm_calls - other.llm_calls,
+            self.unpriced_calls - other.unpriced_calls,
+            self.cost_nano_usd - other.cost_nano_usd,
+        )
 
     @property
     def cost_usd(self) -> float:

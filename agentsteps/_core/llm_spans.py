@@ -16,7 +16,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from .._accounting.budget import NANOS_PER_USD
+from .._accounting.usage import Usage
 from . import attributes as A
 from .config import get_tracer
 from .telemetry_log import log_telemetry_failure
@@ -59,22 +59,17 @@ def describes_a_request(span: Any) -> bool:
     return attributes.get(A.GEN_AI_OPERATION_NAME) in A.MODEL_OPERATIONS
 
 
-def elsewhere_attributes(
-    model: str | None,
-    counts: tuple[int, ...],
-    nanos: int,
-    source: str,
-    calls: int,
-    unpriced: int,
-) -> dict[str, Any]:
+def elsewhere_attributes(model: str | None, usage: Usage, source: str) -> dict[str, Any]:
     """
     What a model-call span whose request another instrumentation's span describes carries:
     that span reports the usage to backends (summing model-call spans must count it once),
     so this one keeps the figures in agentsteps' own namespace only, and is a CHAIN.
     """
-    cost = nanos / NANOS_PER_USD
+    cost = usage.cost_usd
     attributes = dict(ELSEWHERE_ATTRIBUTES)
-    attributes.update(zip(A.SUBTREE_USAGE.values(), (*counts, cost, calls, unpriced), strict=True))
+    sub = A.SUBTREE_USAGE
+    for field in A.USAGE_FIELDS:
+        attributes[sub[field]] = getattr(usage, field)
     attributes[A.LLM_CALL_COST_USD] = cost
     attributes[A.LLM_CALL_COST_SOURCE] = source
     if model is not None:
@@ -86,19 +81,22 @@ def usage_attributes(
     operation: str,
     model: str | None,
     provider: str | None,
-    counts: tuple[int, int, int, int, int],
-    nanos: int,
+    usage: Usage,
     source: str,
 ) -> dict[str, Any]:
     """
     The attributes that carry one model call's usage and cost: the GenAI conventions',
     OpenInference's (Phoenix), Langfuse's cost, and agentsteps' own.
 
-    ``model`` is the one that answered (else the one asked for); ``counts`` are input,
-    output, cache read, cache write and reasoning tokens in the OpenTelemetry sense.
+    ``model`` is the one that answered (else the one asked for); token counts are in the
+    OpenTelemetry sense (input includes cached input, output includes reasoning).
     """
-    inp, out, cread, cwrite, reason = counts
-    cost = nanos / NANOS_PER_USD
+    inp = usage.input_tokens
+    out = usage.output_tokens
+    cread = usage.cache_read_tokens
+    cwrite = usage.cache_write_tokens
+    reason = usage.reasoning_tokens
+    cost = usage.cost_usd
     embedding = operation == A.OPERATION_EMBEDDINGS
     attributes: dict[str, Any] = {
         A.GEN_AI_USAGE_INPUT_TOKENS: inp,
@@ -135,8 +133,7 @@ def usage_attributes(
 def emit_record_span(
     model: str | None,
     provider: str | None,
-    counts: tuple[int, int, int, int, int],
-    nanos: int,
+    usage: Usage,
     source: str,
 ) -> None:
     """
@@ -171,13 +168,9 @@ def emit_record_span(
     try:
         if span.is_recording():
             if elsewhere:
-                attributes = elsewhere_attributes(
-                    model, counts, nanos, source, 1, int(source == "unknown")
-                )
+                attributes = elsewhere_attributes(model, usage, source)
             else:
-                attributes = usage_attributes(
-                    A.OPERATION_CHAT, model, provider, counts, nanos, source
-                )
+                attributes = usage_attributes(A.OPERATION_CHAT, model, provider, usage, source)
             span.set_attributes(attributes)
         span.end(end_time=now)
         ended = True

@@ -19,7 +19,8 @@ from typing import Any
 from .._accounting import ledger as _ledger
 from .._accounting.budget import MAX_USD, shown, usd_to_nanos
 from .._accounting.ledger import LEDGER_LOCK
-from .._accounting.pricing import price_usage
+from .._accounting.pricing import price
+from .._accounting.usage import Usage
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
 from .._validate import check_count, check_optional_name
@@ -139,41 +140,38 @@ def record_usage(
         return
     if model is None:
         model = frame._model
-    unpriced = 0
     source = "provider"
+    # Checked above, so built unchecked: a public Usage() would check every field again.
+    usage = Usage._unchecked(inp, out, cread, cwrite, reason, calls, 0, nanos or 0)
     if nanos is None:
-        nanos, source = price_usage(
-            model,
-            input_tokens=inp,
-            output_tokens=out,
-            cache_read_tokens=cread,
-            cache_write_tokens=cwrite,
-            reasoning_tokens=reason,
-            provider=provider,
-        )
+        nanos, source = price(usage, model, provider)
+        unpriced = 0
         if source == "unknown":
             if inp or out:
                 error = unpriced_error(frame, model)
                 if error is not None:
                     raise error
             unpriced = calls
+        if nanos or unpriced:
+            usage = Usage._unchecked(inp, out, cread, cwrite, reason, calls, unpriced, nanos)
     instruments = (
         get_instruments() if _METRICS.maybe or _METER_API._METER_PROVIDER is not None else None
     )
-    if instruments is not None or get_tracer() is not None:
-        # Visible to backends as a model call (before the charge, which may raise).
-        counts = (inp, out, cread, cwrite, reason)
-        if _model_call_span(frame, model, provider, counts, nanos, source) and instruments:
-            record_recorded_call(instruments, model, provider, inp, out)
-    charge(frame, model, inp, out, cread, cwrite, reason, nanos, calls, unpriced)
+    # Visible to backends as a model call (before the charge, which may raise).
+    if (
+        (instruments is not None or get_tracer() is not None)
+        and _model_call_span(frame, model, provider, usage, source)
+        and instruments
+    ):
+        record_recorded_call(instruments, model, provider, inp, out)
+    charge(frame, usage, model)
 
 
 def _model_call_span(
     frame: ActiveStep | ActivePersona,
     model: str | None,
     provider: str | None,
-    counts: tuple[int, int, int, int, int],
-    nanos: int,
+    usage: Usage,
     source: str,
 ) -> bool:
     """
@@ -187,13 +185,13 @@ def _model_call_span(
 
     call = CALL.get()
     if call is not None and call._frame is frame:
-        if call._attach(counts, nanos, source):
+        if call._attach(usage, source):
             return False
         inside = call._open()
     else:
         inside = False
     if get_tracer() is not None:
-        emit_record_span(model, provider, counts, nanos, source)
+        emit_record_span(model, provider, usage, source)
     return not inside
 
 
@@ -239,21 +237,15 @@ def _check_cached(inp: int, cread: int, cwrite: int, what: str = "record_usage()
 
 def charge(
     frame: ActiveStep | ActivePersona,
+    usage: Usage,
     model: str | None,
-    inp: int,
-    out: int,
-    cread: int,
-    cwrite: int,
-    reason: int,
-    nanos: int,
-    calls: int,
-    unpriced: int,
     *,
     raise_now: bool = True,
     remote: bool = False,
 ) -> None:
     """
-    Add one record to the innermost step and to every frame around it, then check budgets.
+    Add ``usage`` (one record, served by ``model``) to the innermost step and to every
+    frame around it, then check budgets.
 
     With ``raise_now=False`` (usage observed from another library's span) an exhaustion
     is only latched; the step raises it at its next checkpoint. Every charge with
@@ -268,7 +260,7 @@ def charge(
     """
     # The store first, outside the lock (a network round trip); a fleet-wide crossing
     # is latched on the step's ledger and raised below like a local one.
-    shared_error = charge_frames(frame, inp + out, nanos, calls) if _ledger.SHARED_IN_USE else None
+    shared_error = charge_frames(frame, usage) if _ledger.SHARED_IN_USE else None
     undelivered: Any = None
     undelivered_limit = ""
     consumed = (0, 0, 0)
@@ -283,36 +275,26 @@ def charge(
             while step is not None and step._ledger.ended:
                 step = step._parent_step
         if not remote and step is not None:
-            own = step._ledger
-            own.self_input += inp
-            own.self_output += out
-            own.self_cache_read += cread
-            own.self_cache_write += cwrite
-            own.self_reasoning += reason
-            own.self_nanos += nanos
-            own.self_calls += calls
-            own.self_unpriced += unpriced
-            if model is not None:
-                own.last_model = model
+            step._ledger.add_own(usage, model)
             if (  # get_instruments' fast "no meter provider" test, inlined (see lifecycle)
                 _METRICS.maybe or _METER_API._METER_PROVIDER is not None
             ) and get_instruments() is not None:
                 # What the step spent, by model: its spend metrics, emitted at its end.
-                note_spend(frame._step, model, inp, out, nanos, calls)
+                note_spend(
+                    frame._step,
+                    model,
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    usage.cost_nano_usd,
+                    usage.llm_calls,
+                )
         f: ActiveStep | ActivePersona | None = frame
         while f is not None:
             led = f._ledger
             if led.ended:
                 f = f._parent
                 continue
-            led.input += inp
-            led.output += out
-            led.cache_read += cread
-            led.cache_write += cwrite
-            led.reasoning += reason
-            led.nanos += nanos
-            led.calls += calls
-            led.unpriced += unpriced
+            led.add(usage)
             if led.exhausted is None and (
                 led.max_tokens is not None or led.max_nanos is not None or led.max_calls is not None
             ):

@@ -129,19 +129,11 @@ class CompletedStep:
 
     @property
     def budget_pct(self) -> float | None:
-        """Highest share of any limit used, in percent; ``None`` without a budget."""
-        b = self.budget
-        if b is None or b.is_unlimited:
-            return None
-        u = self.subtree_usage
-        pcts = []
-        if b.max_tokens is not None:
-            pcts.append(_pct(u.total_tokens, b.max_tokens))
-        if b.max_usd is not None:
-            pcts.append(_pct(u.cost_usd, b.max_usd))
-        if b.max_llm_calls is not None:
-            pcts.append(_pct(u.llm_calls, b.max_llm_calls))
-        return max(pcts)
+        """
+        Highest share of any limit the subtree used, in percent; ``None`` without a
+        budget. See `Budget.used_pct`.
+        """
+        return None if self.budget is None else self.budget.used_pct(self.subtree_usage)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (JSON-ready)."""
@@ -153,12 +145,6 @@ class CompletedStep:
         data["duration"] = self.duration
         data["budget_pct"] = self.budget_pct
         return data
-
-
-def _pct(used: float, limit: float) -> float:
-    if limit == 0:
-        return 0.0 if used == 0 else float("inf")
-    return 100.0 * used / limit
 
 
 @attrs.frozen

@@ -19,10 +19,11 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .._accounting.budget import NANOS_PER_USD
+from .._accounting.budget import NANOS_PER_USD, used_pct
 from .._accounting.ledger import LEDGER_LOCK
 from .._accounting.pricing import probe_cost
 from .._accounting.shared_account import SharedAccount, default_store
+from .._accounting.usage import Usage
 from .._hooks import dispatch as _dispatch
 from .._hooks.events import HookEvent
 from .._hooks.registry import ACTIVE, route
@@ -211,19 +212,12 @@ def charge_shared(
 
 def _pct(figures: SharedFigures, limits: Limits) -> float:
     """The highest share of any limit spent fleet-wide, in percent."""
-    pct = 0.0
-    for spent, limit in zip(figures.spent.as_tuple(), limits.as_tuple(), strict=True):
-        if limit is not None:
-            share = (0.0 if spent == 0 else float("inf")) if limit == 0 else 100 * spent / limit
-            pct = max(pct, share)
-    return pct
+    return used_pct(*figures.spent.as_tuple(), *limits.as_tuple())
 
 
-def charge_frames(
-    frame: ActiveStep | ActivePersona, tokens: int, nanos: int, calls: int
-) -> BaseException | None:
+def charge_frames(frame: ActiveStep | ActivePersona, usage: Usage) -> BaseException | None:
     """
-    Charge a record to the shared budgets of ``frame`` and the steps around it, and latch
+    Charge ``usage`` to the shared budgets of ``frame`` and the steps around it, and latch
     the exhaustion of each one it took over a limit fleet-wide (the caller raises it).
     Runs the ``budget_threshold`` hooks this record fired fleet-wide; returns the error a
     strict handler raised, for the caller to raise once the record is charged locally.
@@ -236,7 +230,12 @@ def charge_frames(
         f = f._parent
     if not sharers:
         return None
-    crossings, due = charge_shared(sharers, tokens, nanos, calls)
+    crossings, due = charge_shared(
+        sharers,
+        usage.input_tokens + usage.output_tokens,
+        usage.cost_nano_usd,
+        usage.llm_calls,
+    )
     if crossings:
         with LEDGER_LOCK:
             for ledger, limit in crossings:

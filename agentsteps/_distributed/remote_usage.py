@@ -192,19 +192,7 @@ def record_remote_usage(usage: Mapping[str, Any] | Usage) -> Usage | None:
     if caller._run is not None:
         # Delivered before charging: an exhaustion raised by the charge must not lose it.
         caller._run._add_step(_remote_record(caller, step_path(frame), report))
-    charge(
-        frame,
-        None,
-        report.input_tokens,
-        report.output_tokens,
-        report.cache_read_tokens,
-        report.cache_write_tokens,
-        report.reasoning_tokens,
-        report.cost_nano_usd,
-        report.llm_calls,
-        report.unpriced_calls,
-        remote=True,
-    )
+    charge(frame, report, None, remote=True)
     return report
 
 

@@ -1,8 +1,13 @@
-"""`llm_call`: one model call as a span of its own, checked against the budget before it is made."""
+"""
+`llm_call`: one model call as a span of its own, checked against the budget before it is made.
+
+Cohesive: the `LLMCall` class is one model call's state machine (new, open, ended), its
+figures and its pre-flight reservation, all under one lock; its telemetry is in
+call_telemetry.py, the budget checks in preflight.py and pricing in `_accounting`.
+"""
 
 from __future__ import annotations
 
-import logging
 import time
 from contextvars import ContextVar
 from types import TracebackType
@@ -10,24 +15,17 @@ from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
 
-from .._accounting.usage import Usage
-from .._core import attributes as A
-from .._core.config import get_tracer
+from .._accounting.pricing import price
+from .._accounting.usage import ZERO_USAGE, Usage
 from .._core.context import CALL as _OPEN_CALL
 from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .._core.instruments import (
     Instruments,
     get_instruments,
-    model_call_attributes,
-    record_model_call,
 )
 from .._core.llm_spans import (
-    describes_a_request,
-    elsewhere_attributes,
     infer_provider,
-    usage_attributes,
 )
 from .._core.locks import new_lock
 from .._core.recording import (
@@ -39,9 +37,9 @@ from .._core.recording import (
     unpriced_error,
 )
 from .._core.shared import release
-from .._core.telemetry_log import log_telemetry_failure
 from ..exceptions import UnpricedModelError
-from .preflight import affordable_output, headroom, preflight, price_call, raise_pending
+from .call_telemetry import close_span, open_span, record_metrics
+from .preflight import affordable_output, headroom, preflight, raise_pending
 
 __all__ = ["CALL", "LLMCall", "infer_provider", "llm_call"]
 
@@ -51,9 +49,6 @@ __all__ = ["CALL", "LLMCall", "infer_provider", "llm_call"]
 CALL = cast("ContextVar[LLMCall | None]", _OPEN_CALL)
 
 _NEW, _OPEN, _ENDED = 0, 1, 2
-_ZEROS = (0, 0, 0, 0, 0, 0, 0, 0)
-_CLIENT = trace.SpanKind.CLIENT
-logger = logging.getLogger("agentsteps")
 
 
 class LLMCall:
@@ -137,14 +132,14 @@ class LLMCall:
         self._recorded = False
         self._response_model: str | None = None
         self._source: str | None = None
-        # What the steps have been charged for this call: the 5 token counts, nano-dollars,
-        # calls, unpriced calls. Each report charges the difference to the new figures.
-        self._charged = _ZEROS
+        # What the steps have been charged for this call. Each report charges the
+        # difference to the new figures.
+        self._charged = ZERO_USAGE
         # Unpriced usage observed under a dollar budget, raised when the block ends.
         self._unpriced: UnpricedModelError | None = None
-        # Usage that record_usage reported inside the block (5 counts, nano-dollars,
-        # cost source): charged by record_usage, shown on this call's span.
-        self._attached: tuple[tuple[int, ...], int, str] | None = None
+        # Usage that record_usage reported inside the block, and its cost source: charged
+        # by record_usage, shown on this call's span.
+        self._attached: tuple[Usage, str] | None = None
         # Whether another instrumentation's span, below or above this one, describes the
         # same request: that span then carries the usage for backends, this one does not.
         self._elsewhere = False
@@ -173,8 +168,7 @@ class LLMCall:
     def usage(self) -> Usage:
         """What this call has been charged so far, as a `Usage`."""
         with self._lock:
-            inp, out, cread, cwrite, reason, nanos, calls, unpriced = self._charged
-        return Usage(inp, out, cread, cwrite, reason, calls, unpriced, nanos)
+            return self._charged
 
     @property
     def cost_source(self) -> str | None:
@@ -380,7 +374,8 @@ class LLMCall:
             if fixed is not None:
                 nanos, source = fixed, "provider"
             else:
-                nanos, source = price_call(self._model, answered, self._provider, totals)
+                tokens = Usage._unchecked(inp, out, cread, cwrite, reason, 1, 0, 0)
+                nanos, source = price(tokens, self._model, self._provider, answered)
             if source == "unknown" and (inp or out) and self._frame is not None:
                 # Checked before anything changes: an unpriced record charges nothing.
                 error = unpriced_error(self._frame, self._model or answered)
@@ -398,26 +393,15 @@ class LLMCall:
             self._response_model = answered
             self._totals = (inp, out, cread, cwrite, reason)
             self._source = source
-            new = (inp, out, cread, cwrite, reason, nanos, 1, int(source == "unknown"))
-            delta = tuple(a - b for a, b in zip(new, self._charged, strict=True))
+            unpriced = int(source == "unknown")
+            new = Usage._unchecked(inp, out, cread, cwrite, reason, 1, unpriced, nanos)
+            # Signed: a report may replace figures with smaller ones (see Usage._unchecked).
+            delta = new._minus(self._charged)
             self._charged = new
             model = self._response_model or self._model
         frame = self._frame
         if frame is not None:
-            d_in, d_out, d_read, d_write, d_reason, d_nanos, d_calls, d_unpriced = delta
-            charge(
-                frame,
-                model,
-                d_in,
-                d_out,
-                d_read,
-                d_write,
-                d_reason,
-                d_nanos,
-                d_calls,
-                d_unpriced,
-                raise_now=raise_now,
-            )
+            charge(frame, delta, model, raise_now=raise_now)
 
     # -- the scope -----------------------------------------------------------------------
 
@@ -442,34 +426,7 @@ class LLMCall:
         meter = self._meter = get_instruments()
         if meter is not None:
             self._started = time.perf_counter()
-        tracer = get_tracer()
-        if tracer is not None:
-            attributes: dict[str, Any] = {
-                A.GEN_AI_OPERATION_NAME: self._operation,
-                A.KIND: A.KIND_LLM_CALL,
-            }
-            if self._provider is not None:
-                attributes[A.GEN_AI_PROVIDER_NAME] = self._provider
-            if self._model is not None:
-                attributes[A.GEN_AI_REQUEST_MODEL] = self._model
-            if self._input_estimate is not None:
-                attributes[A.LLM_CALL_INPUT_ESTIMATE] = self._input_estimate
-            limit = self.max_output_tokens
-            if limit is not None:
-                attributes[A.LLM_CALL_MAX_OUTPUT_TOKENS] = limit
-            name = self._operation if self._model is None else f"{self._operation} {self._model}"
-            self._elsewhere = describes_a_request(trace.get_current_span())
-            try:
-                span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
-            except Exception:
-                # A span processor's on_start raised: the call goes on untraced.
-                log_telemetry_failure(
-                    "start", f"the span of model call {name!r}", "the call runs untraced"
-                )
-            else:
-                self._span = span
-                self._otel_context = trace.set_span_in_context(span)
-                self._otel_token = otel_context.attach(self._otel_context)
+        open_span(self)
         self._ctx_token = CALL.set(self)
         return self
 
@@ -524,30 +481,14 @@ class LLMCall:
         if token is not None and otel_context.get_current() is context:
             otel_context.detach(token)
         if self._meter is not None:
-            self._record_metrics(self._meter, error)
-        span = self._span
-        if span is None:
-            return
-        try:
-            if span.is_recording():
-                span.set_attributes(self._span_attributes())
-                if error is not None:
-                    span.set_attribute(A.ERROR_TYPE, type(error).__qualname__)
-                    if isinstance(error, Exception):
-                        span.record_exception(error)
-                        span.set_status(
-                            Status(StatusCode.ERROR, f"{type(error).__name__}: {error}")
-                        )
-            span.end()
-        except Exception:
-            # A span processor's on_end raised: the call's outcome must not depend on it.
-            log_telemetry_failure("end", "the span of a model call")
+            record_metrics(self, self._meter, error)
+        close_span(self, error)
 
     def _open(self) -> bool:
         """Whether the block is open (usage recorded now is part of this call)."""
         return self._state == _OPEN
 
-    def _attach(self, counts: tuple[int, ...], nanos: int, source: str) -> bool:
+    def _attach(self, usage: Usage, source: str) -> bool:
         """
         Add usage `record_usage` charged inside the block to this call's figures; returns
         whether its span shows them (else the record makes a span of its own).
@@ -556,67 +497,10 @@ class LLMCall:
             return False
         with self._lock:
             if self._attached is not None:
-                old, old_nanos, source = self._attached
-                counts = tuple(a + b for a, b in zip(old, counts, strict=True))
-                nanos += old_nanos
-            self._attached = (counts, nanos, source)
+                old, source = self._attached
+                usage = old + usage
+            self._attached = (usage, source)
         return self._span is not None
-
-    def _record_metrics(self, meter: Instruments, error: BaseException | None) -> None:
-        """This call's GenAI metric points: its tokens (if it reported usage), its duration."""
-        duration = time.perf_counter() - self._started
-        with self._lock:
-            inp, out = self._charged[0], self._charged[1]
-            reported = self._source is not None
-            attached = self._attached
-            response_model = self._response_model
-            elsewhere = self._elsewhere
-        if elsewhere:
-            # Another instrumentation's span describes this request, and that
-            # instrumentation records its metrics: counting them here too would double them.
-            return
-        if attached is not None:
-            inp += attached[0][0]
-            out += attached[0][1]
-            reported = True
-        attributes = model_call_attributes(
-            self._operation, self._provider, self._model, response_model or self._model
-        )
-        try:
-            tokens = (inp, out) if reported else None
-            record_model_call(meter, attributes, tokens, duration, error)
-        except Exception:
-            logger.warning("could not record the metrics of a model call", exc_info=True)
-
-    def _span_attributes(self) -> dict[str, Any]:
-        with self._lock:
-            *counts, nanos, calls, unpriced = self._charged
-            source = self._source
-            response_model = self._response_model or self._model
-            attached = self._attached
-            elsewhere = self._elsewhere
-        if attached is not None:
-            more, more_nanos, more_source = attached
-            counts = [a + b for a, b in zip(counts, more, strict=True)]
-            nanos += more_nanos
-            source = source or more_source
-        if source is None:
-            return {}
-        inp, out, cread, cwrite, reason = counts
-        if elsewhere:
-            # Another span reports this request's usage to backends: summing model-call
-            # spans must count it once. The figures stay readable in our own namespace.
-            return elsewhere_attributes(
-                response_model, tuple(counts), nanos, source, calls, unpriced
-            )
-        return usage_attributes(
-            self._operation,
-            response_model,
-            self._provider,
-            (inp, out, cread, cwrite, reason),
-            nanos,
-            source,
-        )
 
     def __repr__(self) -> str:
         state = ("new", "open", "ended")[self._state]

@@ -9,11 +9,12 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from .._accounting.pricing import price
+from .._accounting.usage import Usage
 from .._core import attributes as A
 from .._core.context import CURRENT, ActivePersona, ActiveStep
 from .._core.recording import charge
 from .call import CALL, LLMCall
-from .preflight import price_call
 
 __all__ = ["UsageCaptureProcessor"]
 
@@ -157,11 +158,13 @@ class UsageCaptureProcessor(SpanProcessor):
         provider = _str(attributes.get(A.GEN_AI_PROVIDER_NAME)) or _str(
             attributes.get(A.GEN_AI_SYSTEM)
         )
-        nanos, source = price_call(request_model, response_model, provider, usage)
         inp, out, cread, cwrite, reason = usage
+        tokens = Usage._unchecked(inp, out, cread, cwrite, reason, 1, 0, 0)
+        nanos, source = price(tokens, request_model, provider, response_model)
         unpriced = 1 if source == "unknown" else 0
         model = response_model or request_model
-        charge(owner, model, inp, out, cread, cwrite, reason, nanos, 1, unpriced, raise_now=False)
+        charged = Usage._unchecked(inp, out, cread, cwrite, reason, 1, unpriced, nanos)
+        charge(owner, charged, model, raise_now=False)
 
     def shutdown(self) -> None:
         """Forget the spans still open."""

@@ -7,7 +7,7 @@ from typing import Any
 from .._accounting import ledger as _ledger
 from .._accounting.budget import NANOS_PER_USD
 from .._accounting.ledger import LEDGER_LOCK
-from .._accounting.pricing import price_usage, probe_cost
+from .._accounting.pricing import probe_cost
 from .._core.context import ActivePersona, ActiveStep
 from .._core.lifecycle import exhaustion_error
 from .._core.shared import preflight_shared
@@ -18,7 +18,6 @@ __all__ = [
     "affordable_output",
     "headroom",
     "preflight",
-    "price_call",
     "probe_cost",
     "raise_pending",
 ]
@@ -49,41 +48,6 @@ def headroom(frame: ActiveStep | ActivePersona) -> tuple[int | None, int | None]
             if n is not None:
                 nanos = n if nanos is None else min(nanos, n)
     return tokens, nanos
-
-
-def price_call(
-    model: str | None,
-    response_model: str | None,
-    provider: str | None,
-    counts: tuple[int, ...],
-) -> tuple[int, str]:
-    """
-    Price one call's token counts (input, output, cache read, cache write, reasoning).
-
-    The requested model first: it is the name users register prices under. The
-    provider's answer (often a dated snapshot name) only when that one has no price.
-    """
-    inp, out, cread, cwrite, reason = counts
-    nanos, source = price_usage(
-        model,
-        input_tokens=inp,
-        output_tokens=out,
-        cache_read_tokens=cread,
-        cache_write_tokens=cwrite,
-        reasoning_tokens=reason,
-        provider=provider,
-    )
-    if source == "unknown" and response_model is not None and response_model != model:
-        nanos, source = price_usage(
-            response_model,
-            input_tokens=inp,
-            output_tokens=out,
-            cache_read_tokens=cread,
-            cache_write_tokens=cwrite,
-            reasoning_tokens=reason,
-            provider=provider,
-        )
-    return nanos, source
 
 
 _probe = probe_cost

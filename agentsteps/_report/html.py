@@ -18,6 +18,7 @@ import math
 import re
 from typing import Any
 
+from .._accounting.budget import percent_used, usd_to_nanos
 from .node import ReportNode
 from .render import breakdown_rows, format_cost, format_duration, render_text, summary
 from .tree import RunReport
@@ -61,20 +62,16 @@ def _budget_rows(node: ReportNode) -> list[list[str]] | None:
     rows: list[tuple[str, str, str, float]] = []
     if budget.max_tokens is not None:
         rows.append(("tokens", f"{budget.max_tokens:,}", f"{usage.total_tokens:,}",
-                     _share(usage.total_tokens, budget.max_tokens)))  # fmt: skip
+                     percent_used(usage.total_tokens, budget.max_tokens)))  # fmt: skip
     if budget.max_usd is not None:
         rows.append(("cost", format_cost(budget.max_usd), format_cost(usage.cost_usd),
-                     _share(usage.cost_usd, budget.max_usd)))  # fmt: skip
+                     percent_used(usage.cost_nano_usd, usd_to_nanos(budget.max_usd))))  # fmt: skip
     if budget.max_llm_calls is not None:
         rows.append(("LLM calls", f"{budget.max_llm_calls:,}", f"{usage.llm_calls:,}",
-                     _share(usage.llm_calls, budget.max_llm_calls)))  # fmt: skip
+                     percent_used(usage.llm_calls, budget.max_llm_calls)))  # fmt: skip
     if not single:
         return [[name, allowed, "-", "-"] for name, allowed, _, _ in rows]
     return [[name, allowed, used, f"{pct:.0f}%"] for name, allowed, used, pct in rows]
-
-
-def _share(used: float, limit: float) -> float:
-    return 0.0 if used == 0 else (100.0 * used / limit if limit else float("inf"))
 
 
 def _span_data(index: int, depth: int, node: ReportNode, t0: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from .._accounting.budget import Budget, usd_to_nanos
+from .._accounting.budget import Budget
 from .._accounting.usage import Usage
 
 __all__ = ["ReportNode", "budget_pct"]
@@ -137,19 +137,4 @@ class ReportNode:
 
 def budget_pct(budget: Budget | None, usage: Usage) -> float | None:
     """Highest share of any limit of ``budget`` that ``usage`` used, in percent."""
-    if budget is None or budget.is_unlimited:
-        return None
-    pcts = []
-    if budget.max_tokens is not None:
-        pcts.append(_pct(usage.total_tokens, budget.max_tokens))
-    if budget.max_usd is not None:
-        pcts.append(_pct(usage.cost_nano_usd, usd_to_nanos(budget.max_usd)))
-    if budget.max_llm_calls is not None:
-        pcts.append(_pct(usage.llm_calls, budget.max_llm_calls))
-    return max(pcts)
-
-
-def _pct(used: float, limit: float) -> float:
-    if limit == 0:
-        return 0.0 if used == 0 else float("inf")
-    return 100.0 * used / limit
+    return None if budget is None else budget.used_pct(usage)
