@@ -37,6 +37,7 @@ from .._version import __version__
 from . import render as _render
 from .budgets_cli import add_parser as _add_budgets_parser
 from .budgets_cli import run_budgets as _run_budgets
+from .formats import safe_text
 from .html import render_html
 from .render import CLI_RUNNING
 from .tree import (
@@ -363,7 +364,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_report:
         report = _report_of(collector, records, args)
         for warning in report.warnings:
-            print(f"agentsteps run: warning: {_render.safe_text(warning)}", file=sys.stderr)
+            print(f"agentsteps run: warning: {safe_text(warning)}", file=sys.stderr)
         _emit(report, args, title=f"agentsteps run {target}")
         trace_id = collector.last_trace_id
         if not dropped and handle.destination and exporter == "jsonl" and collector.count:
@@ -467,7 +468,7 @@ def _report(args: argparse.Namespace) -> int:
         msg = f"no trace in {path!r} has an id starting with {args.trace_id!r}"
         raise _Fail(msg)
     for warning in report.warnings:
-        print(f"agentsteps report: warning: {_render.safe_text(warning)}", file=sys.stderr)
+        print(f"agentsteps report: warning: {safe_text(warning)}", file=sys.stderr)
     _emit(report, args, title=f"agentsteps report {Path(path).name}")
     return 0
 

@@ -22,8 +22,10 @@ import math
 import re
 from typing import Any
 
+from .formats import format_cost, format_duration
 from .node import ReportNode
-from .render import breakdown_rows, format_cost, format_duration, render_text, summary
+from .render import render_text
+from .table import breakdown_rows, summary
 from .tree import RunReport
 
 __all__ = ["render_html"]
