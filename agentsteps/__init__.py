@@ -48,8 +48,8 @@ from ._core.step import step as step
 from ._core.step import step_scope as step_scope
 from ._core.threads import ContextThreadPoolExecutor as ContextThreadPoolExecutor
 from ._core.threads import run_in_context as run_in_context
-from ._distributed.propagation import inject as inject
-from ._distributed.propagation import remaining_budget as remaining_budget
+from ._distributed.outgoing import inject as inject
+from ._distributed.outgoing import remaining_budget as remaining_budget
 from ._distributed.remote import remote_parent as remote_parent
 from ._distributed.remote import with_remote_parent as with_remote_parent
 from ._distributed.remote_usage import record_remote_usage as record_remote_usage
