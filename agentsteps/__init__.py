@@ -81,8 +81,8 @@ if _typing.TYPE_CHECKING:
     from ._llm.capture import UsageCaptureProcessor as UsageCaptureProcessor
     from ._metrics.setup import MetricsHandle as MetricsHandle
     from ._metrics.setup import configure_metrics as configure_metrics
+    from ._tracing.handle import TracingHandle as TracingHandle
     from ._tracing.jsonl import JsonlSpanExporter as JsonlSpanExporter
-    from ._tracing.setup import TracingHandle as TracingHandle
     from ._tracing.setup import configure_tracing as configure_tracing
 
 # These four need the OpenTelemetry SDK. The library itself works through the API only, and
@@ -91,7 +91,7 @@ _NEEDS_SDK = {
     "JsonlSpanExporter": "._tracing.jsonl",
     "MetricsHandle": "._metrics.setup",
     "configure_metrics": "._metrics.setup",
-    "TracingHandle": "._tracing.setup",
+    "TracingHandle": "._tracing.handle",
     "UsageCaptureProcessor": "._llm.capture",
     "configure_tracing": "._tracing.setup",
 }
