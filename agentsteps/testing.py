@@ -58,7 +58,14 @@ __all__ = [
 ]
 
 # Reprs, pickles, tracebacks and the API docs name the module users import from.
-for _obj in (Reply, ScriptExhausted, ScriptedCall, ScriptedModel, ScriptedStream,
-             count_prompt_tokens, estimate_tokens):  # fmt: skip
+for _obj in (
+    Reply,
+    ScriptExhausted,
+    ScriptedCall,
+    ScriptedModel,
+    ScriptedStream,
+    count_prompt_tokens,
+    estimate_tokens,
+):
     _obj.__module__ = __name__
 del _obj

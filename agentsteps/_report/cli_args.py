@@ -16,6 +16,7 @@ EXIT_USAGE = 2
 """Exit code when agentsteps itself cannot do what was asked (the argparse convention)."""
 
 EXPORTERS = ("jsonl", "otlp", "console", "none")
+"""Where ``agentsteps run --exporter`` may send spans."""
 
 _DESCRIPTION = """\
 See what your agent did: which persona ran which step, with which model, how many tokens
