@@ -48,8 +48,8 @@ from ._core.step import step as step
 from ._core.step import step_scope as step_scope
 from ._core.threads import ContextThreadPoolExecutor as ContextThreadPoolExecutor
 from ._core.threads import run_in_context as run_in_context
-from ._distributed.propagation import inject as inject
-from ._distributed.propagation import remaining_budget as remaining_budget
+from ._distributed.outgoing import inject as inject
+from ._distributed.outgoing import remaining_budget as remaining_budget
 from ._distributed.remote import remote_parent as remote_parent
 from ._distributed.remote import with_remote_parent as with_remote_parent
 from ._distributed.remote_usage import record_remote_usage as record_remote_usage
@@ -81,8 +81,8 @@ if _typing.TYPE_CHECKING:
     from ._llm.capture import UsageCaptureProcessor as UsageCaptureProcessor
     from ._metrics.setup import MetricsHandle as MetricsHandle
     from ._metrics.setup import configure_metrics as configure_metrics
+    from ._tracing.handle import TracingHandle as TracingHandle
     from ._tracing.jsonl import JsonlSpanExporter as JsonlSpanExporter
-    from ._tracing.setup import TracingHandle as TracingHandle
     from ._tracing.setup import configure_tracing as configure_tracing
 
 # These four need the OpenTelemetry SDK. The library itself works through the API only, and
@@ -91,7 +91,7 @@ _NEEDS_SDK = {
     "JsonlSpanExporter": "._tracing.jsonl",
     "MetricsHandle": "._metrics.setup",
     "configure_metrics": "._metrics.setup",
-    "TracingHandle": "._tracing.setup",
+    "TracingHandle": "._tracing.handle",
     "UsageCaptureProcessor": "._llm.capture",
     "configure_tracing": "._tracing.setup",
 }

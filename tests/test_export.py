@@ -22,8 +22,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util._once import Once
 
 import agentsteps
+from agentsteps._tracing.handle import TracingHandle
 from agentsteps._tracing.otlp_settings import resolve_endpoint
-from agentsteps._tracing.setup import TracingHandle, configure_tracing
+from agentsteps._tracing.setup import configure_tracing
 
 # --- fixtures -------------------------------------------------------------------------------
 

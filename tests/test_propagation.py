@@ -11,7 +11,8 @@ from opentelemetry import context as otel_context
 
 import agentsteps
 from agentsteps import Budget, persona_scope, record_usage, remaining_budget, step, step_scope
-from agentsteps._distributed.propagation import MAX_PATH_LENGTH, format_usd
+from agentsteps._distributed.outgoing import format_usd
+from agentsteps._distributed.propagation import MAX_PATH_LENGTH
 from tests.conftest import Spans
 
 

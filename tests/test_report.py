@@ -12,10 +12,9 @@ import pytest
 
 import agentsteps
 from agentsteps import Budget, StepEscalated, persona, record_usage, step
+from agentsteps._report.formats import format_cost, format_duration
 from agentsteps._report.render import (
     CLI_RUNNING,
-    format_cost,
-    format_duration,
     render_json,
     render_text,
     write_report,

@@ -462,7 +462,7 @@ class TestLatency:
     def test_sync_calls_sleep(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """complete() and stream() wait `latency` seconds with time.sleep."""
         slept: list[float] = []
-        monkeypatch.setattr("agentsteps.testing.time.sleep", slept.append)
+        monkeypatch.setattr("time.sleep", slept.append)
         llm = ScriptedModel(["a b"], latency=0.25, cycle=True)
         llm.complete("p")
         list(llm.stream("p"))
@@ -479,7 +479,7 @@ class TestLatency:
             slept.append(seconds)
             await real_sleep(0)
 
-        monkeypatch.setattr("agentsteps.testing.asyncio.sleep", fake_sleep)
+        monkeypatch.setattr("asyncio.sleep", fake_sleep)
         llm = ScriptedModel(["a"], latency=0.5, cycle=True)
 
         async def both() -> list[Reply]:

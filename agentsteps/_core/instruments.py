@@ -18,6 +18,9 @@ Two families:
 
 Attribute values are names only (step, persona, model, provider, limit, boundary,
 status), never arguments or ids, so the number of series stays bounded.
+
+Cohesive: the instruments, the lazy lookup that finds them and the few functions that
+record on them are one contract, what each metric means and how it is filled.
 """
 
 from __future__ import annotations

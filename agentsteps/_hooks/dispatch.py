@@ -14,6 +14,10 @@ reacts to a budget must not spend that budget. Usage a handler records (say, a m
 call asking a reviewer) would otherwise be charged to the very step whose threshold
 fired, pushing it further over, possibly firing hooks again. Run such work as its own
 `step` inside the handler to give it a budget and a span.
+
+Cohesive: one seam function (sync and async) per hook event, all running handlers through
+the same selection, isolation and error rule above; the lifecycle calls them as
+``dispatch.<seam>``, and the rule reads best beside every seam that follows it.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ saved trace.
 
 Exit codes: ``run`` passes the script's own exit code through; 2 means agentsteps itself
 could not do what was asked (a missing file, a file that is not a trace, bad options).
+
+Here: `main` and the ``run`` command. The options are in `_report/cli_args.py`, the
+``report`` command in `_report/report_cli.py`, ``budgets`` in `_report/budgets_cli.py`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -34,68 +36,19 @@ from .._metrics.setup import MetricsHandle, configure_metrics, metrics_exporter_
 from .._tracing.jsonl import span_to_dict
 from .._tracing.setup import configure_tracing
 from .._version import __version__
-from . import render as _render
-from .budgets_cli import add_parser as _add_budgets_parser
 from .budgets_cli import run_budgets as _run_budgets
-from .html import render_html
+from .cli_args import DEFAULT_TRACE_PATH, EXIT_USAGE, EXPORTERS, CommandFailed, build_parser
+from .formats import safe_text
 from .render import CLI_RUNNING
-from .tree import (
-    KIND_PERSONA,
-    KIND_RUN,
-    KIND_STEP,
-    InvalidTraceError,
-    RunReport,
-    SpanSink,
-)
+from .report_cli import emit, run_report
+from .tree import KIND_PERSONA, KIND_RUN, KIND_STEP, RunReport, SpanSink
 
 __all__ = ["main"]
-
-DEFAULT_TRACE_PATH = "agentsteps-trace.jsonl"
-"""Where ``agentsteps run`` appends spans unless ``--trace`` or the environment says else."""
-
-EXIT_USAGE = 2
-"""Exit code when agentsteps itself cannot do what was asked (the argparse convention)."""
 
 RUN_SCRIPT = "agentsteps.run.script"
 RUN_ARGS = "agentsteps.run.args"
 RUN_EXIT_CODE = "agentsteps.run.exit_code"
 RUN_STATUS = "agentsteps.run.status"
-
-_EXPORTERS = ("jsonl", "otlp", "console", "none")
-
-_DESCRIPTION = """\
-See what your agent did: which persona ran which step, with which model, how many tokens
-and dollars each spent against its budget, and how it ended."""
-
-_EPILOG = """\
-examples:
-  agentsteps run examples/code_review.py           run a script, print its report
-  agentsteps run --html run.html my_agent.py -v    ... and draw its waterfall
-  agentsteps report agentsteps-trace.jsonl         render a saved trace
-  agentsteps report agentsteps-trace.jsonl --json  ... as JSON, for machines
-  agentsteps report trace.jsonl --html run.html    ... as a standalone HTML waterfall
-  agentsteps budgets --store redis://localhost:6379/0   shared budgets, fleet-wide
-
-docs: docs/cli.md"""
-
-_RUN_EPILOG = f"""\
-tracing: spans are appended to a JSONL file ({DEFAULT_TRACE_PATH} unless --trace says
-otherwise). When OTEL_TRACES_EXPORTER is set, or OTEL_EXPORTER_OTLP_ENDPOINT /
-OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is, spans go where they say instead (OTLP needs
-pip install 'agentsteps[otlp]'). OTEL_SDK_DISABLED=true turns tracing off; the report is
-still printed, from the records of the run.
-
-metrics: exported when OTEL_METRICS_EXPORTER (otlp, prometheus, console) or an OTLP endpoint
-variable is set, with the spans, once more at exit (docs/metrics.md).
-
-The report goes to stderr (or --output), so the script's stdout stays its own.
-
-exit code: the script's own (1 for an uncaught exception, as with python); 2 when
-agentsteps cannot start it (no such file, tracing cannot be set up)."""
-
-_REPORT_EPILOG = """\
-exit code: 0, or 2 for a missing file, a file that is not a JSONL trace, or a trace id
-that matches nothing."""
 
 
 class _CollectSpans(SpanProcessor):
@@ -122,110 +75,6 @@ class _CollectSpans(SpanProcessor):
             self.last_trace_id = data.get("trace_id")
 
 
-class _Fail(Exception):
-    """An error agentsteps reports itself, as ``agentsteps <command>: <message>``, exit 2."""
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="agentsteps",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"agentsteps {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    run_p = commands.add_parser(
-        "run",
-        help="run a Python script with tracing and print its report at exit",
-        description="Run a Python script with tracing configured and print its run report.",
-        epilog=_RUN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run_p.add_argument(
-        "-m",
-        dest="module",
-        action="store_true",
-        help="SCRIPT is a module name to run, as with python -m",
-    )
-    run_p.add_argument(
-        "--trace",
-        metavar="PATH",
-        help=f"JSONL file to append the spans to (default: {DEFAULT_TRACE_PATH})",
-    )
-    run_p.add_argument(
-        "--exporter",
-        choices=_EXPORTERS,
-        help="where spans go (default: jsonl, or what the OTEL_* variables say)",
-    )
-    _output_options(run_p)
-    run_p.add_argument("--no-report", action="store_true", help="do not print the report")
-    run_p.add_argument("script", metavar="SCRIPT", help="the Python file (or, with -m, module)")
-    run_p.add_argument(
-        "args", metavar="ARGS", nargs=argparse.REMAINDER, help="arguments for the script"
-    )
-
-    report_p = commands.add_parser(
-        "report",
-        help="render a saved trace (JSONL) as text, JSON or HTML",
-        description="Render the run report of a JSONL trace file.",
-        epilog=_REPORT_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    report_p.add_argument("trace_file", metavar="TRACE.jsonl", help="the JSONL trace file")
-    report_p.add_argument(
-        "--trace-id",
-        metavar="ID",
-        help="only the trace whose id starts with ID (a file may hold many runs)",
-    )
-    report_p.add_argument(
-        "--last", action="store_true", help="only the most recent trace in the file"
-    )
-    _output_options(report_p)
-    _add_budgets_parser(commands)
-    return parser
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        msg = f"must be a whole number of steps, 1 or more (got {text!r})"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
-def _output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument(
-        "--top",
-        metavar="N",
-        type=_positive,
-        default=0,
-        help="also list the N steps that spent the most themselves",
-    )
-    parser.add_argument(
-        "--expand",
-        action="store_true",
-        help="one row per span: do not fold repeated siblings into one counted row",
-    )
-    parser.add_argument(
-        "--html", metavar="OUT.html", help="also write a self-contained HTML waterfall"
-    )
-    parser.add_argument(
-        "-o", "--output", metavar="PATH", help="write the report to PATH instead of the terminal"
-    )
-    parser.add_argument(
-        "--color",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="colour the report: auto (a terminal without NO_COLOR), always or never",
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """
     Run the ``agentsteps`` command line (the console script and ``python -m agentsteps``).
@@ -237,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit code: the script's for ``run``; 0 for a rendered report; 2 for an error of
         agentsteps' own (missing file, not a trace, bad options).
     """
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
@@ -246,9 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "budgets":
-            return _run_budgets(args, sys.stdout, _Fail)
-        return _report(args)
-    except _Fail as exc:
+            return _run_budgets(args, sys.stdout, CommandFailed)
+        return run_report(args)
+    except CommandFailed as exc:
         print(f"agentsteps {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -257,7 +106,7 @@ def _exporter_from_env() -> str:
     """The exporter the standard OpenTelemetry variables ask for (jsonl when they don't)."""
     chosen = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     for name in (n.strip() for n in chosen.split(",")):
-        if name in _EXPORTERS:
+        if name in EXPORTERS:
             return name
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -298,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.module and not Path(target).is_file():
         what = "a directory, not a Python file" if Path(target).is_dir() else "no such file"
         msg = f"cannot run {target!r}: {what}"
-        raise _Fail(msg)
+        raise CommandFailed(msg)
     exporter = args.exporter or _exporter_from_env()
     trace_path = args.trace or DEFAULT_TRACE_PATH
     name = target if args.module else Path(target).name
@@ -312,13 +161,13 @@ def _run(args: argparse.Namespace) -> int:
         )
     except (ValueError, OSError, ModuleNotFoundError, RuntimeError) as exc:
         msg = f"cannot set up tracing: {exc}"
-        raise _Fail(msg) from None
+        raise CommandFailed(msg) from None
     try:
         metrics_handle = _configure_metrics(provider.resource)
     except (ValueError, OSError, ModuleNotFoundError) as exc:
         handle.shutdown()
         msg = f"cannot set up metrics: {exc}"
-        raise _Fail(msg) from None
+        raise CommandFailed(msg) from None
     collector = _CollectSpans(fold=not args.expand, top=args.top, attributes=args.html is not None)
     if handle.enabled:
         provider.add_span_processor(collector)
@@ -363,8 +212,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_report:
         report = _report_of(collector, records, args)
         for warning in report.warnings:
-            print(f"agentsteps run: warning: {_render.safe_text(warning)}", file=sys.stderr)
-        _emit(report, args, title=f"agentsteps run {target}")
+            print(f"agentsteps run: warning: {safe_text(warning)}", file=sys.stderr)
+        emit(report, args, title=f"agentsteps run {target}")
         trace_id = collector.last_trace_id
         if not dropped and handle.destination and exporter == "jsonl" and collector.count:
             print(
@@ -434,76 +283,3 @@ def _print_script_traceback(exc: BaseException) -> None:
             break
         tb = tb.tb_next
     traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
-
-
-def _report(args: argparse.Namespace) -> int:
-    path = args.trace_file
-    if not Path(path).exists():
-        msg = f"no such file: {path!r}"
-        raise _Fail(msg)
-    if Path(path).is_dir():
-        msg = f"{path!r} is a directory, not a JSONL trace file"
-        raise _Fail(msg)
-    try:
-        report = RunReport.from_jsonl(
-            path,
-            fold=not args.expand,
-            top=args.top,
-            trace_id=args.trace_id,
-            last=args.last,
-            attributes=args.html is not None,
-        )
-    except InvalidTraceError as exc:
-        raise _Fail(str(exc)) from None
-    except OSError as exc:
-        msg = f"cannot read {path!r}: {exc.strerror or exc}"
-        raise _Fail(msg) from None
-    except (MemoryError, RecursionError):
-        raise
-    except Exception as exc:  # never a traceback for a damaged file: say what and where
-        msg = f"cannot read {path!r}: {type(exc).__name__}: {exc} (please report this bug)"
-        raise _Fail(msg) from None
-    if args.trace_id is not None and not report.span_roots:
-        msg = f"no trace in {path!r} has an id starting with {args.trace_id!r}"
-        raise _Fail(msg)
-    for warning in report.warnings:
-        print(f"agentsteps report: warning: {_render.safe_text(warning)}", file=sys.stderr)
-    _emit(report, args, title=f"agentsteps report {Path(path).name}")
-    return 0
-
-
-_MANY_ROWS = 50_000
-"""Above this many rows an HTML page gets slow to open: say so."""
-
-
-def _emit(report: RunReport, args: argparse.Namespace, *, title: str) -> None:
-    if args.html:
-        rows = sum(1 for _ in report.spans)
-        if rows > _MANY_ROWS:
-            print(
-                f"agentsteps {args.command}: warning: the page has {rows:,} rows and may be "
-                "slow to open; without --expand, repeated steps fold into one row",
-                file=sys.stderr,
-            )
-        try:
-            Path(args.html).write_text(render_html(report, title=title), encoding="utf-8")
-        except OSError as exc:
-            msg = f"cannot write {args.html!r}: {exc.strerror or exc}"
-            raise _Fail(msg) from None
-    out: IO[str]
-    if args.output:
-        try:
-            out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            msg = f"cannot write {args.output!r}: {exc.strerror or exc}"
-            raise _Fail(msg) from None
-    else:
-        out = sys.stdout if args.command == "report" else sys.stderr
-    color = {"always": True, "never": False}.get(args.color)
-    try:
-        _render.write_report(report, out, as_json=args.json, color=color)
-    finally:
-        if args.output:
-            out.close()
-    if args.html:
-        print(f"wrote {args.html}", file=sys.stderr)

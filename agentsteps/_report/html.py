@@ -8,6 +8,10 @@ on the run's time axis to their right, the failures listed at the top with links
 rows, and a side panel with every figure of the row you click. Repeated siblings are
 folded into one counted row, as in the text report, so the page stays small for a run of
 any length. The plain-text report is included for readers without JavaScript.
+
+Cohesive: one HTML page template (styles, script, markup) and the code that fills its
+slots; the template's slot names and the JSON keys its script reads are written here, so
+splitting it would scatter the page.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import re
 from typing import Any
 
 from .._accounting.budget import percent_used, usd_to_nanos
+from .formats import format_cost, format_duration
 from .node import ReportNode
-from .render import breakdown_rows, format_cost, format_duration, render_text, summary
+from .render import render_text
+from .table import breakdown_rows, summary
 from .tree import RunReport
 
 __all__ = ["render_html"]

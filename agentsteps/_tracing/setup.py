@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
-import sys
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Literal
 
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.util.types import AttributeValue
 
 from .._configure import configure
-from .._core.locks import new_lock
-from .guard import GuardedExporter, quiet_exporter_loggers
-from .jsonl import JsonlSpanExporter
-from .otlp_settings import PROTOCOLS, env, missing_exporter, resolve_endpoint, resolve_protocol
+from .exporters import build_processor
+from .handle import TracingHandle
+from .otlp_settings import PROTOCOLS, env
 
-__all__ = ["DEFAULT_JSONL_PATH", "ExporterName", "Protocol", "TracingHandle", "configure_tracing"]
+__all__ = ["ExporterName", "Protocol", "configure_tracing"]
 
 logger = logging.getLogger("agentsteps.export")
 
@@ -37,217 +26,12 @@ ExporterName = Literal["otlp", "console", "jsonl", "none"]
 Protocol = Literal["http/protobuf", "grpc"]
 """The OTLP transports `configure_tracing` supports."""
 
-DEFAULT_JSONL_PATH = "agentsteps-spans.jsonl"
-"""File that ``exporter="jsonl"`` appends to when no ``jsonl_path`` is given."""
-
 _EXPORTERS: tuple[str, ...] = ("console", "jsonl", "none", "otlp")
 
 
 def _sdk_disabled() -> bool:
     """Whether OTEL_SDK_DISABLED asks for no SDK at all (only "true", any case, counts)."""
     return (env("OTEL_SDK_DISABLED") or "").lower() == "true"
-
-
-def _otlp_exporter(endpoint: str, protocol: str, timeout: float | None) -> SpanExporter:
-    """Build the OTLP exporter, or say which extra to install if it is missing."""
-    try:
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                OTLPSpanExporter as GrpcExporter,
-            )
-        else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                OTLPSpanExporter as HttpExporter,
-            )
-    except ImportError as exc:
-        raise missing_exporter(exc, protocol) from exc
-    quiet_exporter_loggers()
-    if protocol == "grpc":
-        return GrpcExporter(endpoint=endpoint, timeout=timeout)
-    return HttpExporter(endpoint=endpoint, timeout=timeout)
-
-
-class _HandleProcessor(SpanProcessor):
-    """Forward spans to the handle's processor until the handle shuts it down, then ignore them.
-
-    A tracer provider cannot remove a processor, and the SDK processors log a warning for
-    every span they get after shutdown; this wrapper keeps a shut-down handle silent.
-    """
-
-    def __init__(self, inner: SpanProcessor) -> None:
-        self.inner = inner
-        self.closed = False
-        # Sampled spans handed to the processor: with what the exporter was handed, it
-        # tells how many a batch processor dropped from its full queue (it only logs it).
-        self.submitted = 0
-        self._count_lock = new_lock()
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if not self.closed:
-            self.inner.on_start(span, parent_context=parent_context)
-
-    def _on_ending(self, span: Span) -> None:
-        if not self.closed:
-            self.inner._on_ending(span)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        if not self.closed:
-            context = span.context
-            if context is not None and context.trace_flags.sampled:
-                with self._count_lock:  # spans end in many threads at once
-                    self.submitted += 1
-            self.inner.on_end(span)
-
-    def shutdown(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.closed or self.inner.force_flush(timeout_millis)
-
-
-class TracingHandle:
-    """What `configure_tracing` set up; `shutdown` flushes and stops it.
-
-    Use it as a context manager, or call `shutdown` before the program ends. If neither
-    happens, `shutdown` runs at interpreter exit.
-
-    .. versionadded:: 0.1.0
-    """
-
-    def __init__(
-        self,
-        *,
-        exporter: str,
-        destination: str | None,
-        protocol: str | None,
-        tracer_provider: TracerProvider | None,
-        owns_provider: bool,
-        installed_global: bool,
-        guard: GuardedExporter | None,
-        processor: _HandleProcessor | None,
-    ) -> None:
-        self.exporter = exporter
-        """The exporter in use: ``"otlp"``, ``"console"``, ``"jsonl"`` or ``"none"``."""
-        self.destination = destination
-        """The OTLP URL, the JSONL file path, ``"stdout"``, or None."""
-        self.protocol = protocol
-        """``"http/protobuf"`` or ``"grpc"`` for OTLP, else None."""
-        self.tracer_provider = tracer_provider
-        """The SDK tracer provider spans go through; None when OTEL_SDK_DISABLED is true."""
-        self.installed_global = installed_global
-        """Whether this call installed `tracer_provider` as the global OpenTelemetry one."""
-        self._owns_provider = owns_provider
-        self._guard = guard
-        self._processor = processor
-        self._lock = new_lock()  # re-entrant, fork-safe: see _core/locks.py
-        self._shut_down = False
-        self._queue_dropped = 0
-        if processor is not None:
-            atexit.register(self.shutdown)
-
-    @property
-    def enabled(self) -> bool:
-        """False when OTEL_SDK_DISABLED made `configure_tracing` set nothing up."""
-        return self.tracer_provider is not None
-
-    @property
-    def dropped_spans(self) -> int:
-        """
-        How many spans were lost so far (0 for ``"none"``): those the exporter failed to
-        deliver, and, once the handle is shut down, those the batch processor dropped
-        because its queue was full (``OTEL_BSP_MAX_QUEUE_SIZE``).
-        """
-        if self._guard is None:
-            return 0
-        return self._guard.dropped_spans + self._queue_dropped
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Export the spans that have ended so far.
-
-        Args:
-            timeout_millis: Upper bound passed to the span processor.
-
-        Returns:
-            True if the processor reports success (also when there is nothing to flush).
-        """
-        if self._processor is None:
-            return True
-        return self._processor.force_flush(timeout_millis)
-
-    def shutdown(self) -> None:
-        """Flush the remaining spans and stop exporting. Calling it again does nothing.
-
-        With the endpoint down this returns after at most about one export timeout. If
-        `configure_tracing` created the tracer provider, the provider is shut down too;
-        a provider it only added to is left running with its other processors.
-        """
-        with self._lock:
-            if self._shut_down:
-                return
-            self._shut_down = True
-        atexit.unregister(self.shutdown)
-        if self._guard is not None:
-            self._guard.begin_closing()
-        if self._owns_provider and self.tracer_provider is not None:
-            self.tracer_provider.shutdown()
-        elif self._processor is not None:
-            self._processor.shutdown()
-        if self._processor is not None and self._guard is not None:
-            # Quiet now: every span handed to the processor was exported, failed (counted
-            # by the guard) or dropped by the processor itself: the difference.
-            lost = self._processor.submitted - self._guard.handed_spans
-            self._queue_dropped = max(0, lost)
-
-    def __enter__(self) -> TracingHandle:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.shutdown()
-
-    def __repr__(self) -> str:
-        return (
-            f"<TracingHandle exporter={self.exporter!r} destination={self.destination!r} "
-            f"protocol={self.protocol!r} enabled={self.enabled}>"
-        )
-
-
-def _build_processor(
-    exporter: str,
-    *,
-    endpoint: str | None,
-    protocol: str | None,
-    jsonl_path: str | os.PathLike[str] | None,
-    export_timeout: float | None,
-) -> tuple[_HandleProcessor | None, GuardedExporter | None, str | None, str | None]:
-    """Return (processor, guard, destination, protocol) for the chosen exporter."""
-    if exporter == "none":
-        return None, None, None, None
-    inner: SpanExporter
-    if exporter == "otlp":
-        protocol = resolve_protocol(protocol, "traces")
-        destination = resolve_endpoint(endpoint, protocol, "traces")
-        inner = _otlp_exporter(destination, protocol, export_timeout)
-    elif exporter == "jsonl":
-        protocol = None
-        jsonl = JsonlSpanExporter(DEFAULT_JSONL_PATH if jsonl_path is None else jsonl_path)
-        destination, inner = str(jsonl.path), jsonl
-    else:
-        protocol, destination = None, "stdout"
-        # Bound now, not at import, so a redirected sys.stdout is honoured.
-        inner = ConsoleSpanExporter(out=sys.stdout)
-    guard = GuardedExporter(inner, destination)
-    # Network export runs on a background thread so a slow backend never slows the program;
-    # local writes are cheap and, done at once, survive a crash.
-    batch = exporter == "otlp"
-    processor = BatchSpanProcessor(guard) if batch else SimpleSpanProcessor(guard)
-    return _HandleProcessor(processor), guard, destination, protocol
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -434,7 +218,7 @@ def configure_tracing(
             )
             raise RuntimeError(msg)
 
-    processor, guard, destination, resolved_protocol = _build_processor(
+    processor, guard, destination, resolved_protocol = build_processor(
         exporter,
         endpoint=endpoint,
         protocol=protocol,
@@ -459,5 +243,4 @@ def configure_tracing(
 
 
 # Public names report the package, so tracebacks and reprs show agentsteps.configure_tracing.
-TracingHandle.__module__ = "agentsteps"
 configure_tracing.__module__ = "agentsteps"

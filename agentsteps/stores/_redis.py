@@ -1,4 +1,9 @@
-"""`RedisBudgetStore`: shared-budget counters in Redis, one Lua script per operation."""
+"""
+`RedisBudgetStore`: shared-budget counters in Redis, one Lua script per operation.
+
+Cohesive: one Lua script and the store whose methods call it; the script's KEYS and ARGV
+order, its reply and the Python that builds and reads them must be read side by side.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""The parts of `agentsteps.testing`: the token estimate, replies, the model and its streams."""
