@@ -23,11 +23,11 @@ import typing as _typing
 from ._accounting.budget import Budget as Budget
 from ._accounting.budget import ErrorBoundary as ErrorBoundary
 from ._accounting.catalog import preload_prices as preload_prices
-from ._accounting.pricing import override_price as override_price
-from ._accounting.pricing import register_price as register_price
-from ._accounting.pricing import registered_price as registered_price
-from ._accounting.pricing import unregister_price as unregister_price
 from ._accounting.rates import Price as Price
+from ._accounting.registrations import override_price as override_price
+from ._accounting.registrations import register_price as register_price
+from ._accounting.registrations import registered_price as registered_price
+from ._accounting.registrations import unregister_price as unregister_price
 from ._accounting.usage import Usage as Usage
 from ._configure import configure as configure
 from ._configure import reset_defaults as reset_defaults

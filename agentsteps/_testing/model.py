@@ -10,7 +10,7 @@ from typing import cast
 
 import attrs
 
-from .._accounting import pricing as _pricing
+from .._accounting import registrations as _registrations
 from .._accounting.rates import Price
 from .._core.context import current_model
 from .._core.locks import new_lock
@@ -291,10 +291,10 @@ class ScriptedModel:
         # the call (a step with nothing left is refused and the script not consumed), the
         # call gets its own span, and its usage is charged to every enclosing step.
         price = self.prices.get(model)
-        if price is not None and _pricing._user_prices.get(model) != price:
+        if price is not None and _registrations._user_prices.get(model) != price:
             # The pre-flight check of a max_usd budget prices the call with agentsteps'
             # own prices: make the table's price one of them.
-            _pricing.register_price(model, **attrs.asdict(price))
+            _registrations.register_price(model, **attrs.asdict(price))
         return llm_call(
             model,
             self.provider,
