@@ -189,6 +189,19 @@ def test_shared_spend_gauge(reader: InMemoryMetricReader) -> None:
     assert points(reader, M.SHARED_SPENT) == []
 
 
+def test_shared_budgets_report_their_fleet_wide_spend(reader: InMemoryMetricReader) -> None:
+    """Every shared charge feeds the gauge with the store's figure for the key."""
+
+    @step(model="m", budget=Budget(max_usd=1.0, shared_key="team-b"))
+    def spend(usd: float) -> None:
+        record_usage(input_tokens=10, output_tokens=5, cost_usd=usd)
+
+    spend(0.25)
+    spend(0.5)
+    spent = [(a, p.value) for a, p in points(reader, M.SHARED_SPENT)]
+    assert spent == [({"agentsteps.budget.key": "team-b"}, 0.75)]
+
+
 def test_a_failing_reader_does_not_break_the_step(
     reader: InMemoryMetricReader, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,6 +39,7 @@ from opentelemetry.metrics import (
     Observation,
 )
 
+from .._accounting.budget import NANOS_PER_USD
 from .._accounting.ledger import LEDGER_LOCK
 from .._version import __version__
 from ..exceptions import StepBudgetExhausted
@@ -61,6 +62,7 @@ __all__ = [
     "TOKEN_BUCKETS",
     "Instruments",
     "get_instruments",
+    "note_shared_spent",
     "register_shared_spend",
     "reset_metrics",
     "set_meter_provider",
@@ -295,6 +297,7 @@ def reset_metrics() -> None:
     set_meter_provider(None)
     with _SHARED_LOCK:
         _SHARED_SOURCES.clear()
+        _SHARED_SPENT_SEEN.clear()
 
 
 # -- shared budgets: a registration point ------------------------------------------------
@@ -326,10 +329,22 @@ def register_shared_spend(source: SharedSpendSource) -> Callable[[], None]:
     return unregister
 
 
+# Shared budget key -> nano-dollars spent fleet-wide, as this process last read it from the
+# store (every shared charge and pre-flight returns the key's figures).
+_SHARED_SPENT_SEEN: dict[str, int] = {}
+
+
+def note_shared_spent(key: str, nanos: int) -> None:
+    """Remember what ``key`` has spent fleet-wide, for the ``shared.spent`` gauge."""
+    with _SHARED_LOCK:
+        _SHARED_SPENT_SEEN[key] = nanos
+
+
 def _observe_shared(options: CallbackOptions) -> Iterable[Observation]:
     with _SHARED_LOCK:
         sources = list(_SHARED_SOURCES)
-    observations = []
+        seen = list(_SHARED_SPENT_SEEN.items())
+    observations = [Observation(nanos / NANOS_PER_USD, {BUDGET_KEY: key}) for key, nanos in seen]
     for source in sources:
         for key, spent in source():
             observations.append(Observation(float(spent), {BUDGET_KEY: str(key)}))

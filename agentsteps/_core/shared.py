@@ -30,6 +30,7 @@ from .._hooks.registry import ACTIVE, route
 from ..exceptions import BudgetStoreUnavailable
 from ..stores._types import Amounts, BudgetStore, Limits, SharedFigures
 from .context import CALL, ActiveStep
+from .instruments import note_shared_spent
 from .locks import new_lock
 
 if TYPE_CHECKING:
@@ -201,6 +202,7 @@ def charge_shared(
             _went_down(box, error, account.fail_open)
             continue
         account.figures = result.figures
+        note_shared_spent(result.figures.key, result.figures.spent.nanos)
         _show(frame, result.figures)
         if result.crossed:
             crossings.append((ledger, result.crossed[0]))
@@ -385,6 +387,7 @@ def _check(
             account.key, account.period, limits, want, reservation=rid, ttl=RESERVATION_TTL
         )
         account.figures = result.figures
+        note_shared_spent(result.figures.key, result.figures.spent.nanos)
         if result.granted:
             return rid
         limit = result.refused_limit or "max_tokens"
