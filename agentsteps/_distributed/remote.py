@@ -26,9 +26,11 @@ from .._accounting.budget import Budget, coerce_budget
 from .._accounting.ledger import LEDGER_LOCK
 from .._accounting.usage import ZERO_USAGE, Usage
 from .._core import attributes as A
+from .._core.boundary import exhaustion_error
 from .._core.context import ActiveStep
 from .._core.definitions import StepDefinition
-from .._core.lifecycle import complete, enter, exhaustion_error, fail, is_current
+from .._core.lifecycle import complete, fail, start
+from .._core.stack import is_current
 from ..exceptions import StepBudgetExhausted
 from .propagation import Carried, extract, normalize_carrier
 
@@ -166,7 +168,7 @@ class remote_parent:
         frame: Any = None
         refused = False
         try:
-            frame = enter(self._defn)
+            frame = start(self._defn, (), {})[0]
             self._used = frame
             spent = self._carried.spent if self._refuse else None
             if spent is not None:
@@ -178,7 +180,7 @@ class remote_parent:
         except BaseException as error:
             try:
                 if frame is not None and not refused:
-                    # Interrupted (KeyboardInterrupt) after enter() made it current.
+                    # Interrupted (KeyboardInterrupt) after start() made it current.
                     fail(frame, error)
             finally:
                 otel_context.detach(token)
