@@ -13,13 +13,13 @@ order::
     fail(frame, exc)                  # or: await afail(...), inside the except block
 
 Each kind of seam has one decision, taken in one place, whether a hook applies: `start`
-(``pre_step``), `complete` (``post_step``, see `_post_step_selects`) and `fail`
+(``pre_step``), `complete` (``post_step``; both see `_hooked`) and `fail`
 (``step_error``/``escalated``, see `_failure_hooked`). The awaitable forms exist so that
 async handlers can be awaited; they share everything but the awaited dispatch with the
 sync ones. Every seam is guarded by one flag of `_hooks.registry.ACTIVE`, so a process
-without hooks pays a flag read per seam, and the hottest callers (the sync and async
-wrappers) read that flag themselves before calling `start` (else `enter`): the same
-answer, one call less.
+without hooks pays a flag read per seam; the hottest callers (the sync and async
+wrappers) read that flag, and the note `_hooked` leaves on the definition, before
+calling `start` (else `enter`): the same answer, one call less.
 
 A step a ``pre_step`` hook selects starts in two moves, `prepare` (frame and span) then
 `push`, with the handlers in between. A denied step never becomes current: its span ends
@@ -87,19 +87,29 @@ _POST_STEP = HookEvent.POST_STEP.value
 # -- the decisions: does a hook apply? ----------------------------------------------------
 
 
-def _selects(defn: Any, event: str) -> bool:
+def _hooked(defn: Any, event: str) -> bool:
     """
     Whether a hook for ``event`` (``pre_step`` or ``post_step``) selects the step ``defn``:
-    `step_events`, with its cache check inlined (the caller has read the seam's flag).
+    the one decision of those seams (the caller has read the seam's `ACTIVE` flag).
+
+    When none does, that is noted on the definition (``plain_start`` / ``plain_end``) for
+    this generation of the registry, and the hottest callers read the note instead of
+    calling `start` (`acomplete`), one call less per step while hooks for other steps
+    are registered::
+
+        if ACTIVE.pre_step and defn.plain_start != ACTIVE.generation:
+            frame, args, kwargs = start(defn, args, kwargs)
+        else:
+            frame = enter(defn)
     """
-    return defn.is_step and (
-        event
-        in (
-            ev[1]
-            if (ev := defn.hook_events) is not None and ev[0] == ACTIVE.generation
-            else step_events(defn)
-        )
-    )
+    generation = ACTIVE.generation  # before the lookup: a change in between only recomputes
+    if defn.is_step and event in step_events(defn):
+        return True
+    if event is _PRE_STEP:
+        defn.plain_start = generation
+    else:
+        defn.plain_end = generation
+    return False
 
 
 def _failure_hooked(frame: Frame, status: StepStatus) -> bool:
@@ -116,7 +126,7 @@ def start(defn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Arguments
     Start one call of ``defn``: after its ``pre_step`` handlers when a hook selects it,
     else plainly (`enter`). Returns the frame and the arguments to call the body with.
     """
-    if ACTIVE.pre_step and _selects(defn, _PRE_STEP):
+    if ACTIVE.pre_step and _hooked(defn, _PRE_STEP):
         frame = prepare(defn)
         try:
             ctx, error = _dispatch.pre_step(frame, args, kwargs)
@@ -129,7 +139,7 @@ def start(defn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Arguments
 
 async def astart(defn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Arguments:
     """`start` for an async call: async ``pre_step`` handlers are awaited."""
-    if ACTIVE.pre_step and _selects(defn, _PRE_STEP):
+    if ACTIVE.pre_step and _hooked(defn, _PRE_STEP):
         frame = prepare(defn)
         try:
             ctx, error = await _dispatch.apre_step(frame, args, kwargs)
@@ -258,7 +268,13 @@ def complete(frame: Frame, value: Any, run_hooks: bool = True) -> Any:
             overdue = _overdue(frame)  # type: ignore[arg-type]
             if overdue is not None:
                 return fail_with(frame, overdue)
-        if ACTIVE.post_step and run_hooks and _selects(frame._defn, _POST_STEP):
+        defn = frame._defn
+        if (
+            ACTIVE.post_step
+            and run_hooks
+            and defn.plain_end != ACTIVE.generation  # see `_hooked`
+            and _hooked(defn, _POST_STEP)
+        ):
             value, error = _dispatch.post_step(frame, value)  # type: ignore[arg-type]
             if error is not None:
                 return fail_with(frame, error)
@@ -280,7 +296,7 @@ async def acomplete(frame: Frame, value: Any, fixed: str | None = None) -> Any:
         overdue = _overdue(frame)  # type: ignore[arg-type]
         if overdue is not None:
             return await afail_with(frame, overdue)
-        if ACTIVE.post_step and _selects(frame._defn, _POST_STEP):
+        if ACTIVE.post_step and _hooked(frame._defn, _POST_STEP):
             value, error = await _dispatch.apost_step(frame, value, fixed)  # type: ignore[arg-type]
             if error is not None:
                 return await afail_with(frame, error)

@@ -61,17 +61,17 @@ def wrap(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
     return _wrap_sync(fn, defn)
 
 
-# The two wrappers below are the hottest seams: each reads `ACTIVE.pre_step` (and the async
-# one `ACTIVE.post_step`) itself, and calls `start` (`acomplete`) only when a hook of that
-# seam is registered at all; otherwise `start` would call `enter` (and `acomplete` would
-# call `complete`) anyway. Those functions take the decision; the flag only saves a call.
+# The two wrappers below are the hottest seams: they call `start` (and `acomplete`) only
+# when a hook of that seam is registered and `lifecycle._hooked` has not noted, for this
+# registry generation, that none selects the step; otherwise `start` would call `enter`
+# (and `acomplete` would call `complete`) anyway. `_hooked` decides; the note saves a call.
 
 
 def _wrap_sync(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
     @functools.wraps(fn)
     def step_wrapper(*args: Any, **kwargs: Any) -> Any:
         frame: ActiveStep | ActivePersona
-        if ACTIVE.pre_step:
+        if ACTIVE.pre_step and defn.plain_start != ACTIVE.generation:
             frame, args, kwargs = start(defn, args, kwargs)
         else:
             frame = enter(defn)
@@ -102,7 +102,7 @@ def _wrap_async(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def step_wrapper(*args: Any, **kwargs: Any) -> Any:
         frame: ActiveStep | ActivePersona
-        if ACTIVE.pre_step:
+        if ACTIVE.pre_step and defn.plain_start != ACTIVE.generation:
             frame, args, kwargs = await astart(defn, args, kwargs)
         else:
             frame = enter(defn)
@@ -118,7 +118,7 @@ def _wrap_async(fn: Callable[..., Any], defn: Any) -> Callable[..., Any]:
                 return defn.default
             raise
         try:
-            if ACTIVE.post_step:
+            if ACTIVE.post_step and defn.plain_end != ACTIVE.generation:
                 return await acomplete(frame, result)
             return complete(frame, result)
         except BaseException as raised:
