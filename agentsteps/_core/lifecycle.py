@@ -65,6 +65,7 @@ __all__ = [
     "abort",
     "acomplete",
     "afail",
+    "afail_with",
     "astart",
     "complete",
     "end_detached",
