@@ -27,16 +27,8 @@ from typing import Any
 
 from .._hooks.dispatch import IN_HANDLER
 from .context import CURRENT, ActivePersona, ActiveStep
-from .lifecycle import (
-    acomplete,
-    afail,
-    astart,
-    complete,
-    end_detached,
-    fail,
-    finish_interrupted,
-    start,
-)
+from .ending import end_detached, finish_interrupted
+from .lifecycle import acomplete, afail, astart, complete, fail, start
 from .records import StepStatus
 from .stack import begin_generator, current_otel_context, is_current, pop, resume, suspend
 

@@ -27,7 +27,8 @@ at once with status ``denied`` (marked as an error, the reason in its status) an
 caller gets `StepDenied`; a `run()` collector records it with that status. Its
 ``step_error`` hooks do not fire, since it never ran.
 
-The frame stack itself is `stack.py`, the span attributes `step_spans.py`, the record
+The frame stack itself is `stack.py`, the end of a frame (span, metrics, record) and
+its interruption safety `ending.py`, the span attributes `step_spans.py`, the record
 `step_records.py` and the error-boundary policy `boundary.py`.
 """
 
@@ -37,9 +38,6 @@ from typing import Any
 
 from opentelemetry import trace
 
-from .._core.instruments import _API as _METER_API
-from .._core.instruments import STATE as _METRICS
-from .._core.instruments import get_instruments, step_ended
 from .._hooks import dispatch as _dispatch
 from .._hooks.events import HookContext, HookEvent
 from .._hooks.registry import ACTIVE, step_events
@@ -47,19 +45,16 @@ from ..exceptions import StepBudgetExhausted, StepDenied
 from .boundary import exhaustion_error, outcome
 from .config import get_tracer
 from .context import CURRENT, ActivePersona, ActiveStep
+from .ending import end, end_detached, finish_interrupted
 from .records import StepStatus
 from .stack import (
     current_otel_context,
-    is_current,
     otel_attach,
     otel_detach,
-    otel_detach_quietly,
     pop,
     set_span_in_context,
 )
-from .step_records import deliver, make_record
-from .step_spans import end_span, start_span
-from .telemetry_log import log_telemetry_failure
+from .step_spans import start_span
 
 __all__ = [
     "abort",
@@ -68,11 +63,9 @@ __all__ = [
     "afail_with",
     "astart",
     "complete",
-    "end_detached",
     "enter",
     "fail",
     "fail_with",
-    "finish_interrupted",
     "prepare",
     "push",
     "start",
@@ -251,7 +244,7 @@ def abort(frame: Frame, exc: BaseException, before: Any = None) -> None:
         otel_detach(token)
     elif before is not None and trace.get_current_span(current_otel_context()) is frame._span:
         otel_attach(before)  # attached, but the token was lost: put the old context back
-    _end(frame, outcome(frame, exc)[0], exc)
+    end(frame, outcome(frame, exc)[0], exc)
 
 
 # -- ending: the body returned ------------------------------------------------------------
@@ -281,7 +274,7 @@ def complete(frame: Frame, value: Any, run_hooks: bool = True) -> Any:
                 return fail_with(frame, error)
     try:
         pop(frame)
-        _end(frame, StepStatus.COMPLETED, None)
+        end(frame, StepStatus.COMPLETED, None)
     except BaseException as interrupted:
         finish_interrupted(frame, interrupted)
         raise
@@ -353,7 +346,7 @@ def fail(frame: Frame, exc: BaseException) -> bool:
         hook_error = None
         if _failure_hooked(frame, status):
             hook_error = _dispatch.step_failed(frame, status, error)  # type: ignore[arg-type]
-        _end(frame, status, error)
+        end(frame, status, error)
     except BaseException:
         finish_interrupted(frame, exc)  # an interruption landed before the end completed
         raise
@@ -368,7 +361,7 @@ async def afail(frame: Frame, exc: BaseException) -> bool:
         hook_error = None
         if _failure_hooked(frame, status):
             hook_error = await _dispatch.astep_failed(frame, status, error)  # type: ignore[arg-type]
-        _end(frame, status, error)
+        end(frame, status, error)
     except BaseException:
         finish_interrupted(frame, exc)  # cancelled or interrupted before the end completed
         raise
@@ -384,99 +377,3 @@ def _swallow(
     if error is not exc:
         raise error
     return status is StepStatus.SKIPPED
-
-
-# -- the end itself -----------------------------------------------------------------------
-
-
-def end_detached(frame: Frame, status: StepStatus, exc: BaseException | None) -> None:
-    """
-    End a frame that is not current: a generator closed between two resumes, a step
-    denied before it started.
-    """
-    try:
-        _end(frame, status, exc)
-    except BaseException as interrupted:
-        finish_interrupted(frame, interrupted)
-        raise
-
-
-def finish_interrupted(frame: Frame, exc: BaseException) -> None:
-    """
-    Make sure ``frame`` has ended after an interruption landed while it was being ended
-    (at the entry of `complete`, `fail` or `_end`, before their own guards): pop it if
-    it is still current, and end it (``cancelled``) unless its end completed.
-    """
-    if frame._ledger.closed:
-        return
-    if is_current(frame):
-        pop(frame)
-    else:
-        token = frame._otel_token
-        frame._otel_token = None
-        if token is not None:
-            otel_detach_quietly(token)  # pop may have detached it just before the interruption
-    _end(frame, outcome(frame, exc)[0], exc, False)
-
-
-def _end(
-    frame: Frame,
-    status: StepStatus,
-    exc: BaseException | None,
-    run_hooks: bool = True,
-) -> None:
-    """End the span, record the metrics, deliver the record, close the ledger."""
-    if ACTIVE.persona_end and run_hooks and not frame._defn.is_step:
-        # Before the span ends, so the handlers' span events land on it; their error (strict
-        # mode) is raised once the persona has ended all the same.
-        try:
-            error = _dispatch.persona_ended(frame, status, exc)  # type: ignore[arg-type]
-        finally:
-            _end(frame, status, exc, False)
-        if error is not None:
-            raise error
-        return
-    span = frame._span
-    run = frame._run
-    is_step = frame._defn.is_step
-    record: Any = None
-    done = 0
-    try:
-        if span is not None:
-            end_span(frame, span, status, exc)
-        done = 1
-        # The fast "no meter provider" test of get_instruments, inlined: a call costs more.
-        if is_step and (_METRICS.maybe or _METER_API._METER_PROVIDER is not None):
-            instruments = get_instruments()
-            if instruments is not None:
-                try:
-                    step_ended(instruments, frame, status, exc)
-                except Exception:
-                    # A metric reader or view raised: the step's outcome must not depend on it.
-                    log_telemetry_failure("record", f"the metrics of {frame._defn.name!r}")
-        if run is not None:
-            record = make_record(frame, status, exc, is_step)
-            deliver(run, record, is_step)
-        else:
-            frame._ledger.ended = 1  # no record to be exact for: see make_record
-        frame._ledger.closed = True
-    except BaseException:
-        # An interruption (a signal's KeyboardInterrupt) landed part-way: finish what is
-        # left (each part at most once), then let it go on.
-        if done == 0 and span is not None:
-            _quietly(span.end)
-        if run is None:
-            frame._ledger.ended = 1
-        else:
-            if record is None:
-                record = make_record(frame, status, exc, is_step)
-            deliver(run, record, is_step, once=True)
-        frame._ledger.closed = True
-        raise
-
-
-def _quietly(end: Any) -> None:
-    try:
-        end()
-    except Exception:  # telemetry must not replace the interruption being handled
-        pass

@@ -148,7 +148,7 @@ def pop(frame: ActiveStep | ActivePersona) -> None:
         frame._otel_token = None
         return
     # The token stays on the frame until it is detached: an interruption before that
-    # leaves it for `lifecycle.finish_interrupted`.
+    # leaves it for `ending.finish_interrupted`.
     token = frame._otel_token
     try:
         try:

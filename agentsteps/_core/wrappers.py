@@ -16,9 +16,10 @@ from typing import Any
 
 from .._hooks.registry import ACTIVE
 from .context import ActivePersona, ActiveStep
+from .ending import finish_interrupted
 from .generator_function import GeneratorStepFunction
 from .generators import StepAsyncGenerator, StepGenerator
-from .lifecycle import acomplete, afail, astart, complete, enter, fail, finish_interrupted, start
+from .lifecycle import acomplete, afail, astart, complete, enter, fail, start
 
 __all__ = ["decorate", "wrap"]
 
