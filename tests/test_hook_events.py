@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
+import agentsteps
 from agentsteps import (
     ActiveStep,
     Budget,
@@ -267,6 +269,51 @@ class TestPayloads:
         error = rec.one("step_error")
         assert error.status is StepStatus.CANCELLED
         assert isinstance(error.exception, asyncio.CancelledError)
+
+    @pytest.mark.parametrize("kind", ["sync", "async", "async scope"])
+    def test_exhaustion_at_exit_is_raised_with_its_traceback(self, kind: str) -> None:
+        """
+        An exhaustion first raised at the step's exit (a strict budget_exhausted handler
+        failed at the crossing) reaches step_error handlers while it is being handled,
+        with its traceback, in sync and async steps alike. Regression: the awaited path
+        ran the handlers before raising it.
+        """
+        agentsteps.configure(strict_hooks=True)
+        on_step("*", "work", "budget_exhausted")(lambda e: 1 / 0)
+        on_step("*", "work", "post_step")(lambda e: None)  # async steps await their hooks
+        seen: list[tuple[BaseException | None, bool, bool]] = []
+        on_step("*", "work", "step_error")(
+            lambda e: seen.append(
+                (e.exception, e.exception.__traceback__ is not None, sys.exc_info()[1] is not None)
+            )
+        )
+
+        def overspend() -> None:
+            try:
+                record_usage(model="m", input_tokens=6, output_tokens=0, cost_usd=0)
+            except ZeroDivisionError:
+                pass  # the handler's error; the exhaustion is still owed
+
+        @step(name="work", budget=Budget(max_tokens=1))
+        def work() -> None:
+            overspend()
+
+        @step(name="work", budget=Budget(max_tokens=1))
+        async def awork() -> None:
+            overspend()
+
+        async def scope() -> None:
+            async with step_scope("work", budget=Budget(max_tokens=1)):
+                overspend()
+
+        call = {
+            "sync": work,
+            "async": lambda: asyncio.run(awork()),
+            "async scope": lambda: asyncio.run(scope()),
+        }[kind]
+        with pytest.raises(StepBudgetExhausted, match="'work' exceeded") as caught:
+            call()
+        assert seen == [(caught.value, True, True)]
 
     def test_step_scope(self) -> None:
         """A step_scope has no arguments and no return value: () and {} in, None out."""

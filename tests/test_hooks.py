@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from typing import Any
@@ -447,6 +448,38 @@ class TestRouting:
         with step_scope("s"):
             pass
         assert seen == ["s"]
+
+    @pytest.mark.parametrize("kind", ["sync", "async"])
+    @pytest.mark.parametrize("event", ["pre_step", "post_step"])
+    def test_decorated_step_sees_a_late_registration(self, kind: str, event: str) -> None:
+        """
+        The wrappers skip the hook decision when the definition notes that no hook of
+        the seam selected it; the note is dropped with any registration change.
+        """
+        seen: list[str] = []
+        on_step("*", "other", event)(noop)
+
+        @step(name="s")
+        def s() -> None:
+            pass
+
+        @step(name="s")
+        async def a() -> None:
+            pass
+
+        def call() -> None:
+            if kind == "sync":
+                s()
+            else:
+                asyncio.run(a())
+
+        call()  # routed: nothing selects 's' (noted on its definition)
+        handle = on_step("*", "s", event)(lambda e: seen.append(e.event.value))
+        call()
+        assert seen == [event]
+        handle.unregister()
+        call()
+        assert seen == [event]
 
     def test_clear_drops_routes(self) -> None:
         """reset_defaults() drops the cached routes with the hooks."""

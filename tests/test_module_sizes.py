@@ -17,13 +17,6 @@ MAX_LINES = 450
 
 PACKAGE = Path(__file__).resolve().parent.parent / "agentsteps"
 
-# Over the limit while other branches split them by job (issue 18): the integrator empties
-# this set when those splits are merged, and the test then holds for every module.
-_BEING_SPLIT = {
-    "_core/lifecycle.py",
-    "_core/wrappers.py",
-}
-
 MODULES = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
 
 
@@ -32,7 +25,7 @@ def test_module_is_small_or_says_why(module: str) -> None:
     path = PACKAGE / module
     source = path.read_text(encoding="utf-8")
     lines = len(source.splitlines())
-    if lines <= MAX_LINES or module in _BEING_SPLIT:
+    if lines <= MAX_LINES:
         return
     docstring = ast.get_docstring(ast.parse(source)) or ""
     assert "Cohesive:" in docstring, (
@@ -40,17 +33,6 @@ def test_module_is_small_or_says_why(module: str) -> None:
         "by job into small private modules, or, if its size is one cohesive thing, say "
         "which in its module docstring in a sentence starting 'Cohesive:'"
     )
-
-
-def test_being_split_lists_only_modules_over_the_limit() -> None:
-    # An entry left behind after its split would silently exempt the module again.
-    stale = [
-        m
-        for m in sorted(_BEING_SPLIT)
-        if not (PACKAGE / m).exists()
-        or len((PACKAGE / m).read_text(encoding="utf-8").splitlines()) <= MAX_LINES
-    ]
-    assert not stale, f"_BEING_SPLIT lists modules now within {MAX_LINES} lines: {stale}"
 
 
 def test_the_modules_are_found() -> None:

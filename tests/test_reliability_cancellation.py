@@ -33,7 +33,7 @@ from agentsteps import (
     step_scope,
 )
 from agentsteps._core.context import CURRENT
-from agentsteps._core.wrappers import StepGenerator
+from agentsteps._core.generators import StepGenerator
 from tests.conftest import Spans
 
 

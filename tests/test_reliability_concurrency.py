@@ -33,7 +33,7 @@ from agentsteps import (
     step,
     step_scope,
 )
-from agentsteps._core import lifecycle as _lifecycle
+from agentsteps._core import boundary as _boundary
 from agentsteps._core import recording as _recording
 from agentsteps._core.context import CURRENT
 from agentsteps._core.recording import charge
@@ -210,7 +210,7 @@ class TestExhaustionFigures:
         as part of the crossing. Regression: the error used to re-read the ledger after
         the lock was released.
         """
-        build_error = _lifecycle.exhaustion_error
+        build_error = _boundary.exhaustion_error
 
         def late_thread_then_build(*args: Any) -> StepBudgetExhausted:
             # What another thread can do in the window before the error is built.

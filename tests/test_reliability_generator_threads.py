@@ -87,10 +87,10 @@ def test_refused_while_the_body_is_being_suspended(monkeypatch: pytest.MonkeyPat
     # The body yielded; the wrapper is giving the consumer its context back. A close()
     # from another thread there ended the step, and the consumer's thread then ended
     # it again: two records, 'Calling end() on an ended span', a reused Token.
-    from agentsteps._core import wrappers
+    from agentsteps._core import generators
 
     inside, release = threading.Event(), threading.Event()
-    real_suspend = wrappers.suspend
+    real_suspend = generators.suspend
 
     def held_suspend(frame: Any) -> None:
         if not inside.is_set():  # only the first caller is held
@@ -98,7 +98,7 @@ def test_refused_while_the_body_is_being_suspended(monkeypatch: pytest.MonkeyPat
             release.wait()
         real_suspend(frame)
 
-    monkeypatch.setattr(wrappers, "suspend", held_suspend)
+    monkeypatch.setattr(generators, "suspend", held_suspend)
 
     @step(name="stream")
     def stream() -> Iterator[int]:

@@ -21,7 +21,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from agentsteps import on_step, persona, persona_scope, remote_parent, run, step, step_scope
-from agentsteps._core import lifecycle, wrappers
+from agentsteps._core import generators, lifecycle
 from agentsteps._core.context import CURRENT
 from agentsteps._distributed import propagation
 from tests.conftest import Spans
@@ -86,12 +86,12 @@ POINTS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
     # The span started and is stored; the context with it is being built.
     "after the span started": lambda mp: mp.setattr(
         lifecycle,
-        "_set_span_in_context",
+        "set_span_in_context",
         interrupt_after(lambda *a: (_ for _ in ()).throw(KeyboardInterrupt)),
     ),
     # The span's context is attached, its token not stored yet.
     "after the context was attached": lambda mp: mp.setattr(
-        lifecycle, "_attach", interrupt_after(lifecycle._attach)
+        lifecycle, "otel_attach", interrupt_after(lifecycle.otel_attach)
     ),
     # The frame is current, its token not stored yet.
     "after CURRENT.set": lambda mp: mp.setattr(lifecycle, "CURRENT", _CurrentProxy()),
@@ -188,7 +188,7 @@ def test_interrupted_after_enter_returned(
     def interrupted(*args: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(wrappers, "begin_generator", interrupted)
+    monkeypatch.setattr(generators, "begin_generator", interrupted)
     with run() as r, pytest.raises(KeyboardInterrupt):
         run_kind(kind)
     monkeypatch.undo()
@@ -246,7 +246,7 @@ def test_interrupted_while_a_generator_step_suspends(
     # The body yielded; the wrapper is giving the consumer its context back. The item is
     # lost with the interruption: the step ends (cancelled), its body closed inside it.
     wrap = _raise_first if when == "at its entry" else interrupt_after
-    monkeypatch.setattr(wrappers, "suspend", wrap(wrappers.suspend))
+    monkeypatch.setattr(generators, "suspend", wrap(generators.suspend))
     cleaned: list[object] = []
 
     @step(name="gen")

@@ -331,6 +331,41 @@ class TestRemoteParent:
         ):
             remote_parent({}, budget={"max_tokens": -1})
 
+    def test_hooks_fire_as_for_a_step_scope(self) -> None:
+        """
+        The scope starts and ends through the same functions as a step: its pre_step,
+        post_step and step_error hooks fire, and under ``async with`` async handlers are
+        awaited. Regression: pre_step never fired, and the async forms ran the hooks as
+        for sync code (an async handler was refused with TypeError).
+        """
+        seen: list[str] = []
+
+        async def handler(event: agentsteps.HookContext) -> None:
+            await asyncio.sleep(0)
+            seen.append(event.event.value)
+
+        def sync_handler(event: agentsteps.HookContext) -> None:
+            seen.append(event.event.value)
+
+        async def main() -> None:
+            async with remote_parent(outgoing()):
+                pass
+            with pytest.raises(KeyError):
+                async with remote_parent(outgoing()):
+                    raise KeyError("k")
+
+        with agentsteps.scoped_hooks():
+            for event in ("pre_step", "post_step", "step_error"):
+                agentsteps.on_step("*", "remote:plan", event)(handler)
+            asyncio.run(main())
+        assert seen == ["pre_step", "post_step", "pre_step", "step_error"]
+        seen.clear()
+        with agentsteps.scoped_hooks():
+            agentsteps.on_step("*", "remote:plan", "pre_step")(sync_handler)
+            with remote_parent(outgoing()):
+                pass
+        assert seen == ["pre_step"]
+
 
 class TestIncomingValidation:
     @pytest.mark.parametrize(

@@ -90,7 +90,7 @@ class _Frame:
     _span: Span | None
     _ctx_token: Any
     _otel_token: Any
-    # Generator frames only (see lifecycle.suspend/resume): what the body had made current
+    # Generator frames only (see stack.suspend/resume): what the body had made current
     # when it last yielded (its own frame is stored as None, never as a self-reference),
     # and the consumer's OpenTelemetry context that the body's context was built on.
     _body_frame: ActiveStep | ActivePersona | None

@@ -47,6 +47,8 @@ class StepDefinition:
         "is_step",
         "model",
         "name",
+        "plain_end",
+        "plain_start",
         "span_attributes",
         "span_name",
     )
@@ -55,6 +57,14 @@ class StepDefinition:
     is_scope: bool
     hook_events: Any
     """The step events some hook's step filter selects for this name (see `step_events`)."""
+    plain_start: int
+    """
+    The hook registry's generation (`ACTIVE.generation`) at which no ``pre_step`` hook
+    selected this definition, -1 until known: `lifecycle.start` notes it, and the hottest
+    callers read it to skip calling `start` (see `lifecycle._hooked`).
+    """
+    plain_end: int
+    """The same for ``post_step`` and `lifecycle.complete`."""
 
     def __init__(
         self,
@@ -70,6 +80,7 @@ class StepDefinition:
         self.is_step = True
         self.is_scope = False  # step_scope sets it: a block has no arguments or return value
         self.hook_events = None
+        self.plain_start = self.plain_end = -1
         self.name = name
         self.function = function
         self.model = check_model(model, owner)
@@ -130,14 +141,20 @@ class PersonaDefinition:
         "is_step",
         "model",
         "name",
+        "plain_end",
+        "plain_start",
         "span_attributes",
         "span_name",
     )
 
     is_step: bool
+    plain_start: int
+    """As for `StepDefinition`: a persona has no ``pre_step`` or ``post_step`` hooks."""
+    plain_end: int
 
     def __init__(self, *, name: str, function: str, model: object = None) -> None:
         self.is_step = False
+        self.plain_start = self.plain_end = -1
         self.name = name
         self.function = function
         self.model = check_model(model, f"persona {name!r}")

@@ -178,7 +178,7 @@ def emit_record_span(
         log_telemetry_failure("end", "the span of a recorded model call")
     except BaseException:
         # An interruption (a signal's KeyboardInterrupt) landed between start and end:
-        # the span still ends, once, as a step's does (see lifecycle._end).
+        # the span still ends, once, as a step's does (see ending.end).
         if not ended:
             try:
                 span.end(end_time=now)

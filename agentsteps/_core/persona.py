@@ -71,7 +71,7 @@ def persona(func: Any = None, /, *, name: str | None = None, model: str | None =
     return decorator
 
 
-class persona_scope(FrameScope):
+class persona_scope(FrameScope[ActivePersona]):
     """
     Run a block as a persona: the context-manager form of `@persona`.
 
@@ -91,9 +91,3 @@ class persona_scope(FrameScope):
         check_name("name", name, "persona_scope()")
         self._defn = PersonaDefinition(name=name, function=name, model=model)
         self._frame = None
-
-    def __enter__(self) -> ActivePersona:
-        return super().__enter__()  # type: ignore[no-any-return]
-
-    async def __aenter__(self) -> ActivePersona:
-        return self.__enter__()

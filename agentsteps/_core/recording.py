@@ -25,12 +25,12 @@ from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
 from .._validate import check_count, check_optional_name
 from ..exceptions import UnpricedModelError
+from .boundary import exhaustion_error
 from .config import SETTINGS, get_tracer
 from .context import CALL, CURRENT, ActivePersona, ActiveStep
 from .instruments import _API as _METER_API
 from .instruments import STATE as _METRICS
 from .instruments import get_instruments, note_spend, record_recorded_call
-from .lifecycle import exhaustion_error
 from .llm_spans import emit_record_span
 from .shared import charge_frames
 

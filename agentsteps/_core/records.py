@@ -277,7 +277,7 @@ def run() -> Iterator[Run]:
         yield collector
     finally:
         # Not when a generator's body is finalised on its own by the garbage collector:
-        # restoring would clobber the running code's value (see lifecycle.pop).
+        # restoring would clobber the running code's value (see stack.pop).
         if RUN.get() is collector:
             RUN.reset(token)
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from .lifecycle import complete, enter, fail
+from .lifecycle import acomplete, afail, astart, complete, fail, start
 
 __all__ = ["FrameScope"]
 
+F = TypeVar("F")
 
-class FrameScope:
+
+class FrameScope(Generic[F]):
     """
     Base of the scope context managers: ``with`` and ``async with`` over one frame.
 
-    Subclasses set ``_defn`` in ``__init__`` and may override the entry and exit hooks.
+    Subclasses set ``_defn`` in ``__init__``; ``F`` is the frame type ``as`` gives. Steps
+    and personas start and end through the same `lifecycle` functions as decorated calls.
     One scope object is one activation at a time; entering it twice at once is a mistake.
     """
 
@@ -31,10 +34,10 @@ class FrameScope:
             )
             raise RuntimeError(msg)
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> F:
         self._check_not_active()
-        self._frame = enter(self._defn)
-        return self._frame
+        self._frame = start(self._defn, (), {})[0]
+        return self._frame  # type: ignore[no-any-return]
 
     def __exit__(
         self,
@@ -48,8 +51,11 @@ class FrameScope:
             return False
         return fail(frame, exc)
 
-    async def __aenter__(self) -> Any:
-        return self.__enter__()
+    # The awaitable forms, so that a step scope's async hook handlers are awaited.
+    async def __aenter__(self) -> F:
+        self._check_not_active()
+        self._frame = (await astart(self._defn, (), {}))[0]
+        return self._frame  # type: ignore[no-any-return]
 
     async def __aexit__(
         self,
@@ -57,4 +63,8 @@ class FrameScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        return self.__exit__(exc_type, exc, tb)
+        frame, self._frame = self._frame, None
+        if exc is None:
+            await acomplete(frame, None)
+            return False
+        return await afail(frame, exc)

@@ -11,17 +11,12 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from types import TracebackType
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .._accounting.budget import Budget, ErrorBoundary
-from .._core.hooked import acomplete, aenter_hooked, afail, enter_hooked
-from .._hooks.events import HookEvent
-from .._hooks.registry import ACTIVE, step_events
 from .._validate import check_name
 from .context import ActiveStep
 from .definitions import NOT_SET, StepDefinition
-from .lifecycle import complete, enter, fail
 from .scope import FrameScope
 from .wrappers import decorate
 
@@ -181,7 +176,7 @@ def step(
     return decorator
 
 
-class step_scope(FrameScope):
+class step_scope(FrameScope[ActiveStep]):
     """
     Run a block as a step: the context-manager form of `@step`, for code that is not a
     function of its own. Works with ``with`` and ``async with``; ``as`` gives the
@@ -224,36 +219,3 @@ class step_scope(FrameScope):
         )
         self._defn.is_scope = True
         self._frame = None
-
-    def __enter__(self) -> ActiveStep:
-        self._check_not_active()
-        if ACTIVE.pre_step and HookEvent.PRE_STEP.value in step_events(self._defn):
-            self._frame = enter_hooked(self._defn, (), {})[0]
-        else:
-            self._frame = enter(self._defn)
-        return self._frame  # type: ignore[no-any-return]
-
-    async def __aenter__(self) -> ActiveStep:
-        # Awaited here, not in __enter__, so that async pre_step handlers can run.
-        if not (ACTIVE.pre_step and HookEvent.PRE_STEP.value in step_events(self._defn)):
-            return self.__enter__()
-        self._check_not_active()
-        self._frame = (await aenter_hooked(self._defn, (), {}))[0]
-        return self._frame  # type: ignore[no-any-return]
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        frame, self._frame = self._frame, None
-        if exc is None:
-            if ACTIVE.post_step and HookEvent.POST_STEP.value in step_events(self._defn):
-                await acomplete(frame, None)
-            else:
-                complete(frame, None)
-            return False
-        if ACTIVE.step_failure:
-            return await afail(frame, exc)
-        return fail(frame, exc)

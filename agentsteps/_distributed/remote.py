@@ -26,9 +26,11 @@ from .._accounting.budget import Budget, coerce_budget
 from .._accounting.ledger import LEDGER_LOCK
 from .._accounting.usage import ZERO_USAGE, Usage
 from .._core import attributes as A
+from .._core.boundary import exhaustion_error
 from .._core.context import ActiveStep
 from .._core.definitions import StepDefinition
-from .._core.lifecycle import complete, enter, exhaustion_error, fail, is_current
+from .._core.lifecycle import acomplete, afail, afail_with, astart, complete, fail, fail_with, start
+from .._core.stack import is_current
 from ..exceptions import StepBudgetExhausted
 from .propagation import Carried, extract, normalize_carrier
 
@@ -158,32 +160,58 @@ class remote_parent:
         frame = self._used
         return ZERO_USAGE if frame is None else frame.subtree_usage
 
+    # The sync and awaitable forms share everything but the lifecycle calls (`start` /
+    # `astart`, ...), which await async hook handlers in the awaitable ones.
     def __enter__(self) -> ActiveStep:
-        if self._frame is not None:
-            msg = "remote_parent() is already active; create a new one to re-enter"
-            raise RuntimeError(msg)
-        token = otel_context.attach(self._context())
+        token = self._attach()
         frame: Any = None
-        refused = False
         try:
-            frame = enter(self._defn)
-            self._used = frame
-            spent = self._carried.spent if self._refuse else None
-            if spent is not None:
-                refused = True
-                exc = self._refusal(frame, spent)
-                fail(frame, exc)
-                raise exc
-            self._frame, self._token = frame, token
+            frame = start(self._defn, (), {})[0]
+            refusal = self._admit(frame, token)
+            if refusal is not None:
+                fail_with(frame, refusal)  # ends the step (failed) and raises the refusal
         except BaseException as error:
             try:
-                if frame is not None and not refused:
-                    # Interrupted (KeyboardInterrupt) after enter() made it current.
+                if frame is not None and not frame._ledger.closed:
+                    # Interrupted (KeyboardInterrupt) after start() made it current.
                     fail(frame, error)
             finally:
                 otel_context.detach(token)
             raise
         return cast(ActiveStep, frame)
+
+    async def __aenter__(self) -> ActiveStep:
+        token = self._attach()
+        frame: Any = None
+        try:
+            frame = (await astart(self._defn, (), {}))[0]
+            refusal = self._admit(frame, token)
+            if refusal is not None:
+                await afail_with(frame, refusal)  # as in __enter__
+        except BaseException as error:
+            try:
+                if frame is not None and not frame._ledger.closed:
+                    await afail(frame, error)  # cancelled or interrupted after astart()
+            finally:
+                otel_context.detach(token)
+            raise
+        return cast(ActiveStep, frame)
+
+    def _attach(self) -> Any:
+        """Check the scope is not active, and make the caller's context current."""
+        if self._frame is not None:
+            msg = "remote_parent() is already active; create a new one to re-enter"
+            raise RuntimeError(msg)
+        return otel_context.attach(self._context())
+
+    def _admit(self, frame: ActiveStep, token: Any) -> StepBudgetExhausted | None:
+        """Keep the started frame, or return the refusal to raise (the budget is spent)."""
+        self._used = frame
+        spent = self._carried.spent if self._refuse else None
+        if spent is not None:
+            return self._refusal(frame, spent)
+        self._frame, self._token = frame, token
+        return None
 
     def _context(self) -> otel_context.Context:
         ctx = otel_context.get_current()
@@ -216,9 +244,7 @@ class remote_parent:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
-        frame, self._frame = self._frame, None
-        token, self._token = self._token, None
-        here = is_current(frame)  # not when a generator's body is finalised on its own
+        frame, token, here = self._release()
         try:
             if exc is None:
                 complete(frame, None)
@@ -230,16 +256,29 @@ class remote_parent:
                 otel_context.detach(token)
         return False
 
-    async def __aenter__(self) -> ActiveStep:
-        return self.__enter__()
-
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
-        return self.__exit__(exc_type, exc, tb)
+        frame, token, here = self._release()
+        try:
+            if exc is None:
+                await acomplete(frame, None)
+            else:
+                await afail(frame, exc)  # as in __exit__
+        finally:
+            if here:
+                otel_context.detach(token)
+        return False
+
+    def _release(self) -> tuple[Any, Any, bool]:
+        """The frame and context token to end, and whether the frame is current here."""
+        frame, self._frame = self._frame, None
+        token, self._token = self._token, None
+        # Not current when a generator's body is finalised on its own: see `stack.pop`.
+        return frame, token, is_current(frame)
 
 
 def with_remote_parent(

@@ -282,7 +282,7 @@ def scoped_hooks() -> Iterator[list[HookHandle]]:
         yield handles
     finally:
         # Not when a generator's body is finalised on its own by the garbage collector:
-        # restoring would clobber the running code's value (see lifecycle.pop).
+        # restoring would clobber the running code's value (see stack.pop).
         if _SCOPE.get() is handles:
             _SCOPE.reset(token)
         for handle in handles:

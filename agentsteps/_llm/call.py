@@ -471,7 +471,7 @@ class LLMCall:
         context, self._otel_context = self._otel_context, None
         # Each only where this call is still the current one: a generator's body finalised
         # on its own by the garbage collector must not restore what was current when the
-        # call began over the running code's context (see lifecycle.pop).
+        # call began over the running code's context (see stack.pop).
         if CALL.get() is self:
             try:
                 CALL.reset(self._ctx_token)

@@ -8,8 +8,8 @@ from .._accounting import ledger as _ledger
 from .._accounting.budget import NANOS_PER_USD
 from .._accounting.ledger import LEDGER_LOCK
 from .._accounting.pricing import probe_cost
+from .._core.boundary import exhaustion_error
 from .._core.context import ActivePersona, ActiveStep
-from .._core.lifecycle import exhaustion_error
 from .._core.shared import preflight_shared
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
