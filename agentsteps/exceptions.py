@@ -277,14 +277,3 @@ class UnpricedModelError(AgentStepsError, LookupError):
 
 def _rebuild(cls: type[StepBudgetExhausted], fields: dict[str, Any]) -> StepBudgetExhausted:
     return cls(**fields)
-
-
-for _cls in (
-    AgentStepsError,
-    StepBudgetExhausted,
-    StepEscalated,
-    StepDenied,
-    UnpricedModelError,
-    BudgetStoreUnavailable,
-):
-    _cls.__module__ = "agentsteps"

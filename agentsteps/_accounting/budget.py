@@ -240,9 +240,6 @@ class Budget:
         }
 
 
-Budget.__module__ = "agentsteps"
-
-
 _STORE_ERRORS = ("fail_closed", "fail_open")
 
 
@@ -348,9 +345,6 @@ class ErrorBoundary(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-ErrorBoundary.__module__ = "agentsteps"
 
 
 def coerce_boundary(value: object, owner: str) -> ErrorBoundary:

@@ -385,6 +385,3 @@ def _charge_hooks(
         raise error
     if exc is not None:
         raise exc
-
-
-record_usage.__module__ = "agentsteps"

@@ -280,7 +280,3 @@ def run() -> Iterator[Run]:
         # restoring would clobber the running code's value (see stack.pop).
         if RUN.get() is collector:
             RUN.reset(token)
-
-
-for _obj in (StepStatus, CompletedStep, CompletedPersona, Run, run):
-    _obj.__module__ = "agentsteps"

@@ -131,6 +131,3 @@ def instrument_anthropic(
             )
             raise TypeError(msg)
     return _REGISTRY.add(client, Options(limit_output=limit_output), _seams)
-
-
-instrument_anthropic.__module__ = "agentsteps"

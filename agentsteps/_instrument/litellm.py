@@ -242,6 +242,3 @@ def instrument_litellm(*, limit_output: bool = False) -> InstrumentationHandle:
     import litellm  # noqa: F401  - fail here, not at the first call, when it is missing
 
     return _REGISTRY.add(None, Options(limit_output=limit_output), _seams)
-
-
-instrument_litellm.__module__ = "agentsteps"

@@ -201,6 +201,3 @@ def _check_flag(value: object, what: str) -> None:
     if not isinstance(value, bool):
         msg = f"{what}: 'limit_output' must be True or False (got {value!r})"
         raise TypeError(msg)
-
-
-instrument_openai.__module__ = "agentsteps"

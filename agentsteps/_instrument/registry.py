@@ -164,6 +164,3 @@ class InstrumentationHandle:
         target = "every client" if self._client is None else "one client"
         state = "active" if self.active else "undone"
         return f"<InstrumentationHandle {self._registry.name} {target} {state}>"
-
-
-InstrumentationHandle.__module__ = "agentsteps"

@@ -619,7 +619,3 @@ def _span_ids(span: Any) -> tuple[str | None, str | None]:
     if not ctx.is_valid:
         return None, None
     return trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id)
-
-
-LLMCall.__module__ = "agentsteps"
-llm_call.__module__ = "agentsteps"

@@ -216,6 +216,3 @@ def _read_usage(attributes: Mapping[str, Any]) -> tuple[int, int, int, int, int]
     if reason > out:
         out += reason
     return inp, out, cread, cwrite, reason
-
-
-UsageCaptureProcessor.__module__ = "agentsteps"

@@ -228,7 +228,3 @@ def _record_final(call: LLMCall, final: object) -> None:
         cost_usd=get("cost_usd"),
         response_model=get("response_model") or get("model"),
     )
-
-
-metered.__module__ = "agentsteps"
-ametered.__module__ = "agentsteps"

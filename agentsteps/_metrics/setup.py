@@ -286,7 +286,3 @@ def configure_metrics(
         installed_global=installed,
         server=server,
     )
-
-
-MetricsHandle.__module__ = "agentsteps"
-configure_metrics.__module__ = "agentsteps"

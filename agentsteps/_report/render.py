@@ -235,6 +235,3 @@ def print_report(
         return
     report = RunReport.from_run(source) if isinstance(source, Run) else RunReport.from_jsonl(source)
     write_report(report, sys.stdout if file is None else file, as_json=json)
-
-
-print_report.__module__ = "agentsteps"

@@ -166,4 +166,3 @@ class TracingHandle:
 
 
 # Public names report the package, so tracebacks and reprs show agentsteps.TracingHandle.
-TracingHandle.__module__ = "agentsteps"

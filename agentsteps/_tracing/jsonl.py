@@ -307,4 +307,3 @@ class JsonlSpanExporter(SpanExporter):
 
 
 # Public names report the package, so tracebacks and reprs show agentsteps.JsonlSpanExporter.
-JsonlSpanExporter.__module__ = "agentsteps"

@@ -243,4 +243,3 @@ def configure_tracing(
 
 
 # Public names report the package, so tracebacks and reprs show agentsteps.configure_tracing.
-configure_tracing.__module__ = "agentsteps"
