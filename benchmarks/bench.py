@@ -31,8 +31,13 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# The environment variable naming a directory that holds the `agentsteps/` package to measure
+# instead of this checkout's: `compare.py` points the workers at an old tree (exported with
+# `git archive`) and a new one, so that both run under this same harness code.
+TREE_ENV = "AGENTSTEPS_BENCH_TREE"
+TREE = Path(os.environ.get(TREE_ENV) or ROOT).resolve()
 # The harness runs from a checkout: import agentsteps from the tree, helpers from here.
-for _path in (str(ROOT), str(HERE)):
+for _path in (str(TREE), str(HERE)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
@@ -75,6 +80,10 @@ MODES = {
     "quick": Settings(rounds=3, chunk_ms=0.5, mem_first=1_000, mem_total=5_000),
     # Network audit: every code path once, briefly.
     "audit": Settings(rounds=1, chunk_ms=0.2, mem_first=100, mem_total=300),
+    # compare.py: many short processes, old and new alternating; no memory run (mem_total=0),
+    # which is not a hot-path ratio and would take most of each process's time.
+    "compare": Settings(rounds=20, chunk_ms=2.0, mem_first=0, mem_total=0),
+    "compare-quick": Settings(rounds=3, chunk_ms=0.5, mem_first=0, mem_total=0),
 }
 
 
@@ -142,6 +151,9 @@ def _install_net_audit(events: list[str]) -> None:
 def run_worker(group: str, out: Path, settings: Settings, cases: list[str], audit: bool) -> None:
     """Measure one group of variants in this process and write the results as JSON."""
     result: dict[str, Any] = {"group": group, "settings": asdict(settings), "cases": {}}
+    # Which package this process really measures (compare.py checks it is the tree it asked for).
+    spec = importlib.util.find_spec("agentsteps")
+    result["agentsteps_file"] = spec.origin if spec else None
     events: list[str] = []
     if audit:
         _install_net_audit(events)
@@ -175,7 +187,8 @@ def run_worker(group: str, out: Path, settings: Settings, cases: list[str], audi
         samples, clean, counts = measure(runners, settings, case.units_per_op)
         result["cases"][key] = {"samples_ns": samples, "clean": clean, "ops_per_chunk": counts}
     result["memory"] = {}
-    for impl in impls:
+    # The compare modes (mem_total=0) skip the memory run.
+    for impl in impls if settings.mem_total else []:
         # Peer groups measure only the peer's memory: the baselines and step-sdk already
         # ran the full count in their own groups.
         if group.startswith("peer-") and impl.name != group.removeprefix("peer-"):
@@ -190,15 +203,28 @@ def run_worker(group: str, out: Path, settings: Settings, cases: list[str], audi
     out.write_text(json.dumps(result))
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(tree: Path | None = None) -> dict[str, str]:
     # Nothing from the caller's OpenTelemetry settings may change what a variant does.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["PYTHONHASHSEED"] = "0"
+    env[TREE_ENV] = str(tree or TREE)
     return env
 
 
-def spawn(group: str, mode: str, cases: list[str], audit: bool, verbose: bool) -> dict[str, Any]:
-    """Run one group in a fresh interpreter and return its results."""
+def spawn(
+    group: str,
+    mode: str,
+    cases: list[str],
+    audit: bool,
+    verbose: bool,
+    tree: Path | None = None,
+) -> dict[str, Any]:
+    """
+    Run one group in a fresh interpreter and return its results.
+
+    `tree` is the directory whose `agentsteps/` package the worker imports (default: the
+    one this process was pointed at, normally this checkout).
+    """
     with tempfile.TemporaryDirectory(prefix="agentsteps-bench-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [
@@ -217,7 +243,7 @@ def spawn(group: str, mode: str, cases: list[str], audit: bool, verbose: bool) -
         # Peers' own start-up chatter goes to a file, shown only when the worker fails.
         proc = subprocess.run(
             cmd,
-            env=_worker_env(),
+            env=_worker_env(tree),
             cwd=tmp,
             capture_output=True,
             text=True,
