@@ -47,7 +47,8 @@ END = "<!-- bench-compare:end -->"
 TOLERANCE = 0.05
 GROUPS = ("off", "sdk")
 CASES = ("sync", "async", "nest10", "usage", "usage-priced")
-# Processes per side and group: the full run is 40 worker processes of about a second each.
+# Worker mode and pairs of processes per group: the full run is 40 worker processes of 1-2 s
+# each (about 70 s on an idle 2-core machine), quick 8 short ones.
 MODES = {"full": ("compare", 10), "quick": ("compare-quick", 2)}
 
 Data = dict[str, Any]
