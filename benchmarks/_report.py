@@ -149,9 +149,16 @@ def usage_ratio(usage: dict[str, Any], span: dict[str, Any], variant: str, ref: 
     """
     Case (f)'s figure: one record_usage of `variant` against one call of `ref` in case (a).
 
-    A ratio of medians: the two cases run one after the other in the same process, so their
-    rounds are not paired in time.
+    When the worker timed all cases in the same rounds (compare.py's modes), the median of
+    per-round ratios from rounds where both chunks ran undisturbed; otherwise the cases ran
+    one after the other, and it is the ratio of their medians.
     """
+    if usage.get("interleaved") and span.get("interleaved"):
+        su, ss = usage["samples_ns"][variant], span["samples_ns"][ref]
+        both = zip(su, ss, _flags(usage, variant), _flags(span, ref), strict=True)
+        pairs = [x / y for x, y, ok_u, ok_s in both if ok_u and ok_s]
+        if len(pairs) >= min(_MIN_CLEAN, len(su)):
+            return statistics.median(pairs)
     return statistics.median(values(usage, variant)) / statistics.median(values(span, ref))
 
 

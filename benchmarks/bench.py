@@ -71,6 +71,10 @@ class Settings:
     chunk_ms: float
     mem_first: int
     mem_total: int
+    # Time every case's chunks in the same rounds instead of one case after the other, so
+    # that a figure comparing two cases (record_usage against a span) pairs chunks timed
+    # moments apart.
+    interleave: bool = False
 
 
 MODES = {
@@ -82,21 +86,22 @@ MODES = {
     "audit": Settings(rounds=1, chunk_ms=0.2, mem_first=100, mem_total=300),
     # compare.py: many short processes, old and new alternating; no memory run (mem_total=0),
     # which is not a hot-path ratio and would take most of each process's time.
-    "compare": Settings(rounds=30, chunk_ms=2.0, mem_first=0, mem_total=0),
-    "compare-quick": Settings(rounds=3, chunk_ms=0.5, mem_first=0, mem_total=0),
+    "compare": Settings(rounds=30, chunk_ms=2.0, mem_first=0, mem_total=0, interleave=True),
+    "compare-quick": Settings(rounds=3, chunk_ms=0.5, mem_first=0, mem_total=0, interleave=True),
 }
 
 
 def measure(
-    runners: dict[str, Any], settings: Settings, units_per_op: int
+    runners: dict[str, Any], settings: Settings, units_per_op: int | dict[str, int]
 ) -> tuple[dict[str, list[float]], dict[str, list[bool]], dict[str, int]]:
     """
     Time each runner in interleaved rounds.
 
-    Returns the samples (nanoseconds per unit, from `time.perf_counter_ns`), whether each
-    chunk ran undisturbed, and the operations per chunk. A chunk is undisturbed when the
-    process got the CPU for (nearly) all of its wall time: on a shared machine a chunk
-    during which the scheduler ran someone else measures them, not us.
+    `units_per_op` is one count for all runners, or one per runner. Returns the samples
+    (nanoseconds per unit, from `time.perf_counter_ns`), whether each chunk ran
+    undisturbed, and the operations per chunk. A chunk is undisturbed when the process got
+    the CPU for (nearly) all of its wall time: on a shared machine a chunk during which the
+    scheduler ran someone else measures them, not us.
     """
     chunk_ns = settings.chunk_ms * 1e6
     counts: dict[str, int] = {}
@@ -110,7 +115,13 @@ def measure(
                 break
             n *= 4
         counts[name] = max(1, min(1 << 22, round(n * chunk_ns / elapsed)))
+    # What the first calls loaded (the price catalog on the first priced record_usage,
+    # caches) lives for the whole run: freeze it too, or the collection before every chunk
+    # walks it again (15 ms a chunk once the catalog is in, against 0.1 ms).
+    gc.collect()
+    gc.freeze()
     names = list(runners)
+    units = units_per_op if isinstance(units_per_op, dict) else dict.fromkeys(names, units_per_op)
     samples: dict[str, list[float]] = {name: [] for name in names}
     clean: dict[str, list[bool]] = {name: [] for name in names}
     cpu, wall = time.process_time_ns, time.perf_counter_ns
@@ -135,7 +146,7 @@ def measure(
                 w1, c1 = wall(), cpu()
             finally:
                 gc.enable()
-            samples[name].append(elapsed / (n * units_per_op))
+            samples[name].append(elapsed / (n * units[name]))
             clean[name].append(c1 - c0 >= _CLEAN_CPU_SHARE * (w1 - w0))
     return samples, clean, counts
 
@@ -175,17 +186,44 @@ def run_worker(group: str, out: Path, settings: Settings, cases: list[str], audi
     # Everything set up so far lives for the whole run: keep it out of every collection.
     gc.collect()
     gc.freeze()
+    built: dict[str, dict[str, Any]] = {}
     for key in cases:
-        case = CASES[key]
         runners = {}
         for impl in impls:
-            runner = case.build(impl, loop)
+            runner = CASES[key].build(impl, loop)
             if runner is not None:
                 runners[impl.name] = runner
-        if not runners:
-            continue
-        samples, clean, counts = measure(runners, settings, case.units_per_op)
-        result["cases"][key] = {"samples_ns": samples, "clean": clean, "ops_per_chunk": counts}
+        if runners:
+            built[key] = runners
+    if settings.interleave:
+        # One measurement of every (case, variant), split back by case afterwards.
+        joint = {
+            (key, name): run for key, runners in built.items() for name, run in runners.items()
+        }
+        samples, clean, counts = measure(
+            {f"{k} {n}": run for (k, n), run in joint.items()},
+            settings,
+            {f"{k} {n}": CASES[k].units_per_op for k, n in joint},
+        )
+        for key, runners in built.items():
+            result["cases"][key] = {
+                field: {name: values[f"{key} {name}"] for name in runners}
+                for field, values in (
+                    ("samples_ns", samples),
+                    ("clean", clean),
+                    ("ops_per_chunk", counts),
+                )
+            }
+            result["cases"][key]["interleaved"] = True
+    else:
+        for key, runners in built.items():
+            case = CASES[key]
+            samples, clean, counts = measure(runners, settings, case.units_per_op)
+            result["cases"][key] = {
+                "samples_ns": samples,
+                "clean": clean,
+                "ops_per_chunk": counts,
+            }
     result["memory"] = {}
     # The compare modes (mem_total=0) skip the memory run.
     for impl in impls if settings.mem_total else []:
