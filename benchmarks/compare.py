@@ -126,6 +126,20 @@ def _git(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=60, check=False)
 
 
+def _describe(where: Path, pathspec: str) -> str:
+    """
+    The checkout's commit, and whether the files that matter here differ from it.
+
+    Only `pathspec` counts: --write-results leaves RESULTS.md modified, which changes
+    nothing that is measured.
+    """
+    commit = _git("rev-parse", "--short", "HEAD", cwd=where).stdout.decode().strip()
+    if not commit:
+        return "not a git checkout"
+    changed = _git("status", "--porcelain", "--", pathspec, cwd=where).stdout.decode().strip()
+    return f"{commit} + uncommitted changes in {pathspec}" if changed else commit
+
+
 def materialise(option: str, spec: str, dest: Path) -> Tree:
     """
     The tree `spec` names: a directory holding `agentsteps/` (taken as it is, uncommitted
@@ -134,8 +148,8 @@ def materialise(option: str, spec: str, dest: Path) -> Tree:
     """
     as_dir = Path(spec)
     if (as_dir / "agentsteps" / "__init__.py").is_file():
-        described = _git("describe", "--always", "--dirty", cwd=as_dir).stdout.decode().strip()
-        return Tree(as_dir.resolve(), f"directory {as_dir.resolve()} ({described or 'no git'})")
+        described = _describe(as_dir, "agentsteps")
+        return Tree(as_dir.resolve(), f"directory {as_dir.resolve()} ({described})")
     found = _git("rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}")
     if found.returncode != 0:
         msg = (
@@ -159,8 +173,7 @@ def materialise(option: str, spec: str, dest: Path) -> Tree:
 
 
 def _head_default() -> Tree:
-    described = _git("describe", "--always", "--dirty").stdout.decode().strip() or "no git"
-    return Tree(ROOT, f"this checkout's working tree ({described})")
+    return Tree(ROOT, f"this checkout's working tree ({_describe(ROOT, 'agentsteps')})")
 
 
 def _check_imported(result: Data, tree: Tree) -> None:
@@ -370,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     rows = summarise(pairs)
-    harness = _git("describe", "--always", "--dirty").stdout.decode().strip() or "no git"
+    harness = _describe(ROOT, "benchmarks/*.py")
     meta = {
         "command": " ".join(
             ["python benchmarks/compare.py", *(argv if argv is not None else sys.argv[1:])]
