@@ -149,9 +149,9 @@ def usage_ratio(usage: dict[str, Any], span: dict[str, Any], variant: str, ref: 
     """
     Case (f)'s figure: one record_usage of `variant` against one call of `ref` in case (a).
 
-    When the worker timed all cases in the same rounds (compare.py's modes), the median of
-    per-round ratios from rounds where both chunks ran undisturbed; otherwise the cases ran
-    one after the other, and it is the ratio of their medians.
+    The worker times all cases in the same rounds: the median of per-round ratios from
+    rounds where both chunks ran undisturbed. With too few such rounds, or results from
+    before cases were interleaved, the ratio of their medians.
     """
     if usage.get("interleaved") and span.get("interleaved"):
         su, ss = usage["samples_ns"][variant], span["samples_ns"][ref]

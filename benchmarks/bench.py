@@ -71,10 +71,6 @@ class Settings:
     chunk_ms: float
     mem_first: int
     mem_total: int
-    # Time every case's chunks in the same rounds instead of one case after the other, so
-    # that a figure comparing two cases (record_usage against a span) pairs chunks timed
-    # moments apart.
-    interleave: bool = False
 
 
 MODES = {
@@ -86,8 +82,8 @@ MODES = {
     "audit": Settings(rounds=1, chunk_ms=0.2, mem_first=100, mem_total=300),
     # compare.py: many short processes, old and new alternating; no memory run (mem_total=0),
     # which is not a hot-path ratio and would take most of each process's time.
-    "compare": Settings(rounds=30, chunk_ms=2.0, mem_first=0, mem_total=0, interleave=True),
-    "compare-quick": Settings(rounds=3, chunk_ms=0.5, mem_first=0, mem_total=0, interleave=True),
+    "compare": Settings(rounds=30, chunk_ms=2.0, mem_first=0, mem_total=0),
+    "compare-quick": Settings(rounds=3, chunk_ms=0.5, mem_first=0, mem_total=0),
 }
 
 
@@ -195,35 +191,27 @@ def run_worker(group: str, out: Path, settings: Settings, cases: list[str], audi
                 runners[impl.name] = runner
         if runners:
             built[key] = runners
-    if settings.interleave:
-        # One measurement of every (case, variant), split back by case afterwards.
-        joint = {
-            (key, name): run for key, runners in built.items() for name, run in runners.items()
-        }
-        samples, clean, counts = measure(
+    # Every case's chunks in the same rounds, not one case after the other: a figure that
+    # compares two cases ((f): record_usage against a span of (a)) then pairs chunks timed
+    # moments apart. Timed one case after the other, a load change between the blocks (a
+    # sibling process slowing this one by half for a few seconds) moved it by 2x.
+    joint = {(key, name): run for key, runners in built.items() for name, run in runners.items()}
+    samples, clean, counts = (
+        measure(
             {f"{k} {n}": run for (k, n), run in joint.items()},
             settings,
             {f"{k} {n}": CASES[k].units_per_op for k, n in joint},
         )
-        for key, runners in built.items():
-            result["cases"][key] = {
-                field: {name: values[f"{key} {name}"] for name in runners}
-                for field, values in (
-                    ("samples_ns", samples),
-                    ("clean", clean),
-                    ("ops_per_chunk", counts),
-                )
-            }
-            result["cases"][key]["interleaved"] = True
-    else:
-        for key, runners in built.items():
-            case = CASES[key]
-            samples, clean, counts = measure(runners, settings, case.units_per_op)
-            result["cases"][key] = {
-                "samples_ns": samples,
-                "clean": clean,
-                "ops_per_chunk": counts,
-            }
+        if joint
+        else ({}, {}, {})
+    )
+    for key, runners in built.items():
+        result["cases"][key] = {
+            "samples_ns": {name: samples[f"{key} {name}"] for name in runners},
+            "clean": {name: clean[f"{key} {name}"] for name in runners},
+            "ops_per_chunk": {name: counts[f"{key} {name}"] for name in runners},
+            "interleaved": True,
+        }
     result["memory"] = {}
     # The compare modes (mem_total=0) skip the memory run.
     for impl in impls if settings.mem_total else []:
