@@ -149,11 +149,11 @@ def usage_ratio(usage: dict[str, Any], span: dict[str, Any], variant: str, ref: 
     """
     Case (f)'s figure: one record_usage of `variant` against one call of `ref` in case (a).
 
-    The worker times all cases in the same rounds: the median of per-round ratios from
-    rounds where both chunks ran undisturbed. With too few such rounds, or results from
-    before cases were interleaved, the ratio of their medians.
+    The worker times (f) in the same rounds as (a): the median of per-round ratios from
+    rounds where both chunks ran undisturbed. With too few such rounds, or cases timed in
+    rounds of their own, the ratio of their medians.
     """
-    if usage.get("interleaved") and span.get("interleaved"):
+    if usage.get("rounds_of") is not None and usage.get("rounds_of") == span.get("rounds_of"):
         su, ss = usage["samples_ns"][variant], span["samples_ns"][ref]
         both = zip(su, ss, _flags(usage, variant), _flags(span, ref), strict=True)
         pairs = [x / y for x, y, ok_u, ok_s in both if ok_u and ok_s]

@@ -191,27 +191,24 @@ def run_worker(group: str, out: Path, settings: Settings, cases: list[str], audi
                 runners[impl.name] = runner
         if runners:
             built[key] = runners
-    # Every case's chunks in the same rounds, not one case after the other: a figure that
-    # compares two cases ((f): record_usage against a span of (a)) then pairs chunks timed
-    # moments apart. Timed one case after the other, a load change between the blocks (a
-    # sibling process slowing this one by half for a few seconds) moved it by 2x.
-    joint = {(key, name): run for key, runners in built.items() for name, run in runners.items()}
-    samples, clean, counts = (
-        measure(
-            {f"{k} {n}": run for (k, n), run in joint.items()},
-            settings,
-            {f"{k} {n}": CASES[k].units_per_op for k, n in joint},
-        )
-        if joint
-        else ({}, {}, {})
-    )
-    for key, runners in built.items():
-        result["cases"][key] = {
-            "samples_ns": {name: samples[f"{key} {name}"] for name in runners},
-            "clean": {name: clean[f"{key} {name}"] for name in runners},
-            "ops_per_chunk": {name: counts[f"{key} {name}"] for name in runners},
-            "interleaved": True,
-        }
+    # A case that a figure divides by another ((f): record_usage over a span of (a)) is timed
+    # in the same rounds as that one, so the chunks divided are timed moments apart: timed
+    # one after the other, a load change between the two blocks moved (f) by half.
+    blocks: dict[str, list[str]] = {}
+    for key in built:
+        anchor = CASES[key].shares_rounds_with
+        blocks.setdefault(anchor if anchor in built else key, []).append(key)
+    for anchor, keys in blocks.items():
+        joint = {f"{key} {name}": run for key in keys for name, run in built[key].items()}
+        units = {f"{key} {name}": CASES[key].units_per_op for key in keys for name in built[key]}
+        samples, clean, counts = measure(joint, settings, units)
+        for key in keys:
+            result["cases"][key] = {
+                "samples_ns": {name: samples[f"{key} {name}"] for name in built[key]},
+                "clean": {name: clean[f"{key} {name}"] for name in built[key]},
+                "ops_per_chunk": {name: counts[f"{key} {name}"] for name in built[key]},
+                "rounds_of": anchor,
+            }
     result["memory"] = {}
     # The compare modes (mem_total=0) skip the memory run.
     for impl in impls if settings.mem_total else []:
