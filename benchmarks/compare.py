@@ -283,12 +283,12 @@ def markdown(meta: Data, rows: list[Data], runs: list[Data]) -> str:
         )
     near = [r for r in rows if r["verdict"] != "SKIP" and r["spread"]["median"] > 1 + TOLERANCE]
     if near and all(r["spread"]["median"] <= 1 + 2 * TOLERANCE for r in near):
-        # Seen on this shared machine: one run in thirteen of the same two trees read 1.04-1.06
-        # for every tracing-off ratio, the runs before and after 1.00-1.03.
+        # Seen on this shared machine: one run in fifteen of the same two trees read 1.04-1.06
+        # for every tracing-off ratio, the runs before and after 0.99-1.04.
         lines += [
             "",
             f"A FAIL by less than {2 * TOLERANCE:.0%} can be a shift of the whole run on a "
-            "shared machine (seen here once in thirteen runs of two unchanged trees): rerun "
+            "shared machine (seen here once in fifteen runs of two unchanged trees): rerun "
             "before concluding; a regression fails again.",
         ]
     skipped = sorted({f"{r['side']} `{v}`: {why}" for r in runs for v, why in r["skipped"].items()})
