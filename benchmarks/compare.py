@@ -6,8 +6,9 @@ Old against new: the hot-path ratios of two trees of agentsteps, measured by one
     python benchmarks/compare.py --base HEAD --quick         # a plumbing check, seconds
     nox -s bench_compare -- --base 4adfa33 --write-results   # and refresh RESULTS.md
 
-The base (and the head, when it is a ref rather than a directory) is exported with
-``git archive REF agentsteps`` into a temporary directory. Both trees are then timed by this
+Each side's ``agentsteps/`` goes into a temporary directory, the two side by side: a ref's
+is exported with ``git archive REF agentsteps``, a directory's (by default this checkout's,
+uncommitted changes included) is copied. Both trees are then timed by this
 checkout's harness (bench.py's workers, pointed at a tree by ``AGENTSTEPS_BENCH_TREE``), so
 only the package differs. Each worker process measures the hot-path cases of one group
 (``off``: tracing off; ``sdk``: a recording SDK provider) with the same-process baselines,
@@ -25,6 +26,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -140,16 +142,28 @@ def _describe(where: Path, pathspec: str) -> str:
     return f"{commit} + uncommitted changes in {pathspec}" if changed else commit
 
 
-def materialise(option: str, spec: str, dest: Path) -> Tree:
+def _copy(source: Path, dest: Path, label: str) -> Tree:
+    # Both sides are imported from copies beside each other (dest/base, dest/head), so that
+    # where a package lies (path lengths, file system, bytecode caches) differs in nothing
+    # but the code.
+    shutil.copytree(
+        source / "agentsteps", dest / "agentsteps", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return Tree(dest.resolve(), label)
+
+
+def materialise(option: str, spec: str | None, dest: Path) -> Tree:
     """
-    The tree `spec` names: a directory holding `agentsteps/` (taken as it is, uncommitted
-    changes included), or a git ref of this repository, whose `agentsteps/` is exported
-    into `dest`.
+    The tree `spec` names, copied or exported into `dest`: a directory holding
+    `agentsteps/` (as it is, uncommitted changes included; None: this checkout), or a git
+    ref of this repository, whose `agentsteps/` is exported with `git archive`.
     """
+    if spec is None:
+        return _copy(ROOT, dest, f"this checkout's working tree ({_describe(ROOT, 'agentsteps')})")
     as_dir = Path(spec)
     if (as_dir / "agentsteps" / "__init__.py").is_file():
         described = _describe(as_dir, "agentsteps")
-        return Tree(as_dir.resolve(), f"directory {as_dir.resolve()} ({described})")
+        return _copy(as_dir, dest, f"directory {as_dir.resolve()} ({described})")
     found = _git("rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}")
     if found.returncode != 0:
         msg = (
@@ -170,10 +184,6 @@ def materialise(option: str, spec: str, dest: Path) -> Tree:
     if len(subject) > 90:
         subject = subject[:89] + "…"
     return Tree(dest.resolve(), f"`{spec}` = {subject}")
-
-
-def _head_default() -> Tree:
-    return Tree(ROOT, f"this checkout's working tree ({_describe(ROOT, 'agentsteps')})")
 
 
 def _check_imported(result: Data, tree: Tree) -> None:
@@ -346,11 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="agentsteps-compare-") as tmp:
         sides = {
             "old": materialise("--base", args.base, Path(tmp) / "base"),
-            "new": (
-                materialise("--head", args.head, Path(tmp) / "head")
-                if args.head
-                else _head_default()
-            ),
+            "new": materialise("--head", args.head, Path(tmp) / "head"),
         }
         for side, tree in sides.items():
             print(f"[compare] {side}: {tree.label}", file=sys.stderr, flush=True)

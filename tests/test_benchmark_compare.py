@@ -89,7 +89,7 @@ def test_every_hot_path_ratio_is_judged(comparison: tuple[str, dict[str, object]
 
 
 def test_each_side_measures_its_own_tree(comparison: tuple[str, dict[str, object]]) -> None:
-    """Old processes import the exported base, new ones this checkout; they alternate."""
+    """Old processes import the exported base, new ones a copy of this checkout's package."""
     text, data = comparison
     runs = data["runs"]
     assert isinstance(runs, list)
@@ -102,11 +102,10 @@ def test_each_side_measures_its_own_tree(comparison: tuple[str, dict[str, object
     for run in runs:
         origin = Path(run["agentsteps_file"])
         assert run["skipped"] == {}, run
-        if run["side"] == "new":
-            assert origin == ROOT / "agentsteps" / "__init__.py"
-        else:
-            assert origin.parts[-2:] == ("agentsteps", "__init__.py")
-            assert ROOT not in origin.parents
+        # Both are temporary copies side by side: base/ for old, head/ for new.
+        tree = "base" if run["side"] == "old" else "head"
+        assert origin.parts[-3:] == (tree, "agentsteps", "__init__.py"), origin
+        assert ROOT not in origin.parents
     assert "- Old (base): `HEAD` = " in text
     assert "- New (head): this checkout's working tree (" in text
 
