@@ -82,7 +82,7 @@ MODES = {
     "audit": Settings(rounds=1, chunk_ms=0.2, mem_first=100, mem_total=300),
     # compare.py: many short processes, old and new alternating; no memory run (mem_total=0),
     # which is not a hot-path ratio and would take most of each process's time.
-    "compare": Settings(rounds=30, chunk_ms=2.0, mem_first=0, mem_total=0),
+    "compare": Settings(rounds=20, chunk_ms=2.0, mem_first=0, mem_total=0),
     "compare-quick": Settings(rounds=3, chunk_ms=0.5, mem_first=0, mem_total=0),
 }
 

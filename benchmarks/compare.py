@@ -49,9 +49,12 @@ END = "<!-- bench-compare:end -->"
 TOLERANCE = 0.05
 GROUPS = ("off", "sdk")
 CASES = ("sync", "async", "nest10", "usage", "usage-priced")
-# Worker mode and pairs of processes per group: the full run is 40 worker processes of 1-2 s
-# each (about 70 s on an idle 2-core machine), quick 8 short ones.
-MODES = {"full": ("compare", 10), "quick": ("compare-quick", 2)}
+# Worker mode and pairs of processes per group. How fast a step runs differs from process to
+# process by a few percent (single pairs of a tree against itself read 0.86-1.13 with tracing
+# off), so many short processes beat a few long ones: 30 pairs of 20 rounds, 120 processes of
+# about a second (2 minutes on an idle 2-core machine); 10 pairs let the median of a tree
+# against itself drift by 3.5%. Quick: 8 short processes.
+MODES = {"full": ("compare", 30), "quick": ("compare-quick", 2)}
 
 Data = dict[str, Any]
 
@@ -325,7 +328,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="2 pairs of short processes: checks the plumbing only"
     )
     parser.add_argument(
-        "--pairs", type=int, help="pairs of old/new processes per group (default: 10, quick: 2)"
+        "--pairs", type=int, help="pairs of old/new processes per group (default: 30, quick: 2)"
     )
     parser.add_argument("--json", type=Path, help="write every per-process figure here")
     parser.add_argument("--report", type=Path, help="write the markdown report here")
