@@ -50,10 +50,10 @@ TOLERANCE = 0.05
 GROUPS = ("off", "sdk")
 CASES = ("sync", "async", "nest10", "usage", "usage-priced")
 # Worker mode and pairs of processes per group. How fast a step runs differs from process to
-# process by a few percent (single pairs of a tree against itself read 0.86-1.13 with tracing
+# process by a few percent (single pairs of a tree against itself read 0.87-1.41 with tracing
 # off), so many short processes beat a few long ones: 30 pairs of 20 rounds, 120 processes of
-# about a second (2 minutes on an idle 2-core machine); 10 pairs let the median of a tree
-# against itself drift by 3.5%. Quick: 8 short processes.
+# about a second (2 minutes on a 2-core machine at load average 2); with 10 pairs the median
+# of a tree against itself drifted by up to 3.5%. Quick: 8 short processes, seconds.
 MODES = {"full": ("compare", 30), "quick": ("compare-quick", 2)}
 
 Data = dict[str, Any]
