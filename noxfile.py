@@ -61,6 +61,18 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def bench_compare(session: nox.Session) -> None:
+    """
+    Old against new: the hot-path ratios of a base ref and this checkout, one harness,
+    alternating processes (benchmarks/compare.py, issue 18's "no regression" check).
+    ``nox -s bench_compare -- --base 4adfa33``; add ``--quick`` or ``--write-results``.
+    """
+    # Core dependencies only: no peers. Both trees import under these versions.
+    session.install("-e", ".")
+    session.run("python", "benchmarks/compare.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """Build the documentation site; --strict turns a broken link or reference into an error."""
     session.install("-e", ".[docs]")

@@ -35,6 +35,10 @@ class Case:
     unit: str
     units_per_op: int
     build: Callable[[Impl, asyncio.AbstractEventLoop], Runner | None]
+    # The case whose rounds this one's chunks join, when a figure divides one by the other:
+    # chunks timed moments apart see the same load. Other cases keep rounds of their own, so
+    # that state a variant leaves behind in one case cannot slow another.
+    shares_rounds_with: str | None = None
 
 
 def _sync(impl: Impl, loop: asyncio.AbstractEventLoop) -> Runner:
@@ -211,6 +215,7 @@ CASES: dict[str, Case] = {
             "record_usage",
             1,
             _usage(priced=False),
+            shares_rounds_with="sync",
         ),
         Case(
             "usage-priced",
@@ -218,6 +223,7 @@ CASES: dict[str, Case] = {
             "record_usage",
             1,
             _usage(priced=True),
+            shares_rounds_with="sync",
         ),
     )
 }

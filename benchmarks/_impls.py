@@ -175,13 +175,30 @@ def otel_sdk() -> Impl:
     )
 
 
+# The modules that have defined `configure`, newest first. compare.py measures older trees
+# under this same harness, and the function moved: issue 18 took it (with `reset_defaults`)
+# to the top of the package; at commit 4adfa33 and before it lived in `_core/config.py`.
+_CONFIGURE_MODULES = ("agentsteps._configure", "agentsteps._core.config")
+
+
 def _agentsteps() -> Any:
+    import importlib
+
     try:
         import agentsteps
-        from agentsteps._configure import configure
     except ImportError as exc:
         msg = f"agentsteps core not importable: {exc}"
         raise Unavailable(msg) from exc
+    configure = None
+    for module in _CONFIGURE_MODULES:
+        try:
+            configure = importlib.import_module(module).configure
+        except (ImportError, AttributeError):
+            continue
+        break
+    if configure is None:
+        msg = f"agentsteps has no configure() in any of {_CONFIGURE_MODULES}"
+        raise Unavailable(msg)
     for name in ("step", "record_usage", "Budget"):
         if not hasattr(agentsteps, name):
             msg = f"agentsteps has no {name!r} yet"

@@ -31,8 +31,13 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# The environment variable naming a directory that holds the `agentsteps/` package to measure
+# instead of this checkout's: `compare.py` points the workers at an old tree (exported with
+# `git archive`) and a new one, so that both run under this same harness code.
+TREE_ENV = "AGENTSTEPS_BENCH_TREE"
+TREE = Path(os.environ.get(TREE_ENV) or ROOT).resolve()
 # The harness runs from a checkout: import agentsteps from the tree, helpers from here.
-for _path in (str(ROOT), str(HERE)):
+for _path in (str(TREE), str(HERE)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
@@ -75,19 +80,24 @@ MODES = {
     "quick": Settings(rounds=3, chunk_ms=0.5, mem_first=1_000, mem_total=5_000),
     # Network audit: every code path once, briefly.
     "audit": Settings(rounds=1, chunk_ms=0.2, mem_first=100, mem_total=300),
+    # compare.py: many short processes, old and new alternating; no memory run (mem_total=0),
+    # which is not a hot-path ratio and would take most of each process's time.
+    "compare": Settings(rounds=20, chunk_ms=2.0, mem_first=0, mem_total=0),
+    "compare-quick": Settings(rounds=3, chunk_ms=0.5, mem_first=0, mem_total=0),
 }
 
 
 def measure(
-    runners: dict[str, Any], settings: Settings, units_per_op: int
+    runners: dict[str, Any], settings: Settings, units_per_op: int | dict[str, int]
 ) -> tuple[dict[str, list[float]], dict[str, list[bool]], dict[str, int]]:
     """
     Time each runner in interleaved rounds.
 
-    Returns the samples (nanoseconds per unit, from `time.perf_counter_ns`), whether each
-    chunk ran undisturbed, and the operations per chunk. A chunk is undisturbed when the
-    process got the CPU for (nearly) all of its wall time: on a shared machine a chunk
-    during which the scheduler ran someone else measures them, not us.
+    `units_per_op` is one count for all runners, or one per runner. Returns the samples
+    (nanoseconds per unit, from `time.perf_counter_ns`), whether each chunk ran
+    undisturbed, and the operations per chunk. A chunk is undisturbed when the process got
+    the CPU for (nearly) all of its wall time: on a shared machine a chunk during which the
+    scheduler ran someone else measures them, not us.
     """
     chunk_ns = settings.chunk_ms * 1e6
     counts: dict[str, int] = {}
@@ -101,7 +111,13 @@ def measure(
                 break
             n *= 4
         counts[name] = max(1, min(1 << 22, round(n * chunk_ns / elapsed)))
+    # What the first calls loaded (the price catalog on the first priced record_usage,
+    # caches) lives for the whole run: freeze it too, or the collection before every chunk
+    # walks it again (15 ms a chunk once the catalog is in, against 0.1 ms).
+    gc.collect()
+    gc.freeze()
     names = list(runners)
+    units = units_per_op if isinstance(units_per_op, dict) else dict.fromkeys(names, units_per_op)
     samples: dict[str, list[float]] = {name: [] for name in names}
     clean: dict[str, list[bool]] = {name: [] for name in names}
     cpu, wall = time.process_time_ns, time.perf_counter_ns
@@ -126,7 +142,7 @@ def measure(
                 w1, c1 = wall(), cpu()
             finally:
                 gc.enable()
-            samples[name].append(elapsed / (n * units_per_op))
+            samples[name].append(elapsed / (n * units[name]))
             clean[name].append(c1 - c0 >= _CLEAN_CPU_SHARE * (w1 - w0))
     return samples, clean, counts
 
@@ -142,6 +158,9 @@ def _install_net_audit(events: list[str]) -> None:
 def run_worker(group: str, out: Path, settings: Settings, cases: list[str], audit: bool) -> None:
     """Measure one group of variants in this process and write the results as JSON."""
     result: dict[str, Any] = {"group": group, "settings": asdict(settings), "cases": {}}
+    # Which package this process really measures (compare.py checks it is the tree it asked for).
+    spec = importlib.util.find_spec("agentsteps")
+    result["agentsteps_file"] = spec.origin if spec else None
     events: list[str] = []
     if audit:
         _install_net_audit(events)
@@ -163,19 +182,36 @@ def run_worker(group: str, out: Path, settings: Settings, cases: list[str], audi
     # Everything set up so far lives for the whole run: keep it out of every collection.
     gc.collect()
     gc.freeze()
+    built: dict[str, dict[str, Any]] = {}
     for key in cases:
-        case = CASES[key]
         runners = {}
         for impl in impls:
-            runner = case.build(impl, loop)
+            runner = CASES[key].build(impl, loop)
             if runner is not None:
                 runners[impl.name] = runner
-        if not runners:
-            continue
-        samples, clean, counts = measure(runners, settings, case.units_per_op)
-        result["cases"][key] = {"samples_ns": samples, "clean": clean, "ops_per_chunk": counts}
+        if runners:
+            built[key] = runners
+    # A case that a figure divides by another ((f): record_usage over a span of (a)) is timed
+    # in the same rounds as that one, so the chunks divided are timed moments apart: timed
+    # one after the other, a load change between the two blocks moved (f) by half.
+    blocks: dict[str, list[str]] = {}
+    for key in built:
+        anchor = CASES[key].shares_rounds_with
+        blocks.setdefault(anchor if anchor in built else key, []).append(key)
+    for anchor, keys in blocks.items():
+        joint = {f"{key} {name}": run for key in keys for name, run in built[key].items()}
+        units = {f"{key} {name}": CASES[key].units_per_op for key in keys for name in built[key]}
+        samples, clean, counts = measure(joint, settings, units)
+        for key in keys:
+            result["cases"][key] = {
+                "samples_ns": {name: samples[f"{key} {name}"] for name in built[key]},
+                "clean": {name: clean[f"{key} {name}"] for name in built[key]},
+                "ops_per_chunk": {name: counts[f"{key} {name}"] for name in built[key]},
+                "rounds_of": anchor,
+            }
     result["memory"] = {}
-    for impl in impls:
+    # The compare modes (mem_total=0) skip the memory run.
+    for impl in impls if settings.mem_total else []:
         # Peer groups measure only the peer's memory: the baselines and step-sdk already
         # ran the full count in their own groups.
         if group.startswith("peer-") and impl.name != group.removeprefix("peer-"):
@@ -190,15 +226,28 @@ def run_worker(group: str, out: Path, settings: Settings, cases: list[str], audi
     out.write_text(json.dumps(result))
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(tree: Path | None = None) -> dict[str, str]:
     # Nothing from the caller's OpenTelemetry settings may change what a variant does.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["PYTHONHASHSEED"] = "0"
+    env[TREE_ENV] = str(tree or TREE)
     return env
 
 
-def spawn(group: str, mode: str, cases: list[str], audit: bool, verbose: bool) -> dict[str, Any]:
-    """Run one group in a fresh interpreter and return its results."""
+def spawn(
+    group: str,
+    mode: str,
+    cases: list[str],
+    audit: bool,
+    verbose: bool,
+    tree: Path | None = None,
+) -> dict[str, Any]:
+    """
+    Run one group in a fresh interpreter and return its results.
+
+    `tree` is the directory whose `agentsteps/` package the worker imports (default: the
+    one this process was pointed at, normally this checkout).
+    """
     with tempfile.TemporaryDirectory(prefix="agentsteps-bench-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [
@@ -217,7 +266,7 @@ def spawn(group: str, mode: str, cases: list[str], audit: bool, verbose: bool) -
         # Peers' own start-up chatter goes to a file, shown only when the worker fails.
         proc = subprocess.run(
             cmd,
-            env=_worker_env(),
+            env=_worker_env(tree),
             cwd=tmp,
             capture_output=True,
             text=True,
