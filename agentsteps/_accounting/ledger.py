@@ -109,33 +109,6 @@ class Ledger:
             if budget.shared_key is not None:
                 _share(self, budget)
 
-    def add(self, usage: Usage) -> None:
-        """Add ``usage`` to the subtree's figures. Caller holds the lock."""
-        self.input += usage.input_tokens
-        self.output += usage.output_tokens
-        self.cache_read += usage.cache_read_tokens
-        self.cache_write += usage.cache_write_tokens
-        self.reasoning += usage.reasoning_tokens
-        self.nanos += usage.cost_nano_usd
-        self.calls += usage.llm_calls
-        self.unpriced += usage.unpriced_calls
-
-    def add_own(self, usage: Usage, model: str | None) -> None:
-        """
-        Add ``usage`` to the frame's own ("self") figures: it was recorded while this
-        frame was the innermost one. Caller holds the lock.
-        """
-        self.self_input += usage.input_tokens
-        self.self_output += usage.output_tokens
-        self.self_cache_read += usage.cache_read_tokens
-        self.self_cache_write += usage.cache_write_tokens
-        self.self_reasoning += usage.reasoning_tokens
-        self.self_nanos += usage.cost_nano_usd
-        self.self_calls += usage.llm_calls
-        self.self_unpriced += usage.unpriced_calls
-        if model is not None:
-            self.last_model = model
-
     @property
     def has_limits(self) -> bool:
         return not (self.max_tokens is None and self.max_nanos is None and self.max_calls is None)

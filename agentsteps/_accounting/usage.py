@@ -17,7 +17,6 @@ from .budget import NANOS_PER_USD, shown
 __all__ = ["ZERO_USAGE", "Usage"]
 
 _new = object.__new__
-_set = object.__setattr__  # how attrs itself sets the fields of a frozen instance
 
 
 @attrs.frozen
@@ -92,17 +91,18 @@ class Usage:
         between two (what a model call's later report adds to its earlier one, which may
         be negative). Internal: a public construction checks every field.
         """
-        # Built by hand because attrs' checked __init__ plus the checks cost about twice
-        # as much, and a charge builds one per model call on the hot path.
+        # Built by hand: attrs' __init__ plus the checks cost about twice as much, and a
+        # charge builds one per model call. The slots' own setters are the cheapest way
+        # past the frozen __setattr__ (object.__setattr__ looks each one up by name).
         usage = _new(cls)
-        _set(usage, "input_tokens", input_tokens)
-        _set(usage, "output_tokens", output_tokens)
-        _set(usage, "cache_read_tokens", cache_read_tokens)
-        _set(usage, "cache_write_tokens", cache_write_tokens)
-        _set(usage, "reasoning_tokens", reasoning_tokens)
-        _set(usage, "llm_calls", llm_calls)
-        _set(usage, "unpriced_calls", unpriced_calls)
-        _set(usage, "cost_nano_usd", cost_nano_usd)
+        _SET_INPUT(usage, input_tokens)
+        _SET_OUTPUT(usage, output_tokens)
+        _SET_CACHE_READ(usage, cache_read_tokens)
+        _SET_CACHE_WRITE(usage, cache_write_tokens)
+        _SET_REASONING(usage, reasoning_tokens)
+        _SET_CALLS(usage, llm_calls)
+        _SET_UNPRICED(usage, unpriced_calls)
+        _SET_NANOS(usage, cost_nano_usd)
         return usage
 
     def _minus(self, other: Usage) -> Usage:
@@ -151,6 +151,16 @@ class Usage:
 
 
 ZERO_USAGE = Usage()
+
+# The slots' setters, for Usage._unchecked.
+_SET_INPUT = Usage.__dict__["input_tokens"].__set__
+_SET_OUTPUT = Usage.__dict__["output_tokens"].__set__
+_SET_CACHE_READ = Usage.__dict__["cache_read_tokens"].__set__
+_SET_CACHE_WRITE = Usage.__dict__["cache_write_tokens"].__set__
+_SET_REASONING = Usage.__dict__["reasoning_tokens"].__set__
+_SET_CALLS = Usage.__dict__["llm_calls"].__set__
+_SET_UNPRICED = Usage.__dict__["unpriced_calls"].__set__
+_SET_NANOS = Usage.__dict__["cost_nano_usd"].__set__
 
 
 def _refuse(usage: Usage) -> None:

@@ -17,9 +17,9 @@ import threading
 from typing import Any
 
 from .._accounting import ledger as _ledger
-from .._accounting.budget import MAX_USD, shown, usd_to_nanos
+from .._accounting.budget import INT64_MAX, MAX_USD, shown, usd_to_nanos
 from .._accounting.ledger import LEDGER_LOCK
-from .._accounting.pricing import price
+from .._accounting.pricing import price_usage
 from .._accounting.usage import Usage
 from .._hooks import dispatch as _dispatch
 from .._hooks.registry import ACTIVE
@@ -38,6 +38,7 @@ __all__ = ["record_usage"]
 
 logger = logging.getLogger("agentsteps")
 _WHAT = "record_usage()"
+_new_usage = Usage._unchecked  # bound once: record_usage builds one per call
 # The checks live in _validate; these names stay for the model-call modules importing them.
 _count = check_count
 _check_str = check_optional_name
@@ -118,12 +119,22 @@ def record_usage(
 
     .. versionadded:: 0.1.0
     """
-    inp = _count("input_tokens", input_tokens, _WHAT)
-    out = _count("output_tokens", output_tokens, _WHAT)
+    # The common case (plain ints in range) is checked inline: a call per argument costs
+    # more than the record's arithmetic. Anything else takes the checks that word the error.
+    plain = (
+        type(input_tokens) is int
+        and type(output_tokens) is int
+        and type(llm_calls) is int
+        and 0 <= input_tokens <= INT64_MAX
+        and 0 <= output_tokens <= INT64_MAX
+        and 0 <= llm_calls <= INT64_MAX
+    )
+    inp = input_tokens if plain else _count("input_tokens", input_tokens, _WHAT)
+    out = output_tokens if plain else _count("output_tokens", output_tokens, _WHAT)
     cread = _count("cache_read_tokens", cache_read_tokens, _WHAT) if cache_read_tokens else 0
     cwrite = _count("cache_write_tokens", cache_write_tokens, _WHAT) if cache_write_tokens else 0
     reason = _count("reasoning_tokens", reasoning_tokens, _WHAT) if reasoning_tokens else 0
-    calls = _count("llm_calls", llm_calls, _WHAT)
+    calls = llm_calls if plain else _count("llm_calls", llm_calls, _WHAT)
     if cread or cwrite:
         _check_cached(inp, cread, cwrite)
     if reason > out:
@@ -132,28 +143,42 @@ def record_usage(
             "output_tokens includes reasoning tokens (OpenTelemetry convention)"
         )
         raise ValueError(msg)
-    _check_str("model", model, _WHAT)
-    _check_str("provider", provider, _WHAT)
-    nanos = None if cost_usd is None else _cost(cost_usd)
+    if model is not None:
+        _check_str("model", model, _WHAT)
+    if provider is not None:
+        _check_str("provider", provider, _WHAT)
+    if cost_usd is None:
+        nanos = None
+    elif type(cost_usd) is float and 0.0 <= cost_usd <= MAX_USD:
+        nanos = usd_to_nanos(cost_usd)  # _cost's common case, inlined as the counts are
+    else:
+        nanos = _cost(cost_usd)
     frame = CURRENT.get()
     if frame is None or frame._step is None:
         return
     if model is None:
         model = frame._model
     source = "provider"
-    # Checked above, so built unchecked: a public Usage() would check every field again.
-    usage = Usage._unchecked(inp, out, cread, cwrite, reason, calls, 0, nanos or 0)
+    unpriced = 0
     if nanos is None:
-        nanos, source = price(usage, model, provider)
-        unpriced = 0
+        # price_usage itself, not price(Usage): the Usage is built once, with its cost.
+        nanos, source = price_usage(
+            model,
+            input_tokens=inp,
+            output_tokens=out,
+            cache_read_tokens=cread,
+            cache_write_tokens=cwrite,
+            reasoning_tokens=reason,
+            provider=provider,
+        )
         if source == "unknown":
             if inp or out:
                 error = unpriced_error(frame, model)
                 if error is not None:
                     raise error
             unpriced = calls
-        if nanos or unpriced:
-            usage = Usage._unchecked(inp, out, cread, cwrite, reason, calls, unpriced, nanos)
+    # Checked above, so built unchecked: a public Usage() would check every field again.
+    usage = _new_usage(inp, out, cread, cwrite, reason, calls, unpriced, nanos)
     instruments = (
         get_instruments() if _METRICS.maybe or _METER_API._METER_PROVIDER is not None else None
     )
@@ -261,6 +286,17 @@ def charge(
     # The store first, outside the lock (a network round trip); a fleet-wide crossing
     # is latched on the step's ledger and raised below like a local one.
     shared_error = charge_frames(frame, usage) if _ledger.SHARED_IN_USE else None
+    # The figures once, as locals: the loop below adds them to every ledger of the chain
+    # (this is the hot path, so the additions are written out rather than a method call
+    # per ledger).
+    inp = usage.input_tokens
+    out = usage.output_tokens
+    cread = usage.cache_read_tokens
+    cwrite = usage.cache_write_tokens
+    reason = usage.reasoning_tokens
+    nanos = usage.cost_nano_usd
+    calls = usage.llm_calls
+    unpriced = usage.unpriced_calls
     undelivered: Any = None
     undelivered_limit = ""
     consumed = (0, 0, 0)
@@ -275,26 +311,36 @@ def charge(
             while step is not None and step._ledger.ended:
                 step = step._parent_step
         if not remote and step is not None:
-            step._ledger.add_own(usage, model)
+            own = step._ledger
+            own.self_input += inp
+            own.self_output += out
+            own.self_cache_read += cread
+            own.self_cache_write += cwrite
+            own.self_reasoning += reason
+            own.self_nanos += nanos
+            own.self_calls += calls
+            own.self_unpriced += unpriced
+            if model is not None:
+                own.last_model = model
             if (  # get_instruments' fast "no meter provider" test, inlined (see lifecycle)
                 _METRICS.maybe or _METER_API._METER_PROVIDER is not None
             ) and get_instruments() is not None:
                 # What the step spent, by model: its spend metrics, emitted at its end.
-                note_spend(
-                    frame._step,
-                    model,
-                    usage.input_tokens,
-                    usage.output_tokens,
-                    usage.cost_nano_usd,
-                    usage.llm_calls,
-                )
+                note_spend(frame._step, model, inp, out, nanos, calls)
         f: ActiveStep | ActivePersona | None = frame
         while f is not None:
             led = f._ledger
             if led.ended:
                 f = f._parent
                 continue
-            led.add(usage)
+            led.input += inp
+            led.output += out
+            led.cache_read += cread
+            led.cache_write += cwrite
+            led.reasoning += reason
+            led.nanos += nanos
+            led.calls += calls
+            led.unpriced += unpriced
             if led.exhausted is None and (
                 led.max_tokens is not None or led.max_nanos is not None or led.max_calls is not None
             ):
