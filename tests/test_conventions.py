@@ -13,8 +13,7 @@ import agentsteps
 from agentsteps import Budget, llm_call, persona, record_usage, step
 from agentsteps._core import attributes as A
 from agentsteps._llm.call import infer_provider
-
-from .conftest import Spans
+from tests.support import Spans
 
 # Every gen_ai.* name of the released opentelemetry-semantic-conventions package.
 RELEASED = {

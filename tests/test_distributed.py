@@ -25,10 +25,10 @@ import pytest
 
 import agentsteps
 from agentsteps import Budget, StepBudgetExhausted, step
-from tests.distributed_service import tracer_provider
+from tests.support import ROOT, SCRIPTS
+from tests.support.scripts.distributed_service import tracer_provider
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVICE = Path(__file__).resolve().parent / "distributed_service.py"
+SERVICE = SCRIPTS / "distributed_service.py"
 STARTUP_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 10.0
 # No proxy, whatever the environment says: the service is on loopback.

@@ -33,9 +33,10 @@ from pathlib import Path
 import attrs
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT, SCRIPTS
+
 PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
-RUNNER = Path(__file__).with_name("docs_runner.py")
+RUNNER = SCRIPTS / "docs_runner.py"
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<what>\w[\w-]*)(?P<rest>.*)$")
@@ -257,13 +258,13 @@ class TestOutputComparison:
 
     def test_trailing_whitespace_and_blank_edges_are_ignored(self) -> None:
         """Editors strip trailing spaces; that must not fail a page."""
-        from tests.docs_runner import output_matches
+        from tests.support.scripts.docs_runner import output_matches
 
         assert output_matches("a\nb\n", "a  \nb\n\n")
 
     def test_ellipsis_matches_anything(self) -> None:
         """``...`` stands for varying text such as ids and durations."""
-        from tests.docs_runner import output_matches
+        from tests.support.scripts.docs_runner import output_matches
 
         assert output_matches("trace ...\n", "trace 4bf92f3577b34da6\n")
         assert not output_matches("trace 1\n", "trace 2\n")

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
+from tests.support import EXAMPLES, ROOT
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -9,15 +9,13 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from agentsteps._tracing.guard import GuardedExporter
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 class _FailingExporter(SpanExporter):

@@ -15,7 +15,7 @@ from agentsteps import Budget, persona, record_usage, step
 from agentsteps._core import attributes as A
 
 if TYPE_CHECKING:
-    from tests.conftest import Spans
+    from tests.support import Spans
 
 
 def langfuse_exports_by_default(span: ReadableSpan) -> bool:

@@ -17,8 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from agentsteps import Budget, JsonlSpanExporter, configure_tracing, persona, record_usage, step
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from agentsteps import (
     step,
     step_scope,
 )
-from tests.conftest import Spans
+from tests.support import Spans
 
 # Each test runs in scoped_hooks and must leave no hook registered (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("no_leaked_hooks")

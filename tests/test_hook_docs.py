@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from agentsteps import scoped_hooks
 from agentsteps._hooks.registry import REGISTRY
+from tests.support import DOCS
 
-DOC = Path(__file__).parent.parent / "docs" / "hooks.md"
+DOC = DOCS / "hooks.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
 
 

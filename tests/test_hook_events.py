@@ -28,7 +28,7 @@ from agentsteps import (
     step_scope,
 )
 from agentsteps._accounting.usage import ZERO_USAGE
-from tests.conftest import Spans
+from tests.support import Spans
 
 KINDS = ["sync", "async", "gen", "agen"]
 

@@ -22,9 +22,9 @@ from agentsteps import (  # noqa: E402
     run,
     step,
 )
-from tests.conftest import Spans  # noqa: E402
 from tests.fakes.providers import ErrorReply, FakeProvider, Reply, Usage  # noqa: E402
 from tests.fakes.providers import documented_estimate as estimate  # noqa: E402
+from tests.support import Spans  # noqa: E402
 
 MODEL = "claude-sonnet-4-5"
 MESSAGES = [{"role": "user", "content": "Look it up."}]

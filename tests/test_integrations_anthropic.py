@@ -25,7 +25,7 @@ from agentsteps.integrations import (
     anthropic_usage,
     record_anthropic,
 )
-from tests.conftest import requires_catalog
+from tests.support import requires_catalog
 
 # The HTTP library this SDK release is built on: httpx2 in current releases, httpx before.
 _sdk_base = importlib.import_module("anthropic._base_client")

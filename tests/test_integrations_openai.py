@@ -23,7 +23,7 @@ from openai.types.responses import Response, ResponseCompletedEvent
 import agentsteps
 from agentsteps._accounting.pricing import reset_pricing
 from agentsteps.integrations import OpenAIStreamUsage, ProviderUsage, openai_usage, record_openai
-from tests.conftest import requires_catalog
+from tests.support import requires_catalog
 
 # The HTTP library this SDK release is built on: httpx2 in current releases, httpx before.
 _sdk_base = importlib.import_module("openai._base_client")

@@ -41,7 +41,8 @@ from opentelemetry.sdk.trace import TracerProvider
 import agentsteps
 from agentsteps import Budget, configure_tracing, persona_scope, step
 from agentsteps._core import attributes as A
-from tests.jaeger_server import Jaeger, JaegerStartError, start_jaeger
+from tests.support import EXAMPLES, SCRIPTS
+from tests.support.jaeger_server import Jaeger, JaegerStartError, start_jaeger
 from tests.test_distributed import Service, call_tool, read_port
 
 # --- the query client -----------------------------------------------------------------------
@@ -297,10 +298,9 @@ class TestQueryClient:
 
 # --- a real Jaeger --------------------------------------------------------------------------
 
-_TESTS = Path(__file__).resolve().parent
-EXAMPLE = _TESTS.parent / "examples" / "code_review.py"
-RUNNER = _TESTS / "run_with_span_copy.py"
-SERVICE = _TESTS / "distributed_service.py"
+EXAMPLE = EXAMPLES / "code_review.py"
+RUNNER = SCRIPTS / "run_with_span_copy.py"
+SERVICE = SCRIPTS / "distributed_service.py"
 _IN_CI = os.environ.get("CI", "").strip().lower() == "true"
 _BUILD_HINT = 'build it with: export AGENTSTEPS_JAEGER_BIN="$(bash .ci/jaeger.sh)"'
 _RUN_TIMEOUT = 120.0  # one run of the example takes about a second

@@ -17,8 +17,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from agentsteps._report import cli as _main
 from agentsteps._report.cli import DEFAULT_TRACE_PATH, main
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 AGENT = """\
 import sys

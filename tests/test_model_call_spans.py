@@ -18,8 +18,7 @@ from agentsteps import (
     step,
 )
 from agentsteps.integrations import record_anthropic, record_openai
-
-from .conftest import Spans
+from tests.support import Spans
 
 USAGE = {"gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10}
 

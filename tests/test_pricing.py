@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import agentsteps
 from agentsteps import Price, override_price, register_price, registered_price, unregister_price
 from agentsteps._accounting.pricing import price_usage, reset_pricing
-from tests.conftest import HAS_CATALOG, requires_catalog
+from tests.support import HAS_CATALOG, ROOT, requires_catalog
 
 if HAS_CATALOG:
     import genai_prices
@@ -431,11 +431,10 @@ class TestCatalog:
             print(price_usage("gpt-4o", input_tokens=1_000_000, output_tokens=0))
             """
         )
-        root = Path(__file__).resolve().parents[1]
         done = subprocess.run(
             [sys.executable, "-c", script],
             cwd=tmp_path,
-            env={"PYTHONPATH": str(root)},
+            env={"PYTHONPATH": str(ROOT)},
             capture_output=True,
             text=True,
             timeout=120,

@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import SCRIPTS
+
 _IN_CI = os.environ.get("CI", "").strip().lower() == "true"
 
 
@@ -77,7 +78,7 @@ def target(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "agentsteps", "run", "--json", "-o", str(report),
-         str(ROOT / "tests" / "metrics_scrape_target.py")],
+         str(SCRIPTS / "metrics_scrape_target.py")],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -12,7 +12,7 @@ from opentelemetry import context as otel_context
 import agentsteps
 from agentsteps import Budget, persona_scope, record_usage, remaining_budget, step, step_scope
 from agentsteps._distributed.propagation import MAX_PATH_LENGTH, format_usd
-from tests.conftest import Spans
+from tests.support import Spans
 
 
 def baggage_of(carrier: dict[str, str]) -> dict[str, str]:

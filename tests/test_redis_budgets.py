@@ -12,7 +12,6 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,11 +27,11 @@ from agentsteps import (
 from agentsteps._accounting.budget import usd_to_nanos
 from agentsteps._core.shared import pending_charges
 from agentsteps.stores import Amounts, RedisBudgetStore
-from tests.fleet_worker import LIMITS
-from tests.redis_server import RedisServer, redis_server  # noqa: F401  (a fixture)
+from tests.support import ROOT, SCRIPTS
+from tests.support.redis_server import RedisServer
+from tests.support.scripts.fleet_worker import LIMITS
 
-WORKER = Path(__file__).with_name("fleet_worker.py")
-ROOT = Path(__file__).parent.parent
+WORKER = SCRIPTS / "fleet_worker.py"
 
 
 def run_fleet(server: RedisServer, mode: str) -> tuple[list[dict[str, Any]], Any, str, str]:
@@ -60,7 +59,7 @@ def run_fleet(server: RedisServer, mode: str) -> tuple[list[dict[str, Any]], Any
 
 
 def test_a_fleet_adds_up_exactly_and_crosses_each_limit_once(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     results, figures, _, raw = run_fleet(redis_server, "cross")
     assert figures is not None
@@ -85,7 +84,7 @@ def test_a_fleet_adds_up_exactly_and_crosses_each_limit_once(
 
 
 def test_a_reserving_fleet_never_spends_beyond_its_limits(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     results, figures, _, _ = run_fleet(redis_server, "reserve")
     assert figures is not None
@@ -168,7 +167,7 @@ def test_server_killed_fail_open_loses_no_usage(own_server: RedisServer) -> None
 
 
 def test_exhaustion_error_pickles_with_its_shared_key(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     import pickle
 
@@ -189,7 +188,7 @@ def test_exhaustion_error_pickles_with_its_shared_key(
 
 
 def test_budgets_command_lists_keys_with_their_figures(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from datetime import timedelta
@@ -230,7 +229,7 @@ def test_budgets_command_lists_keys_with_their_figures(
 
 def test_budgets_command_errors_name_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
     from agentsteps._report.cli import main
-    from tests.redis_server import free_port
+    from tests.support.redis_server import free_port
 
     assert main(["budgets"]) == 2
     assert capsys.readouterr().err == (
@@ -243,7 +242,7 @@ def test_budgets_command_errors_name_the_fix(capsys: pytest.CaptureFixture[str])
     assert "cannot be reached (ConnectionError" in err
 
 
-def test_keys_expire_after_their_period(redis_server: RedisServer) -> None:  # noqa: F811
+def test_keys_expire_after_their_period(redis_server: RedisServer) -> None:
     import time
     from datetime import timedelta
 
@@ -279,7 +278,7 @@ def test_redis_store_arguments_are_checked() -> None:
 
 
 def test_an_asyncio_client_charges_the_same_server(
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
 ) -> None:
     """An async application's redis.asyncio client works: the store talks to its server."""
     import asyncio

@@ -34,7 +34,7 @@ from agentsteps import (
 )
 from agentsteps._core.context import CURRENT
 from agentsteps._core.wrappers import StepGenerator
-from tests.conftest import Spans
+from tests.support import Spans
 
 
 def one_call() -> None:

@@ -37,7 +37,7 @@ from agentsteps._core import lifecycle as _lifecycle
 from agentsteps._core import recording as _recording
 from agentsteps._core.context import CURRENT
 from agentsteps._core.recording import charge
-from tests.conftest import Spans
+from tests.support import Spans
 
 # One record: 3 tokens, 1 call, $0.000123 (123,000 nano-dollars, exactly).
 RECORD = Usage(input_tokens=2, output_tokens=1, llm_calls=1, cost_nano_usd=123_000)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from agentsteps import on_step, record_usage, run, run_in_context, step
-from tests.conftest import Spans
+from tests.support import Spans
 
 
 def native_refusal(action: Any) -> str:

@@ -22,7 +22,7 @@ from agentsteps import (
     step,
     step_scope,
 )
-from tests.conftest import Spans
+from tests.support import Spans
 
 INT64_MAX = 2**63 - 1
 

@@ -24,7 +24,7 @@ from agentsteps import on_step, persona, persona_scope, remote_parent, run, step
 from agentsteps._core import lifecycle, wrappers
 from agentsteps._core.context import CURRENT
 from agentsteps._distributed import propagation
-from tests.conftest import Spans
+from tests.support import Spans
 
 
 class SpanLedger(SpanProcessor):

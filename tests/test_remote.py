@@ -30,7 +30,7 @@ from agentsteps import (
     with_remote_parent,
 )
 from agentsteps._core.context import CURRENT
-from tests.conftest import Spans
+from tests.support import Spans
 
 
 def outgoing(budget: Budget | None = None, *, persona: str | None = None) -> dict[str, str]:

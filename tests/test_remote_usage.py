@@ -23,7 +23,7 @@ from agentsteps import (
     step_scope,
     usage_headers,
 )
-from tests.conftest import Spans
+from tests.support import Spans
 
 REPORT = "input_tokens=300;output_tokens=100;llm_calls=1;cost_nano_usd=2000000"
 REPORT_USAGE = Usage(input_tokens=300, output_tokens=100, llm_calls=1, cost_nano_usd=2_000_000)

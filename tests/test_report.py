@@ -22,8 +22,7 @@ from agentsteps._report.render import (
 )
 from agentsteps._report.tree import InvalidTraceError, RunReport, load_spans
 from agentsteps._tracing.jsonl import span_to_dict
-
-from .conftest import Spans
+from tests.support import Spans
 
 # -- a small agent, traced ----------------------------------------------------------------
 

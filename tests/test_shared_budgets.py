@@ -31,8 +31,8 @@ from agentsteps.stores import (
     Limits,
     RedisBudgetStore,
 )
-from tests.conftest import PriceSetter, Spans
-from tests.redis_server import RedisServer, redis_server  # noqa: F401  (a fixture)
+from tests.support import PriceSetter, Spans
+from tests.support.redis_server import RedisServer
 
 MINUTE = timedelta(minutes=1)
 T0 = 1_800_000_000.0  # a multiple of 60 s: windows of a minute start here

@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import agentsteps
 from agentsteps import Budget, StepBudgetExhausted, StepEscalated, persona, record_usage, step
-from tests.conftest import Spans
+from tests.support import Spans
 
 
 class TestNamesAndParentage:

@@ -6,7 +6,6 @@ import asyncio
 import re
 import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from opentelemetry.trace import SpanKind
@@ -23,8 +22,7 @@ from agentsteps.testing import (
     count_prompt_tokens,
     estimate_tokens,
 )
-
-from .conftest import Spans
+from tests.support import DOCS, Spans
 
 
 class TestEstimate:
@@ -553,7 +551,7 @@ def _python_blocks(markdown: str) -> list[str]:
 @pytest.mark.parametrize("index", range(3))
 def test_docs_examples_run(index: int) -> None:
     """The code in docs/testing.md runs, and the tests it shows pass."""
-    docs = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+    docs = DOCS / "testing.md"
     blocks = _python_blocks(docs.read_text(encoding="utf-8"))
     assert len(blocks) == 3
     namespace: dict[str, object] = {"__name__": "docs_testing"}

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ROOT
+
 api = pytest.importorskip("mypy.api")
 
 
 def test_mypy_accepts_typed_usage() -> None:
     """mypy --strict passes on the typing files (assert_type and expected errors included)."""
-    path = Path(__file__).parent / "typing"
+    path = ROOT / "tests" / "typing"
     stdout, stderr, status = api.run(
         [
             "--strict",
@@ -37,7 +39,7 @@ def test_pyright_accepts_typed_usage() -> None:
         if os.environ.get("CI"):
             pytest.fail("pyright is not installed: .ci/run installs it with the [test] extra")
         pytest.skip("pyright is not installed (pip install pyright)")
-    path = Path(__file__).parent / "typing"
+    path = ROOT / "tests" / "typing"
     done = subprocess.run(
         [pyright, str(path)], capture_output=True, text=True, timeout=600, check=False
     )

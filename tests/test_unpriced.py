@@ -25,8 +25,7 @@ from agentsteps import (
     step,
 )
 from agentsteps.integrations import record_openai
-
-from .conftest import Spans
+from tests.support import Spans
 
 MESSAGE = (
     "no price is known for model 'my-finetune', and step 'summarize' has a max_usd budget "

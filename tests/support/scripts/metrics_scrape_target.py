@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def main() -> None:
-    example = Path(__file__).parent.parent / "examples" / "code_review.py"
+    example = Path(__file__).resolve().parents[3] / "examples" / "code_review.py"
     runpy.run_path(str(example), run_name="__main__")
     print("READY", flush=True)
     sys.stdin.readline()
