@@ -14,7 +14,6 @@ import agentsteps
 from agentsteps._core.context import CURRENT
 from agentsteps._hooks.registry import REGISTRY
 from tests.support import PriceSetter, Spans
-from tests.support.redis_server import RedisServer
 
 # Checked by mypy (test_typing.py), not imported: it holds deliberate type errors.
 collect_ignore = ["typing"]
@@ -66,11 +65,3 @@ def no_leaked_hooks() -> Iterator[None]:
         yield
     assert not any(REGISTRY.values()), "a test left hooks registered"
 
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """One redis-server for a test session (tests use keys of their own)."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.close()

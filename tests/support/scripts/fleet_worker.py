@@ -1,4 +1,4 @@
-"""One worker of the fleet test (tests/test_redis_budgets.py): 8 threads spend one key.
+"""One worker of the fleet test (tests/accounting/test_redis_budgets.py): 8 threads spend one key.
 
     python tests/fleet_worker.py URL PREFIX KEY MODE SEED
 
