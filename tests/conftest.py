@@ -12,7 +12,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import agentsteps
 from agentsteps._core.context import CURRENT
-from agentsteps._hooks.registry import REGISTRY
 from tests.support import PriceSetter, Spans
 
 # Checked by mypy (test_typing.py), not imported: it holds deliberate type errors.
@@ -51,17 +50,3 @@ def spans() -> Iterator[Spans]:
     agentsteps.configure(tracer_provider=provider)
     yield Spans(exporter, provider)
     provider.shutdown()
-
-
-@pytest.fixture
-def no_leaked_hooks() -> Iterator[None]:
-    """
-    Run the test inside `scoped_hooks`, then check no hook is left registered anywhere.
-
-    The hook test modules use it for every test (``pytestmark``); one copy here rather
-    than one per module.
-    """
-    with agentsteps.scoped_hooks():
-        yield
-    assert not any(REGISTRY.values()), "a test left hooks registered"
-

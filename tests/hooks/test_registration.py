@@ -23,9 +23,6 @@ from agentsteps import (
 from agentsteps._hooks import registry as hook_registry
 from agentsteps._hooks.registry import ACTIVE, REGISTRY
 
-# Each test runs in scoped_hooks and must leave no hook registered (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("no_leaked_hooks")
-
 
 def noop(event: HookContext) -> None:
     """A handler that does nothing."""

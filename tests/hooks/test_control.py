@@ -29,9 +29,6 @@ from agentsteps import (
 )
 from tests.support import Spans
 
-# Each test runs in scoped_hooks and must leave no hook registered (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("no_leaked_hooks")
-
 
 def deny_with(reason: str) -> Any:
     def handler(event: HookContext) -> None:

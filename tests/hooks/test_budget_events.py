@@ -24,9 +24,6 @@ from agentsteps import (
 )
 from agentsteps._core.recording import charge
 
-# Each test runs in scoped_hooks and must leave no hook registered (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("no_leaked_hooks")
-
 
 def tokens(n: int) -> None:
     """Record one call of ``n`` tokens (half in, half out)."""

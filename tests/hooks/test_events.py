@@ -33,10 +33,6 @@ from tests.support import Spans
 KINDS = ["sync", "async", "gen", "agen"]
 
 
-# Each test runs in scoped_hooks and must leave no hook registered (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("no_leaked_hooks")
-
-
 class Recorder:
     """Registers one handler per event (pattern '*') and logs what each one saw."""
 
