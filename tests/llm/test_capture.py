@@ -45,14 +45,6 @@ USAGE = {
 RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
 
 
-@pytest.fixture
-def capture(spans):
-    """The test's tracer provider with a UsageCaptureProcessor added."""
-    processor = UsageCaptureProcessor()
-    spans.provider.add_span_processor(processor)
-    return spans
-
-
 class ChatCompletions(BaseHTTPRequestHandler):
     """Answers ``POST /v1/chat/completions`` like OpenAI, streamed or not."""
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from agentsteps import (
     Budget,
-    UsageCaptureProcessor,
     current_step,
     llm_call,
     record_usage,
@@ -117,12 +115,6 @@ class TestRecordedCalls:
         assert attributes["gen_ai.usage.input_tokens"] == 70
         assert attributes["llm.cost.total"] == 0.5
         assert len(model_spans(spans)) == 1
-
-
-@pytest.fixture
-def capture(spans: Spans) -> Spans:
-    spans.provider.add_span_processor(UsageCaptureProcessor())
-    return spans
 
 
 def _foreign(spans: Spans, name: str = "chat gpt-4o", **extra: Any) -> Any:
