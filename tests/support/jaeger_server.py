@@ -8,7 +8,7 @@ gRPC and HTTP, in-memory storage, and the query service (UI, HTTP API and its gR
 on a free port of 127.0.0.1, and no other listener (internal metrics off, no health-check,
 zpages, expvar, pprof or sampling extension). Nor does it send anything anywhere: the query
 service's own tracing, which exports to localhost:4317 by default, is off. Used by
-``tests/test_jaeger.py`` and by ``docs/_tools/jaeger_screenshot.py``.
+``tests/tracing/test_jaeger.py`` and by ``docs/_tools/jaeger_screenshot.py``.
 """
 
 from __future__ import annotations

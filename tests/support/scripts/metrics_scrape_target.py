@@ -1,5 +1,5 @@
 """
-A running example for tests/test_prometheus.py: examples/code_review.py's run, then the
+A running example for tests/tracing/test_prometheus.py: examples/code_review.py's run, then the
 process stays up (its metrics served on OTEL_EXPORTER_PROMETHEUS_PORT) until the test,
 having had Prometheus scrape it, writes a line to its stdin.
 """

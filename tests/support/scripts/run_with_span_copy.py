@@ -4,7 +4,7 @@
 ``python tests/run_with_span_copy.py COPY.jsonl [agentsteps run options] SCRIPT [ARGS...]``
 runs ``agentsteps run ...`` in this process exactly as the command would, with one span
 processor added to the tracer provider the command builds: it appends each span, as the
-command's own exporter received it, to ``COPY.jsonl``. ``tests/test_jaeger.py`` sends a run
+command's own exporter received it, to ``COPY.jsonl``. ``tests/tracing/test_jaeger.py`` sends a run
 to Jaeger over OTLP this way and compares what Jaeger stored with the copy of the same run.
 """
 
