@@ -43,7 +43,7 @@ from agentsteps import Budget, configure_tracing, persona_scope, step
 from agentsteps._core import attributes as A
 from tests.support import EXAMPLES, SCRIPTS
 from tests.support.jaeger_server import Jaeger, JaegerStartError, start_jaeger
-from tests.test_distributed import Service, call_tool, read_port
+from tests.support.tool_service import Service, call_tool, read_port
 
 # --- the query client -----------------------------------------------------------------------
 

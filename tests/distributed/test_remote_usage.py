@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import email.message
-import logging
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,13 +25,6 @@ from tests.support import Spans
 
 REPORT = "input_tokens=300;output_tokens=100;llm_calls=1;cost_nano_usd=2000000"
 REPORT_USAGE = Usage(input_tokens=300, output_tokens=100, llm_calls=1, cost_nano_usd=2_000_000)
-
-
-@pytest.fixture
-def warnings_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Capture every log record at WARNING and above."""
-    with caplog.at_level(logging.WARNING):
-        yield caplog
 
 
 def header_fields(headers: dict[str, str]) -> dict[str, int]:

@@ -11,36 +11,21 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
 import agentsteps
 from agentsteps import Budget, StepBudgetExhausted, step
 from tests.support import ROOT, SCRIPTS
 from tests.support.scripts.distributed_service import tracer_provider
+from tests.support.tool_service import Service, call_tool, read_port
 
 SERVICE = SCRIPTS / "distributed_service.py"
-STARTUP_TIMEOUT = 30.0
-REQUEST_TIMEOUT = 10.0
-# No proxy, whatever the environment says: the service is on loopback.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@attrs.frozen
-class Service:
-    """A running tool service: its URL and the file its spans go to."""
-
-    url: str
-    spans_path: Path
 
 
 @pytest.fixture(scope="module")
@@ -71,37 +56,6 @@ def tool_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             proc.wait(timeout=10)
         assert proc.stdout is not None
         proc.stdout.close()
-
-
-def read_port(proc: subprocess.Popen[str], stderr_path: Path) -> int:
-    """The port the service printed, waiting a bounded time for it."""
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        ready = selector.select(timeout=STARTUP_TIMEOUT)
-    line = proc.stdout.readline() if ready else ""
-    if not line.strip().isdigit():
-        proc.kill()
-        proc.wait(timeout=10)
-        pytest.fail(f"tool service did not start: {stderr_path.read_text()}")
-    return int(line)
-
-
-def call_tool(service: Service, **request: Any) -> tuple[int, dict[str, Any]]:
-    """POST one request with the active trace and budget; charge what the tool reports."""
-    headers = {"Content-Type": "application/json"}
-    agentsteps.inject(headers)
-    http_request = urllib.request.Request(
-        service.url, data=json.dumps(request).encode(), headers=headers, method="POST"
-    )
-    try:
-        with OPENER.open(http_request, timeout=REQUEST_TIMEOUT) as response:
-            status, body, reply_headers = response.status, json.load(response), response.headers
-    except urllib.error.HTTPError as error:
-        status, body, reply_headers = error.code, json.load(error), error.headers
-        error.close()
-    agentsteps.record_remote_usage(reply_headers)
-    return status, body
 
 
 def read_spans(path: Path, trace_id: str | None = None) -> list[dict[str, Any]]:

@@ -55,13 +55,6 @@ def own_id(span: Any) -> str:
     return format_span_id(span.context.span_id)
 
 
-@pytest.fixture
-def warnings_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Capture every log record at WARNING and above."""
-    with caplog.at_level(logging.WARNING):
-        yield caplog
-
-
 class TestRemoteParent:
     def test_steps_inside_are_children_of_the_callers_span(self, spans: Spans) -> None:
         """One trace: remote scope under the caller's step, local steps under the scope."""
