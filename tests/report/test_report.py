@@ -23,6 +23,7 @@ from agentsteps._report.render import (
 from agentsteps._report.tree import InvalidTraceError, RunReport, load_spans
 from agentsteps._tracing.jsonl import span_to_dict
 from tests.support import Spans
+from tests.support.trace_lines import GOLDEN_SPANS, span_line, usage_attributes
 
 # -- a small agent, traced ----------------------------------------------------------------
 
@@ -153,7 +154,7 @@ class TestBuild:
 
     def test_llm_call_usage_from_gen_ai_attributes(self) -> None:
         """An llm call span's usage is read from the GenAI convention attributes."""
-        span = _span("chat m", "1", None, kind="llm_call")
+        span = span_line("chat m", "1", None, kind="llm_call")
         span["attributes"].update(
             {
                 "gen_ai.usage.input_tokens": 12,
@@ -177,16 +178,16 @@ class TestBuild:
 
     def test_parent_cycle_in_a_malformed_file_terminates(self) -> None:
         """Spans that name each other as parents become roots instead of looping forever."""
-        a = _span("a", "1", "2")
-        b = _span("b", "2", "1")
+        a = span_line("a", "1", "2")
+        b = span_line("b", "2", "1")
         report = RunReport.from_spans([a, b])
         assert sorted(n.name for _, n in report.nodes) == ["a", "b"]
         assert sorted(n.name for _, n in report.spans) == ["a", "b"]
 
     def test_run_root_sums_the_steps_under_it(self) -> None:
         """The root span of `agentsteps run` shows the usage of every step under it."""
-        root = _span("agentsteps run x.py", "1", None, kind="run")
-        child = _span("s", "2", "1", kind="step")
+        root = span_line("agentsteps run x.py", "1", None, kind="run")
+        child = span_line("s", "2", "1", kind="step")
         child["attributes"].update(
             {"agentsteps.usage.self.input_tokens": 5, "agentsteps.usage.subtree.input_tokens": 5}
         )
@@ -212,33 +213,13 @@ class TestBuild:
         assert plan_["cache_read_tokens"] == 100
 
 
-def _span(
-    name: str,
-    span_id: str,
-    parent: str | None,
-    *,
-    kind: str = "step",
-    start: int = 0,
-    end: int = 1_000_000,
-    attributes: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    attrs = {"agentsteps.kind": kind, **(attributes or {})}
-    if kind == "step":
-        attrs.setdefault("agentsteps.step.name", name)
-    return {
-        "v": 1, "name": name, "trace_id": "t" * 32, "span_id": span_id,
-        "parent_span_id": parent, "start_time_unix_nano": start, "end_time_unix_nano": end,
-        "status": {"code": "UNSET", "description": None}, "attributes": attrs, "events": [],
-    }  # fmt: skip
-
-
 class TestLoad:
     """Reading JSONL trace files."""
 
     def test_skips_partial_and_foreign_lines(self, tmp_path: Path) -> None:
         """A line cut short by a crashed writer, or JSON that is no span, is skipped."""
         path = tmp_path / "t.jsonl"
-        good = json.dumps(_span("a", "1", None))
+        good = json.dumps(span_line("a", "1", None))
         path.write_text(f'{good}\n{{"name": "cut sho\n[1, 2]\n\n{good}\n', encoding="utf-8")
         assert [s["name"] for s in load_spans(path)] == ["a", "a"]
 
@@ -288,41 +269,6 @@ class TestLoad:
         assert shape(RunReport.from_jsonl(path)) == EXPECTED_SHAPE
 
 
-def _usage(which: str, **figures: float) -> dict[str, float]:
-    return {f"agentsteps.usage.{which}.{k}": v for k, v in figures.items()}
-
-
-# A hand-made trace with fixed times, for exact renderings.
-REVIEW = {"input_tokens": 1000, "output_tokens": 200, "cache_read_tokens": 800,
-          "cost_usd": 0.0023, "llm_calls": 2}  # fmt: skip
-SUMMARIZE = {"input_tokens": 200, "output_tokens": 100, "cost_usd": 0.01, "llm_calls": 1}
-GOLDEN_SPANS = [
-    _span("reviewer", "p", None, kind="persona", start=0, end=2_500_000_000, attributes={
-        "agentsteps.persona.name": "reviewer", "agentsteps.persona.status": "completed",
-        **_usage("subtree", input_tokens=1200, output_tokens=300, cache_read_tokens=800,
-                 cost_usd=0.0123, llm_calls=3),
-    }),
-    _span("review", "s1", "p", start=1_000_000, end=1_500_000_000, attributes={
-        "agentsteps.step.status": "completed", "gen_ai.response.model": "scripted-mini",
-        "agentsteps.budget.max_tokens": 2000,
-        **_usage("subtree", **REVIEW), **_usage("self", **REVIEW),
-    }),
-    _span("summarize", "s2", "p", start=1_500_000_000, end=2_400_000_000, attributes={
-        "agentsteps.step.status": "skipped", "gen_ai.request.model": "scripted-pro",
-        "agentsteps.budget.max_usd": 0.005,
-        **_usage("subtree", **SUMMARIZE), **_usage("self", **SUMMARIZE),
-    }),
-]  # fmt: skip
-GOLDEN_SPANS[2]["events"] = [
-    {
-        "name": "agentsteps.budget_exhausted",
-        "attributes": {
-            "exception.type": "StepBudgetExhausted",
-            "exception.message": "step 'summarize' exceeded max_usd budget ($0.0100 > $0.0050)",
-        },
-    }
-]
-
 GOLDEN_TEXT = """\
 agentsteps report: 1 persona, 2 steps (1 completed, 1 skipped), 3 LLM calls, 1,500 tokens, $0.0123, 2.50s
 
@@ -370,12 +316,12 @@ class TestRenderText:
 
     def test_empty_report(self) -> None:
         """A run without personas or steps says so."""
-        report = RunReport.from_spans([_span("GET /", "1", None, kind="http")])
+        report = RunReport.from_spans([span_line("GET /", "1", None, kind="http")])
         assert render_text(report).splitlines()[1] == "(no persona or step ran)"
 
     def test_long_names_are_cut(self) -> None:
         """A very long step name is shortened so the table stays readable."""
-        report = RunReport.from_spans([_span("x" * 80, "1", None)])
+        report = RunReport.from_spans([span_line("x" * 80, "1", None)])
         first_row = render_text(report).splitlines()[-3]
         assert first_row.startswith("x" * 47 + "…")
 
@@ -510,18 +456,21 @@ def _loop_spans(n: int, *, failed_at: int | None = None) -> list[dict[str, Any]]
     for i in range(n):
         status = "failed" if i == failed_at else "completed"
         usage = {"input_tokens": 10, "output_tokens": 5, "llm_calls": 1, "cost_usd": 0.001}
-        leaf = _span("leaf", f"l{i}", "p", start=10 * i + 1, end=10 * i + 9, attributes={
+        leaf = span_line("leaf", f"l{i}", "p", start=10 * i + 1, end=10 * i + 9, attributes={
             "agentsteps.step.status": status, "gen_ai.request.model": "m",
-            **_usage("self", **usage), **_usage("subtree", **usage)})  # fmt: skip
+            **usage_attributes("self", **usage),
+            **usage_attributes("subtree", **usage)})  # fmt: skip
         if i == failed_at:
             leaf["events"] = [{"name": "exception", "attributes": {
                 "exception.type": "ValueError", "exception.message": "bad input"}}]  # fmt: skip
-        call = _span("chat m", f"c{i}", f"l{i}", kind="llm_call", start=10 * i + 2,
+        call = span_line("chat m", f"c{i}", f"l{i}", kind="llm_call", start=10 * i + 2,
                      end=10 * i + 8, attributes={"gen_ai.usage.input_tokens": 10,
                                                   "gen_ai.usage.output_tokens": 5})  # fmt: skip
         out += [call, leaf]
     persona = {"agentsteps.persona.name": "looper", "agentsteps.persona.status": "completed"}
-    out.append(_span("looper", "p", None, kind="persona", start=0, end=10 * n, attributes=persona))
+    out.append(
+        span_line("looper", "p", None, kind="persona", start=0, end=10 * n, attributes=persona)
+    )
     return out
 
 
@@ -640,7 +589,7 @@ class TestFolding:
         """A chain 3,000 spans deep builds and renders as text, JSON and HTML."""
         depth = 3000
         spans = [
-            _span(f"s{i}", str(i), None if i == 0 else str(i - 1), start=i, end=2 * depth - i)
+            span_line(f"s{i}", str(i), None if i == 0 else str(i - 1), start=i, end=2 * depth - i)
             for i in range(depth)
         ]
         if order == "children-first":
@@ -669,7 +618,7 @@ class TestDamagedTraces:
         """NaN, Infinity, 1e308 and "NaN" costs: each warned about with its line; $0."""
         lines = []
         for i, cost in enumerate(["NaN", "Infinity", "1e308", '"NaN"', "-1.0", "0.5"]):
-            span = _span(f"s{i}", str(i), None)
+            span = span_line(f"s{i}", str(i), None)
             text = json.dumps(span)
             text = text.replace(
                 '"agentsteps.kind": "step"',
@@ -687,18 +636,18 @@ class TestDamagedTraces:
 
     def test_structural_damage(self, tmp_path: Path) -> None:
         """Non-object attributes, bad times, cycles, missing parents, a cut last line."""
-        a = _span("a", "a", "b", start=5, end=9)
-        b = _span("b", "b", "c", start=5, end=9)
-        c = _span("c", "c", "a", start=5, end=9)
+        a = span_line("a", "a", "b", start=5, end=9)
+        b = span_line("b", "b", "c", start=5, end=9)
+        c = span_line("c", "c", "a", start=5, end=9)
         lines = [
-            json.dumps({**_span("attrs", "1", None), "attributes": [1, 2]}),
-            json.dumps(_span("backwards", "2", None, start=2_000_000_000, end=1_000_000_000)),
-            json.dumps(_span("notime", "3", None, start=5) | {"end_time_unix_nano": "soon"}),
-            json.dumps(_span("orphan", "4", "ffff")),
+            json.dumps({**span_line("attrs", "1", None), "attributes": [1, 2]}),
+            json.dumps(span_line("backwards", "2", None, start=2_000_000_000, end=1_000_000_000)),
+            json.dumps(span_line("notime", "3", None, start=5) | {"end_time_unix_nano": "soon"}),
+            json.dumps(span_line("orphan", "4", "ffff")),
             json.dumps(a),
             json.dumps(b),
             json.dumps(c),
-            json.dumps(_span("self", "5", "5")),
+            json.dumps(span_line("self", "5", "5")),
         ]
         path = self.write(tmp_path, lines)
         with open(path, "a", encoding="utf-8") as fh:
@@ -723,7 +672,7 @@ class TestDamagedTraces:
         from agentsteps._report.html import render_html
 
         weird = {"agentsteps.budget.max_usd": 1e308, "weird": float("nan"), "list": [1, [2]]}
-        span = _span("s", "1", "", attributes=weird)
+        span = span_line("s", "1", "", attributes=weird)
         report = RunReport.from_spans([span])
         assert report.roots[0].budget is None  # no usable budget, rather than a crash
         assert report.warnings == []  # "" is no parent, not a missing one
@@ -739,7 +688,7 @@ class TestDamagedTraces:
     def test_a_long_cycle_terminates(self) -> None:
         """10,000 spans in one parent cycle: one warning, every span shown once."""
         n = 10_000
-        spans = [_span(f"s{i}", str(i), str((i + 1) % n)) for i in range(n)]
+        spans = [span_line(f"s{i}", str(i), str((i + 1) % n)) for i in range(n)]
         report = RunReport.from_spans(spans)
         assert len(report.spans) == n
         assert len(report.warnings) == 1
@@ -752,7 +701,7 @@ class TestDamagedTraces:
         from agentsteps._report.cli import main
 
         good = json.dumps({**GOLDEN_SPANS[1], "parent_span_id": None})
-        bad = json.dumps({**_span("odd", "9", None), "end_time_unix_nano": -1})
+        bad = json.dumps({**span_line("odd", "9", None), "end_time_unix_nano": -1})
         path = self.write(tmp_path, [good, bad, "not json"])
         assert main(["report", str(path)]) == 0
         out, err = capsys.readouterr()
@@ -784,7 +733,7 @@ class TestTerminal:
 
     def test_names_and_errors_are_escaped(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Control characters, OSC/CSI sequences and bidi overrides print escaped."""
-        span = _span(self.NASTY, "1", None, attributes={"agentsteps.step.status": "failed"})
+        span = span_line(self.NASTY, "1", None, attributes={"agentsteps.step.status": "failed"})
         span["status"] = {"code": "ERROR", "description": "boom\x1b[31m\u2066"}
         report = RunReport.from_spans([span])
         plain = render_text(report)

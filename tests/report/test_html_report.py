@@ -18,8 +18,7 @@ import pytest
 
 from agentsteps._report.html import STATUS_COLORS, render_html
 from agentsteps._report.tree import RunReport
-
-from .test_report import GOLDEN_SPANS, _span
+from tests.support.trace_lines import GOLDEN_SPANS, span_line
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
@@ -68,13 +67,15 @@ class TestPage:
     def test_span_names_cannot_break_out_of_the_script(self) -> None:
         """A name containing </script> or <!-- stays data: escaped inside the JSON."""
         nasty = "</script><script>alert(1)</script><!--"
-        page = render_html(RunReport.from_spans([_span(nasty, "1", None)]), title=nasty)
+        page = render_html(RunReport.from_spans([span_line(nasty, "1", None)]), title=nasty)
         assert "<script>alert(1)" not in page
         assert _data(page)["spans"][0]["name"] == nasty
 
     def test_a_name_like_a_placeholder_stays_text(self) -> None:
         """The template is filled in one pass: a step named {{DATA}} cannot copy the data."""
-        report = RunReport.from_spans([_span("{{DATA}}", "1", None), _span("{{TEXT}}", "2", "1")])
+        report = RunReport.from_spans(
+            [span_line("{{DATA}}", "1", None), span_line("{{TEXT}}", "2", "1")]
+        )
         page = render_html(report, title="{{SUMMARY}}")
         assert page.count('id="agentsteps-data"') == 1
         assert page.count("<title>{{SUMMARY}}</title>") == 1
@@ -90,9 +91,11 @@ class TestPage:
 
     def test_a_call_stopped_by_its_steps_budget_is_not_a_failure(self) -> None:
         """A model call cut off because its step ran out of budget is 'stopped', not red."""
-        call = _span("chat m", "c", "s2", kind="llm_call", start=1_500_000_000, end=2_000_000_000)
+        call = span_line(
+            "chat m", "c", "s2", kind="llm_call", start=1_500_000_000, end=2_000_000_000
+        )
         call["status"] = {"code": "ERROR", "description": "StepBudgetExhausted: over"}
-        failed = _span("chat m", "d", "s1", kind="llm_call", start=2_000_000, end=3_000_000)
+        failed = span_line("chat m", "d", "s1", kind="llm_call", start=2_000_000, end=3_000_000)
         failed["status"] = {"code": "ERROR", "description": "RateLimitError: slow down"}
         page = render_html(RunReport.from_spans([*GOLDEN_SPANS, call, failed]))
         by_id = {s["id"]: s for s in _data(page)["spans"]}
@@ -108,9 +111,9 @@ class TestPage:
 
     def test_folded_rows_keep_the_page_small(self) -> None:
         """10,000 repeated steps are one row of the page, with their count."""
-        spans = [_span("run", "r", None, kind="persona", end=10**10, attributes={
+        spans = [span_line("run", "r", None, kind="persona", end=10**10, attributes={
             "agentsteps.persona.name": "looper"})]  # fmt: skip
-        spans += [_span("leaf", f"l{i}", "r", start=i, end=i + 1) for i in range(10_000)]
+        spans += [span_line("leaf", f"l{i}", "r", start=i, end=i + 1) for i in range(10_000)]
         page = render_html(RunReport.from_spans(spans))
         rows = _data(page)["spans"]
         assert [(s["name"], s["count"]) for s in rows] == [("looper", 1), ("leaf", 10_000)]
@@ -315,7 +318,7 @@ def _broken_words(page: Any, selector: str) -> list[str]:
 @pytest.fixture
 def golden_page(tmp_path: Path) -> Path:
     spans = [*GOLDEN_SPANS]
-    call = _span("chat scripted-pro", "c", "s2", kind="llm_call", start=1_600_000_000,
+    call = span_line("chat scripted-pro", "c", "s2", kind="llm_call", start=1_600_000_000,
                  end=2_300_000_000)  # fmt: skip
     call["status"] = {"code": "ERROR", "description": "StepBudgetExhausted: over budget"}
     spans.append(call)
