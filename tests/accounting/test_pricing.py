@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -50,13 +49,6 @@ CATALOG_SAMPLE = [
     "claude-sonnet-4-5",  # tiered above 200k input tokens
     "gemini-2.5-pro",  # tiered above 200k input tokens
 ]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_prices() -> Iterator[None]:
-    reset_pricing()
-    yield
-    reset_pricing()
 
 
 def usd(nanos: int) -> float:

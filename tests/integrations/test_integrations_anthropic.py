@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
@@ -18,7 +18,6 @@ import pytest
 from anthropic.types import Message, RawMessageDeltaEvent, RawMessageStartEvent, Usage
 
 import agentsteps
-from agentsteps._accounting.pricing import reset_pricing
 from agentsteps.integrations import (
     AnthropicStreamUsage,
     ProviderUsage,
@@ -32,13 +31,6 @@ _sdk_base = importlib.import_module("anthropic._base_client")
 httpx = getattr(_sdk_base, "httpx2", None) or _sdk_base.httpx
 
 MODEL = "claude-haiku-4-5-20251001"  # what the API reports for "claude-haiku-4-5"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_prices() -> Iterator[None]:
-    reset_pricing()
-    yield
-    reset_pricing()
 
 
 def client_for(handler: Callable[[Any], Any]) -> anthropic.Anthropic:

@@ -73,12 +73,6 @@ def _release_litellms_leftovers() -> Iterator[None]:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider(usage=Usage(1000, 500)) as server:
-        yield server
-
-
-@pytest.fixture
 def instrumented() -> Iterator[agentsteps.InstrumentationHandle]:
     with instrument_litellm() as handle:
         yield handle

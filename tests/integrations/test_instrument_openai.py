@@ -36,12 +36,6 @@ MESSAGES = [{"role": "user", "content": "Look it up."}]
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider(usage=Usage(1000, 500)) as server:
-        yield server
-
-
-@pytest.fixture
 def client(fake: FakeProvider) -> Iterator[Any]:
     with openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0) as c:
         yield c

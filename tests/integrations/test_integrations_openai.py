@@ -11,7 +11,7 @@ import importlib
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -21,7 +21,6 @@ from openai.types.completion_usage import CompletionUsage
 from openai.types.responses import Response, ResponseCompletedEvent
 
 import agentsteps
-from agentsteps._accounting.pricing import reset_pricing
 from agentsteps.integrations import OpenAIStreamUsage, ProviderUsage, openai_usage, record_openai
 from tests.support import requires_catalog
 
@@ -30,13 +29,6 @@ _sdk_base = importlib.import_module("openai._base_client")
 httpx = getattr(_sdk_base, "httpx2", None) or _sdk_base.httpx
 
 MODEL = "gpt-4o-2024-08-06"  # what the API reports for requests to "gpt-4o"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_prices() -> Iterator[None]:
-    reset_pricing()
-    yield
-    reset_pricing()
 
 
 def client_for(handler: Callable[[Any], Any]) -> openai.OpenAI:

@@ -32,12 +32,6 @@ SYSTEM = "You look things up."
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider(usage=Usage(1000, 500)) as server:
-        yield server
-
-
-@pytest.fixture
 def client(fake: FakeProvider) -> Iterator[Any]:
     with anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="test", max_retries=0) as c:
         yield c

@@ -15,11 +15,8 @@ from tests.fakes import (
     ToolCall,
     Usage,
     always_call_tool,
-    fake_provider,
     tool_calls_then_text,
 )
-
-__all__ = ["fake_provider"]  # the fixture, imported for the tests below
 
 USAGE = Usage(
     input_tokens=1200,
