@@ -32,6 +32,7 @@ from agentsteps.stores import (
     RedisBudgetStore,
 )
 from tests.support import PriceSetter, Spans
+from tests.support.forking import fork_and_wait
 from tests.support.redis_server import RedisServer
 
 MINUTE = timedelta(minutes=1)
@@ -663,8 +664,6 @@ def test_a_store_raising_anything_loses_no_usage() -> None:
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
 def test_a_forked_worker_charges_while_a_thread_held_the_store() -> None:
     """A prefork worker forked while another thread was inside the store still charges."""
-    from tests.test_reliability_fork import _fork_and_wait
-
     store = InProcessBudgetStore()
     k = key()
     budget = Budget(max_tokens=100, shared_key=k, store=store)
@@ -689,7 +688,7 @@ def test_a_forked_worker_charges_while_a_thread_held_the_store() -> None:
     thread.start()
     try:
         assert inside.wait(10)
-        code = _fork_and_wait(child)
+        code = fork_and_wait(child)
     finally:
         release.set()
         thread.join()

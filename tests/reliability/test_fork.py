@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
 import threading
-import time
-import traceback
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,11 +25,9 @@ import agentsteps
 from agentsteps import Budget, on_step, record_usage, register_price, run, step
 from agentsteps._accounting.ledger import Ledger
 from agentsteps._core import locks
+from tests.support.forking import fork_and_wait
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-
-# A child that has not exited by then is deadlocked (it needs a few milliseconds).
-_HANG_LIMIT_S = 60.0
 
 
 def _child_work() -> None:
@@ -49,33 +43,6 @@ def _child_work() -> None:
         work()
     handle.unregister()
     assert r.total.total_tokens == 3, r.total
-
-
-def _fork_and_wait(work: Callable[[], None]) -> int:
-    """Fork; the child runs ``work`` and exits 0 (1 if it raised). Returns its exit code."""
-    with warnings.catch_warnings():
-        # Python 3.12+ warns that forking a multi-threaded process may deadlock: that
-        # is the situation under test.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child, which coverage does not follow
-        code = 1
-        try:
-            work()
-            code = 0
-        except BaseException:
-            traceback.print_exc()  # pytest shows the child's stderr with the failure
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + _HANG_LIMIT_S
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail(f"the forked child hung for {_HANG_LIMIT_S} s: a lock stayed held")
 
 
 @contextmanager
@@ -121,7 +88,7 @@ def test_fork_while_another_thread_is_inside_record_usage(monkeypatch: Any) -> N
     thread.start()
     try:
         assert inside.wait(10), "the charging thread never got inside record_usage"
-        code = _fork_and_wait(_child_work)
+        code = fork_and_wait(_child_work)
     finally:
         release.set()
         thread.join()
@@ -145,7 +112,7 @@ def test_fork_while_every_library_lock_is_held() -> None:
                 lock.release()
 
     with _thread_inside(hold):
-        code = _fork_and_wait(_child_work)
+        code = fork_and_wait(_child_work)
     assert code == 0
 
 
@@ -163,7 +130,7 @@ def test_fork_inside_a_critical_section_keeps_it() -> None:
         assert got == [True]
 
     with LEDGER_LOCK:
-        code = _fork_and_wait(child)
+        code = fork_and_wait(child)
     assert code == 0
 
 
