@@ -1,7 +1,7 @@
 """
 Run one documentation page's code blocks as a script would, and report how each went.
 
-`tests/test_docs.py` starts this in a fresh interpreter per page (so a page that installs
+`tests/docs/test_docs.py` starts this in a fresh interpreter per page (so a page that installs
 a global tracer provider or registers prices cannot leak into the test suite) and sends
 the page's blocks as JSON on stdin::
 
