@@ -14,7 +14,8 @@ import agentsteps
 from agentsteps._core.context import CURRENT
 from tests.support import PriceSetter, Spans
 
-# Checked by mypy (test_typing.py), not imported: it holds deliberate type errors.
+# tests/core/test_typing.py runs mypy and pyright on it; never imported: it holds deliberate
+# type errors.
 collect_ignore = ["typing"]
 
 

@@ -1,7 +1,7 @@
 """Shared budgets on a real redis-server: a fleet of processes, and the server dying.
 
 The server is Debian's redis-server, started on a free loopback port by the tests
-(tests/redis_server.py); under CI a missing redis-server fails these tests.
+(tests/support/redis_server.py); under CI a missing redis-server fails these tests.
 """
 
 from __future__ import annotations

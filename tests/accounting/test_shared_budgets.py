@@ -1,7 +1,7 @@
 """Shared budgets: one limit for every step with the same key, in any thread or process.
 
 Each semantic test runs against the in-process store and a real redis-server (see
-tests/redis_server.py), with a clock the test moves instead of sleeping.
+tests/support/redis_server.py), with a clock the test moves instead of sleeping.
 """
 
 from __future__ import annotations

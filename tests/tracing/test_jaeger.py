@@ -2,7 +2,7 @@
 
 Jaeger is the binary ``.ci/jaeger.sh`` builds from the Go module proxy, found through
 AGENTSTEPS_JAEGER_BIN and started by these tests on free loopback ports
-(``tests/jaeger_server.py``). Without it the Jaeger tests are skipped, except under CI=true,
+(``tests/support/jaeger_server.py``). Without it the Jaeger tests are skipped, except under CI=true,
 where a missing or broken Jaeger fails the run: CI must prove the wire path, not skip it.
 
 What they prove, for ``agentsteps run examples/code_review.py`` sent over OTLP/HTTP and again

@@ -1,12 +1,12 @@
 """
-A tool service for ``test_distributed.py``, run in its own process.
+A tool service for ``tests/distributed/test_two_processes.py``, run in its own process.
 
-``python tests/distributed_service.py SPANS.jsonl [--otlp]`` serves ``POST /summarize`` on
-127.0.0.1 (a free port, printed on the first line of stdout) and writes every span it
-finishes to ``SPANS.jsonl``; with ``--otlp`` it also sends them over OTLP where the
-standard ``OTEL_EXPORTER_OTLP_*`` variables say (``test_jaeger.py``), flushed before each
-response so the caller finds them in the backend once it has its answer. Each request runs
-inside `agentsteps.remote_parent`, spends what the JSON body asks for in a step
+``python tests/support/scripts/distributed_service.py SPANS.jsonl [--otlp]`` serves
+``POST /summarize`` on 127.0.0.1 (a free port, printed on the first line of stdout) and writes
+every span it finishes to ``SPANS.jsonl``; with ``--otlp`` it also sends them over OTLP where
+the standard ``OTEL_EXPORTER_OTLP_*`` variables say (``tests/tracing/test_jaeger.py``), flushed
+before each response so the caller finds them in the backend once it has its answer. Each
+request runs inside `agentsteps.remote_parent`, spends what the JSON body asks for in a step
 ``tool.summarize`` and reports its usage back in the ``agentsteps-usage`` response header.
 A request whose carried budget is spent, or runs out, gets HTTP 402.
 """

@@ -1,6 +1,6 @@
 """One worker of the fleet test (tests/accounting/test_redis_budgets.py): 8 threads spend one key.
 
-    python tests/fleet_worker.py URL PREFIX KEY MODE SEED
+    python tests/support/scripts/fleet_worker.py URL PREFIX KEY MODE SEED
 
 MODE "cross": records of random usage (no reservations) until the key's limit refuses the
 next call. MODE "reserve": every call reserves its maximum first. Prints what this process

@@ -1,7 +1,7 @@
 """
 ``agentsteps run``, keeping a JSON Lines copy of every span it sends.
 
-``python tests/run_with_span_copy.py COPY.jsonl [agentsteps run options] SCRIPT [ARGS...]``
+``python tests/support/scripts/run_with_span_copy.py COPY.jsonl [run options] SCRIPT [ARGS...]``
 runs ``agentsteps run ...`` in this process exactly as the command would, with one span
 processor added to the tracer provider the command builds: it appends each span, as the
 command's own exporter received it, to ``COPY.jsonl``. ``tests/tracing/test_jaeger.py`` sends a run
