@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import anthropic
 import openai
@@ -28,12 +29,27 @@ USAGE = Usage(
 TOOL = ToolCall("lookup", {"city": "Paris"})
 
 
+_CLIENTS: list[openai.OpenAI | anthropic.Anthropic] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Close the test's clients: an open one's socket warns whenever the collector next runs."""
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 def _openai(fake: FakeProvider) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+    _CLIENTS.append(client)
+    return client
 
 
 def _anthropic(fake: FakeProvider) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="test", max_retries=0)
+    client = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="test", max_retries=0)
+    _CLIENTS.append(client)
+    return client
 
 
 class TestOpenAIChat:
