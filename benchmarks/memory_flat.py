@@ -2,7 +2,7 @@
 Memory stays flat over 1,000,000 steps with no collector (tracemalloc), as a script.
 
 The default test suite runs the same measurement over 100,000 steps
-(``tests/test_reliability_memory.py``); this runs it at full size, which takes about a
+(``tests/reliability/test_memory.py``); this runs it at full size, which takes about a
 minute under tracemalloc. Exits 1 if the heap grew by ``FLAT_BOUND`` bytes or more.
 
     python benchmarks/memory_flat.py [STEPS]
@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from tests.test_reliability_memory import FLAT_BOUND, measure_growth
+from tests.support.memory import FLAT_BOUND, measure_growth
 
 
 def main() -> int:

@@ -4,7 +4,7 @@ What one charge costs with a shared budget on Redis (loopback), as a ratio to a 
 Each operation is one ``record_usage(...)`` in an open step: with a local `Budget` (all
 three limits), with the same limits shared in an `InProcessBudgetStore`, and shared in a
 `RedisBudgetStore` on a redis-server this script starts on a free loopback port (Debian's
-``redis-server``; the test helper in tests/redis_server.py). No tracing. Ratios are
+``redis-server``; the test helper in tests/support/redis_server.py). No tracing. Ratios are
 medians of per-round ratios, the variants interleaved, so a slow moment on a shared
 machine touches all of them.
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from agentsteps import Budget, record_usage, step_scope
 from agentsteps.stores import InProcessBudgetStore, RedisBudgetStore
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 _LIMITS = {"max_tokens": 10**12, "max_usd": 10.0**6, "max_llm_calls": 10**12}
 

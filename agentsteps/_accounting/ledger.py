@@ -23,7 +23,7 @@ __all__ = ["LEDGER_LOCK", "SHARED_IN_USE", "Ledger"]
 # Re-entrant, like every lock in the package: the garbage collector can finalise an
 # abandoned generator step (which ends it, taking this lock) at any allocation, including
 # one made while this thread already holds it. A plain Lock deadlocks the program there
-# (found by tests/test_reliability_properties.py).
+# (found by tests/reliability/test_properties.py).
 LEDGER_LOCK = new_lock()
 
 # Whether any step ever had a shared budget: until one does, a charge skips looking for

@@ -394,7 +394,7 @@ def _in_own_context(finish: Callable[..., None], *args: Any) -> None:
     The garbage collector runs finalisers wherever an allocation triggers it, including
     inside a context-variable operation of the running code. CPython 3.11 loses a change
     made to a variable while that variable is being reset to "unset", and keeps a stale
-    cached value (found by tests/test_reliability_properties.py: the stack then named a
+    cached value (found by tests/reliability/test_properties.py: the stack then named a
     finished step). Ending the step makes such changes (the step is resumed for its
     cleanup code, then popped), so it makes them in a context of its own; the running
     code's context is not touched at all.

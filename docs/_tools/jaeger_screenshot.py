@@ -4,7 +4,7 @@ Take docs/img/jaeger-trace.png: a real run of examples/code_review.py in the Jae
     python docs/_tools/jaeger_screenshot.py --ui-assets PATH/TO/JAEGER-UI-ASSETS
 
 It starts the Jaeger v2 binary (``AGENTSTEPS_JAEGER_BIN``, built by ``.ci/jaeger.sh``) on free
-loopback ports as ``tests/test_jaeger.py`` does, sends it ``agentsteps run
+loopback ports as ``tests/tracing/test_jaeger.py`` does, sends it ``agentsteps run
 examples/code_review.py`` over OTLP/HTTP with the standard variables, opens the trace in
 Debian's headless Chromium (``apt-get install chromium``) driven by Playwright from PyPI
 (``pip install playwright``; no ``playwright install``: it uses /usr/bin/chromium), opens the
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.jaeger_server import start_jaeger  # noqa: E402
+from tests.support.jaeger_server import start_jaeger  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -1,6 +1,6 @@
 """The framework pages of the docs run, here in the frameworks venv, against the fake providers.
 
-`tests/test_docs.py` runs every other page in the main venv; blocks marked
+`tests/docs/test_docs.py` runs every other page in the main venv; blocks marked
 ``docs-test: frameworks`` need a framework only this venv installs, so their pages run here.
 """
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_docs import PAGES, ROOT, _runnable, parse, run_page
+from tests.support import ROOT
+from tests.support.docs_pages import PAGES, parse, run_page, runnable
 
 FRAMEWORK_PAGES = [p for p in PAGES if any(b.frameworks for b in parse(p))]
 
@@ -27,4 +28,4 @@ def test_the_framework_pages_are_found() -> None:
 @pytest.mark.parametrize("page", FRAMEWORK_PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_framework_page_runs(page: Path, tmp_path: Path) -> None:
     """Every block of the page, framework ones included, runs and prints what it shows."""
-    run_page(page, _runnable(page, frameworks=True), tmp_path)
+    run_page(page, runnable(page, frameworks=True), tmp_path)

@@ -1,7 +1,7 @@
 """
 Static typing checks of the public API (checked by mypy, never executed).
 
-Run: ``mypy --strict tests/typing`` (the test suite does, in test_typing.py).
+Run: ``mypy --strict tests/typing`` (the test suite does, in tests/core/test_typing.py).
 """
 
 from __future__ import annotations

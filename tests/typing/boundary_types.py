@@ -1,7 +1,7 @@
 """
 ``error_boundary="continue"`` in the types: the step may return its ``default`` instead.
 
-Checked by mypy --strict in test_typing.py, never executed.
+Checked by mypy --strict in tests/core/test_typing.py, never executed.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Values and state: budgets, boundaries, pricing, unpriced usage, shared budgets and stores."""

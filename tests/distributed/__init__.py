@@ -1,0 +1,1 @@
+"""Across processes: propagation out and in, usage reported back, two real processes over HTTP."""

@@ -1,0 +1,1 @@
+"""Hooks: registration and routing, events and payloads, handlers in control, budget events."""

@@ -1,0 +1,1 @@
+"""SDK instrumentation (instrument_*), the integrations modules, and the loopback fake providers."""

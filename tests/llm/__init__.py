@@ -1,0 +1,1 @@
+"""Model calls: llm_call, metered streams, usage capture, one span per call, the offline model."""

@@ -1,0 +1,1 @@
+"""Reliability: cancellation, interrupts, threads, fork, memory, bad and hostile input."""

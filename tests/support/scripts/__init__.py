@@ -1,0 +1,1 @@
+"""Programs the tests start as processes of their own (``python tests/support/scripts/X.py``)."""

@@ -1,0 +1,1 @@
+"""Telemetry out: spans, conventions, exporters, metrics; real Jaeger, Phoenix and Prometheus."""
