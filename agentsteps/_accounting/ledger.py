@@ -113,16 +113,6 @@ class Ledger:
     def has_limits(self) -> bool:
         return not (self.max_tokens is None and self.max_nanos is None and self.max_calls is None)
 
-    def over_limit(self) -> str | None:
-        """The first limit the subtree is over, if any. Caller holds the lock."""
-        if self.max_tokens is not None and self.input + self.output > self.max_tokens:
-            return "max_tokens"
-        if self.max_nanos is not None and self.nanos > self.max_nanos:
-            return "max_usd"
-        if self.max_calls is not None and self.calls > self.max_calls:
-            return "max_llm_calls"
-        return None
-
     def used_pct(self) -> float:
         """Highest share of any set limit used, in percent (0 when there is no limit)."""
         return used_pct(

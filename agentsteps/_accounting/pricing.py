@@ -37,7 +37,6 @@ def reset_pricing() -> None:
 
 def price_usage(
     model: str | None,
-    *,
     input_tokens: int,
     output_tokens: int,
     cache_read_tokens: int = 0,

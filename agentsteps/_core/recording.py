@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 from .._accounting import ledger as _ledger
-from .._accounting.budget import INT64_MAX, MAX_USD, shown, usd_to_nanos
+from .._accounting.budget import INT64_MAX, MAX_USD, NANOS_PER_USD, shown, usd_to_nanos
 from .._accounting.ledger import LEDGER_LOCK
 from .._accounting.pricing import price_usage
 from .._accounting.usage import Usage
@@ -143,14 +143,18 @@ def record_usage(
             "output_tokens includes reasoning tokens (OpenTelemetry convention)"
         )
         raise ValueError(msg)
-    if model is not None:
+    # The checks below run their function only to word an error (a str that is not blank
+    # passes both), and _cost's common case is written out: as for the counts above.
+    if model is not None and (type(model) is not str or not model.strip()):
         _check_str("model", model, _WHAT)
-    if provider is not None:
+    if provider is not None and (type(provider) is not str or not provider.strip()):
         _check_str("provider", provider, _WHAT)
     if cost_usd is None:
         nanos = None
     elif type(cost_usd) is float and 0.0 <= cost_usd <= MAX_USD:
-        nanos = usd_to_nanos(cost_usd)  # _cost's common case, inlined as the counts are
+        nanos = round(cost_usd * NANOS_PER_USD)  # usd_to_nanos, with its int64 clamp
+        if nanos > INT64_MAX:
+            nanos = INT64_MAX
     else:
         nanos = _cost(cost_usd)
     frame = CURRENT.get()
@@ -162,15 +166,8 @@ def record_usage(
     unpriced = 0
     if nanos is None:
         # price_usage itself, not price(Usage): the Usage is built once, with its cost.
-        nanos, source = price_usage(
-            model,
-            input_tokens=inp,
-            output_tokens=out,
-            cache_read_tokens=cread,
-            cache_write_tokens=cwrite,
-            reasoning_tokens=reason,
-            provider=provider,
-        )
+        # Positional arguments, in price_usage's order: keywords cost a record 0.1 us.
+        nanos, source = price_usage(model, inp, out, cread, cwrite, reason, provider)
         if source == "unknown":
             if inp or out:
                 error = unpriced_error(frame, model)
@@ -344,7 +341,15 @@ def charge(
             if led.exhausted is None and (
                 led.max_tokens is not None or led.max_nanos is not None or led.max_calls is not None
             ):
-                limit = led.over_limit()
+                # Ledger.over_limit, written out (every budgeted frame of every charge).
+                if led.max_tokens is not None and led.input + led.output > led.max_tokens:
+                    limit: str | None = "max_tokens"
+                elif led.max_nanos is not None and led.nanos > led.max_nanos:
+                    limit = "max_usd"
+                elif led.max_calls is not None and led.calls > led.max_calls:
+                    limit = "max_llm_calls"
+                else:
+                    limit = None
                 if limit is not None:
                     # Latched: a budget trips once, however many records cross it. Not yet
                     # delivered, even if a pre-flight refusal already raised for this step.
