@@ -77,6 +77,7 @@ class AnthropicAdapter(Adapter):
 def _seams() -> list[tuple[type, str, Any]]:
     from anthropic import _base_client, _response, _streaming
 
+    # Here, not at the top: seam.py imports wrapt, which only the SDK extras install.
     from .seam import SDKTypes, async_wrapper, sync_wrapper
 
     types = SDKTypes(

@@ -145,6 +145,7 @@ def _begin(
 
 
 def _after(request: ModelRequest, result: Any, stream: bool, is_async: bool) -> Any:
+    # Here, not at the top: seam.py imports wrapt, which only the SDK extras install.
     from .seam import wrap_stream
 
     if stream and hasattr(result, "__next__" if not is_async else "__anext__"):

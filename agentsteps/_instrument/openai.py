@@ -119,6 +119,7 @@ class OpenAIAdapter(Adapter):
 def _seams() -> list[tuple[type, str, Any]]:
     from openai import _base_client
 
+    # Here, not at the top: seam.py imports wrapt, which only the SDK extras install.
     from .seam import async_wrapper, sync_wrapper
 
     types = _types()
@@ -132,6 +133,7 @@ def _seams() -> list[tuple[type, str, Any]]:
 def _types() -> SDKTypes:
     from openai import _legacy_response, _response, _streaming
 
+    # Here, not at the top: seam.py imports wrapt, which only the SDK extras install.
     from .seam import SDKTypes
 
     return SDKTypes(
