@@ -341,7 +341,8 @@ def charge(
             if led.exhausted is None and (
                 led.max_tokens is not None or led.max_nanos is not None or led.max_calls is not None
             ):
-                # Ledger.over_limit, written out (every budgeted frame of every charge).
+                # The first limit the subtree is over: written here, not as a Ledger method,
+                # because it runs for every budgeted frame of every charge.
                 if led.max_tokens is not None and led.input + led.output > led.max_tokens:
                     limit: str | None = "max_tokens"
                 elif led.max_nanos is not None and led.nanos > led.max_nanos:

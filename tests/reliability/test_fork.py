@@ -23,8 +23,9 @@ import pytest
 
 import agentsteps
 from agentsteps import Budget, on_step, record_usage, register_price, run, step
-from agentsteps._accounting.ledger import Ledger
+from agentsteps._accounting.ledger import LEDGER_LOCK
 from agentsteps._core import locks
+from agentsteps._hooks import dispatch as _dispatch
 from tests.support.forking import fork_and_wait
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -60,19 +61,21 @@ def _thread_inside(hold: Callable[[threading.Event, threading.Event], None]) -> 
 
 
 def test_fork_while_another_thread_is_inside_record_usage(monkeypatch: Any) -> None:
-    # The thread stops inside record_usage's critical section: Ledger.over_limit runs
-    # under LEDGER_LOCK, once per budgeted step of the chain.
+    # The thread stops inside record_usage's critical section: with a budget hook
+    # registered, charge() plans the hooks a record is due under LEDGER_LOCK.
     inside_event: list[threading.Event] = []
     release_event: list[threading.Event] = []
-    original = Ledger.over_limit
+    original = _dispatch.plan_after_charge
 
-    def blocking_over_limit(self: Ledger) -> str | None:
-        if threading.current_thread().name == "charger":
+    def blocking_plan(frame: Any) -> Any:
+        # Inside the critical section (or "inside" is never signalled, and the test fails).
+        if threading.current_thread().name == "charger" and LEDGER_LOCK._is_owned():
             inside_event[0].set()
             release_event[0].wait()
-        return original(self)
+        return original(frame)
 
-    monkeypatch.setattr(Ledger, "over_limit", blocking_over_limit)
+    monkeypatch.setattr(_dispatch, "plan_after_charge", blocking_plan)
+    on_step("*", "charging", "budget_threshold", threshold_pct=100)(lambda ctx: None)
 
     @step(budget=Budget(max_tokens=100))
     def charging() -> None:
