@@ -158,7 +158,9 @@ def record_usage(
     else:
         nanos = _cost(cost_usd)
     frame = CURRENT.get()
-    if frame is None or frame._step is None:
+    # A step records into itself in the common case: its `_step` (a property returning
+    # the step) is read only for a persona, whose `_step` is the step around it, if any.
+    if frame is None or (frame.__class__ is not ActiveStep and frame._step is None):
         return
     if model is None:
         model = frame._model
@@ -302,7 +304,7 @@ def charge(
     consumed = (0, 0, 0)
     late: Any = None
     with LEDGER_LOCK:
-        step = frame._step
+        step = frame if frame.__class__ is ActiveStep else frame._step  # see record_usage
         if frame._ledger.ended or (step is not None and step._ledger.ended):
             # The step has ended (a task that outlived it is still charging): its record
             # is taken, so the charge goes to the steps still running around it, and the
