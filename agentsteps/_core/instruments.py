@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry import metrics
@@ -63,7 +63,6 @@ __all__ = [
     "Instruments",
     "get_instruments",
     "note_shared_spent",
-    "register_shared_spend",
     "reset_metrics",
     "set_meter_provider",
 ]
@@ -292,43 +291,16 @@ def set_meter_provider(provider: MeterProvider | None) -> None:
 
 
 def reset_metrics() -> None:
-    """Back to the global meter provider, and no shared-budget sources (`reset_defaults`)."""
+    """Back to the global meter provider, and no shared budget keys seen (`reset_defaults`)."""
     STATE.env_provider = "OTEL_PYTHON_METER_PROVIDER" in os.environ
     set_meter_provider(None)
     with _SHARED_LOCK:
-        _SHARED_SOURCES.clear()
         _SHARED_SPENT_SEEN.clear()
 
 
-# -- shared budgets: a registration point ------------------------------------------------
+# -- shared budgets: what each key has spent ---------------------------------------------
 
-SharedSpendSource = Callable[[], Iterable[tuple[str, float]]]
-"""A callable that returns (shared budget key, dollars spent so far) pairs."""
-
-_SHARED_SOURCES: list[SharedSpendSource] = []
 _SHARED_LOCK = new_lock()  # fork-safe: see _core/locks.py
-
-
-def register_shared_spend(source: SharedSpendSource) -> Callable[[], None]:
-    """
-    Report shared budgets' spent figures as the ``agentsteps.budget.shared.spent`` gauge.
-
-    The shared-budget store calls this once with a callable that returns, when the meter
-    reader collects, ``(key, dollars spent)`` for each shared key this process uses. The
-    callable runs on the reader's thread and must not block for long. Returns a function
-    that unregisters it.
-    """
-    with _SHARED_LOCK:
-        _SHARED_SOURCES.append(source)
-
-    def unregister() -> None:
-        with _SHARED_LOCK:
-            if source in _SHARED_SOURCES:
-                _SHARED_SOURCES.remove(source)
-
-    return unregister
-
-
 # Shared budget key -> nano-dollars spent fleet-wide, as this process last read it from the
 # store (every shared charge and pre-flight returns the key's figures).
 _SHARED_SPENT_SEEN: dict[str, int] = {}
@@ -342,13 +314,8 @@ def note_shared_spent(key: str, nanos: int) -> None:
 
 def _observe_shared(options: CallbackOptions) -> Iterable[Observation]:
     with _SHARED_LOCK:
-        sources = list(_SHARED_SOURCES)
         seen = list(_SHARED_SPENT_SEEN.items())
-    observations = [Observation(nanos / NANOS_PER_USD, {BUDGET_KEY: key}) for key, nanos in seen]
-    for source in sources:
-        for key, spent in source():
-            observations.append(Observation(float(spent), {BUDGET_KEY: str(key)}))
-    return observations
+    return [Observation(nanos / NANOS_PER_USD, {BUDGET_KEY: key}) for key, nanos in seen]
 
 
 # -- what is recorded --------------------------------------------------------------------

@@ -178,17 +178,6 @@ def test_views_drop_dimensions() -> None:
         agentsteps.reset_defaults()
 
 
-def test_shared_spend_gauge(reader: InMemoryMetricReader) -> None:
-    """The shared-budget registration point reports each key's spend when collected."""
-    unregister = M.register_shared_spend(lambda: [("team-a", 1.25)])
-    agent()  # creates the instruments
-    assert [(a, p.value) for a, p in points(reader, M.SHARED_SPENT)] == [
-        ({"agentsteps.budget.key": "team-a"}, 1.25)
-    ]
-    unregister()
-    assert points(reader, M.SHARED_SPENT) == []
-
-
 def test_shared_budgets_report_their_fleet_wide_spend(reader: InMemoryMetricReader) -> None:
     """Every shared charge feeds the gauge with the store's figure for the key."""
 
@@ -200,6 +189,19 @@ def test_shared_budgets_report_their_fleet_wide_spend(reader: InMemoryMetricRead
     spend(0.5)
     spent = [(a, p.value) for a, p in points(reader, M.SHARED_SPENT)]
     assert spent == [({"agentsteps.budget.key": "team-b"}, 0.75)]
+
+
+def test_reset_forgets_the_shared_keys_seen(reader: InMemoryMetricReader) -> None:
+    """After reset_defaults the gauge reports no key until a shared budget charges again."""
+    M.note_shared_spent("team-a", 1_250_000_000)
+    assert [(a, p.value) for a, p in points(reader, M.SHARED_SPENT)] == [
+        ({"agentsteps.budget.key": "team-a"}, 1.25)
+    ]
+    agentsteps.reset_defaults()
+    memory = InMemoryMetricReader()
+    agentsteps.configure(meter_provider=MeterProvider(metric_readers=[memory]))
+    agent()  # creates the instruments on the new provider
+    assert points(memory, M.SHARED_SPENT) == []
 
 
 def test_a_failing_reader_does_not_break_the_step(
