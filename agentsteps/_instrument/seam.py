@@ -216,8 +216,8 @@ class _ClosingResponse(wrapt.ObjectProxy[Any]):
             self._self_request.end_stream(cancelled=True)
 
 
-class _MeteredStream(wrapt.ObjectProxy[Any]):
-    """A sync SDK stream whose events are charged one by one as the caller reads them."""
+class _MeteredProxy(wrapt.ObjectProxy[Any]):
+    """What the sync and async metered streams share: the request, the meter, the response."""
 
     def __init__(self, stream: Any, request: ModelRequest, meter: Meter) -> None:
         super().__init__(stream)
@@ -231,6 +231,10 @@ class _MeteredStream(wrapt.ObjectProxy[Any]):
         if self._self_response is None:
             return self.__wrapped__.response
         return self._self_response
+
+
+class _MeteredStream(_MeteredProxy):
+    """A sync SDK stream whose events are charged one by one as the caller reads them."""
 
     def __iter__(self) -> _MeteredStream:
         return self
@@ -271,21 +275,8 @@ class _MeteredStream(wrapt.ObjectProxy[Any]):
         self.close()
 
 
-class _AsyncMeteredStream(wrapt.ObjectProxy[Any]):
+class _AsyncMeteredStream(_MeteredProxy):
     """An async SDK stream whose events are charged one by one as the caller reads them."""
-
-    def __init__(self, stream: Any, request: ModelRequest, meter: Meter) -> None:
-        super().__init__(stream)
-        self._self_request = request
-        self._self_meter = meter
-        response = getattr(stream, "response", None)
-        self._self_response = None if response is None else _ClosingResponse(response, request)
-
-    @property
-    def response(self) -> Any:
-        if self._self_response is None:
-            return self.__wrapped__.response
-        return self._self_response
 
     def __aiter__(self) -> _AsyncMeteredStream:
         return self
